@@ -1,0 +1,1 @@
+"""Raw skeleton readers, denoising, normalisation, splits, storage, loader and the synthetic dataset."""
