@@ -1,0 +1,342 @@
+"""Convert a folder of raw files into every benchmark's train / test stores, in parallel, with a report.
+
+A bad file never stops a conversion and never disappears: each one becomes a problem line (stderr
+and `report.json`), and the run fails only when the share of bad files passes a threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hacm.data.ntu import NTU_NAME, load_sample, parse_ntu_name
+from hacm.data.pku import PKU_NUM_CLASSES, load_pku_video
+from hacm.data.splits import assign_split, is_ntu60_sample, read_pku_split_file
+from hacm.data.storage import SampleMeta, StoreWriter
+
+NTU_MISSING_LISTS = {
+    "ntu60": "NTU_RGBD_samples_with_missing_skeletons.txt",
+    "ntu120": "NTU_RGBD120_samples_with_missing_skeletons.txt",
+}
+NTU_BENCHMARKS_OF = {"ntu60": ("ntu60-xsub", "ntu60-xview"), "ntu120": ("ntu120-xsub", "ntu120-xset")}
+NTU_CLASSES = {"ntu60": 60, "ntu120": 120}
+PKU_SPLIT_FILES = {  # benchmark -> accepted split-file names (official ones first)
+    "pku1-xsub": ("cross-subject.txt", "cross_subject.txt"),
+    "pku1-xview": ("cross-view.txt", "cross_view.txt"),
+    "pku2-xsub": ("cross-subject_v2.txt", "cross_subject_v2.txt"),
+    "pku2-xview": ("cross-view_v2.txt", "cross_view_v2.txt"),
+}
+SPLITS = ("train", "test")
+DEFAULT_MAX_BAD_FRACTION = 0.02
+
+
+class ConversionError(RuntimeError):
+    """A conversion that cannot start or whose result is unusable; the message says why."""
+
+
+@dataclass
+class Problem:
+    path: str
+    reason: str
+
+
+@dataclass
+class ConversionReport:
+    dataset: str
+    raw: str
+    out: str
+    workers: int
+    files_found: int = 0
+    files_skipped_missing_list: int = 0
+    files_out_of_scope: int = 0
+    files_converted: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    stores: dict[str, dict[str, int]] = field(default_factory=dict)
+    classes_present: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def files_bad(self) -> int:
+        return len({p.path for p in self.problems})
+
+    def to_json(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k != "problems"}
+        data["files_bad"] = self.files_bad
+        data["files_per_second"] = round(self.files_converted / self.seconds, 1) if self.seconds else None
+        data["problems"] = [p.__dict__ for p in self.problems]
+        return data
+
+
+def read_name_list(path: Path) -> set[str]:
+    """Sample names in a list file; header sentences of the official lists are ignored."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return {match.group(0) for match in NTU_NAME.finditer(text)}
+
+
+def find_missing_list(raw: Path, dataset: str, explicit: Path | None) -> Path:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConversionError(f"missing-skeleton list {explicit} does not exist")
+        return explicit
+    name = NTU_MISSING_LISTS["ntu60" if dataset == "ntu60" else "ntu120"]
+    found = sorted(raw.rglob(name))
+    if not found:
+        raise ConversionError(
+            f"{name} not found under {raw}: run `python -m hacm.fetch {dataset}` (it downloads the "
+            "official list), or pass --missing FILE, or --no-missing-list to convert every file"
+        )
+    return found[0]
+
+
+# --- worker functions (module level so that they pickle) -------------------------------------
+
+
+def _describe(error: Exception) -> str:
+    # Format errors carry their own explanation; anything else is named by its type.
+    return str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+
+
+def _convert_ntu_file(path: str) -> tuple[str, np.ndarray | None, str | None]:
+    try:
+        return path, load_sample(path), None
+    except Exception as error:  # one bad file must not stop the others
+        return path, None, _describe(error)
+
+
+def _convert_pku_video(paths: tuple[str, str]) -> tuple[str, list, list[str], str | None]:
+    skeleton, labels = paths
+    try:
+        samples, problems = load_pku_video(skeleton, labels)
+        return skeleton, samples, problems, None
+    except Exception as error:  # one bad file must not stop the others
+        return skeleton, [], [], _describe(error)
+
+
+def parallel_map(function: Callable, items: list, *, workers: int, description: str) -> Iterator:
+    """Results in input order, computed by `workers` processes, with a progress bar on stderr."""
+    bar = tqdm(total=len(items), desc=description, unit="file", mininterval=1.0, file=sys.stderr)
+    if workers <= 1:
+        results: Iterable = map(function, items)
+        pool = None
+    else:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+        chunk = max(1, min(32, len(items) // (workers * 8) or 1))
+        results = pool.imap(function, items, chunksize=chunk)
+    try:
+        for result in results:
+            bar.update()
+            yield result
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+class _StoreSet:
+    """The train and test writers of several benchmarks."""
+
+    def __init__(self, out: Path, benchmarks: Iterable[str], info: dict) -> None:
+        self.writers = {
+            (benchmark, split): StoreWriter(
+                out / benchmark / split, info={**info, "benchmark": benchmark, "split": split}
+            )
+            for benchmark in benchmarks
+            for split in SPLITS
+        }
+        self.labels: dict[str, set[int]] = {benchmark: set() for benchmark in benchmarks}
+
+    def add(self, benchmark: str, split: str, frames: np.ndarray, meta: SampleMeta) -> None:
+        self.writers[benchmark, split].add(frames, meta)
+        self.labels[benchmark].add(meta.label)
+
+    def close(self, report: ConversionReport) -> None:
+        for (benchmark, split), writer in self.writers.items():
+            if len(writer) == 0:
+                writer.abort()
+                raise ConversionError(f"{benchmark} {split} split would be empty: no usable sample")
+            report.stores.setdefault(benchmark, {})[split] = len(writer)
+            writer.close()
+        report.classes_present = {b: len(labels) for b, labels in self.labels.items()}
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
+
+
+def convert_ntu(
+    raw: Path,
+    out: Path,
+    *,
+    dataset: str,
+    workers: int,
+    report: ConversionReport,
+    missing_list: Path | None,
+    use_missing_list: bool = True,
+    benchmarks: tuple[str, ...] | None = None,
+    num_classes: int | None = None,
+    dataset_label: str | None = None,
+) -> None:
+    """NTU-format `.skeleton` files under `raw` -> stores of the dataset's benchmarks."""
+    benchmarks = benchmarks or NTU_BENCHMARKS_OF[dataset]
+    paths = sorted(raw.rglob("*.skeleton"), key=lambda p: (p.name, str(p)))
+    report.files_found = len(paths)
+    if not paths:
+        raise ConversionError(f"no .skeleton file under {raw}")
+    skip = read_name_list(find_missing_list(raw, dataset, missing_list)) if use_missing_list else set()
+    wanted, seen = [], set()
+    for path in paths:
+        name = path.name.removesuffix(".skeleton")
+        if NTU_NAME.fullmatch(name) is None:
+            report.problems.append(Problem(str(path), "not an NTU sample name (SsssCcccPpppRrrrAaaa)"))
+        elif name in seen:
+            report.problems.append(Problem(str(path), "duplicate sample name; the first copy was used"))
+        elif name in skip:
+            report.files_skipped_missing_list += 1
+        elif dataset == "ntu60" and not is_ntu60_sample(name):
+            report.files_out_of_scope += 1
+        else:
+            seen.add(name)
+            wanted.append(str(path))
+    info = {"dataset": dataset_label or dataset, "num_classes": num_classes or NTU_CLASSES[dataset]}
+    stores = _StoreSet(out, benchmarks, info)
+    try:
+        for path, frames, error in parallel_map(
+            _convert_ntu_file, wanted, workers=workers, description=f"{dataset} skeletons"
+        ):
+            if error is not None:
+                report.problems.append(Problem(path, error))
+                continue
+            name = Path(path).name.removesuffix(".skeleton")
+            codes = parse_ntu_name(name)
+            if codes.action > info["num_classes"]:
+                report.problems.append(Problem(path, f"action A{codes.action:03d} beyond the "
+                                                     f"{info['num_classes']} classes of {dataset}"))
+                continue
+            meta = SampleMeta(name=name, label=codes.action - 1, setup=codes.setup, camera=codes.camera,
+                              performer=codes.performer, replication=codes.replication)
+            for benchmark in benchmarks:
+                stores.add(benchmark, assign_split(name, benchmark), frames, meta)
+            report.files_converted += 1
+        stores.close(report)
+    except BaseException:
+        stores.abort()
+        raise
+
+
+def _pku_files(raw: Path, folder_word: str) -> dict[str, Path]:
+    """Video id -> .txt file for files under a folder whose name contains `folder_word`."""
+    files = {}
+    for path in sorted(raw.rglob("*.txt")):
+        if any(folder_word in part.lower() for part in path.relative_to(raw).parts[:-1]):
+            files.setdefault(path.stem, path)
+    return files
+
+
+def find_pku_split_file(raw: Path, benchmark: str) -> Path:
+    for name in PKU_SPLIT_FILES[benchmark]:
+        found = sorted(raw.rglob(name))
+        if found:
+            return found[0]
+    raise ConversionError(
+        f"split file for {benchmark} not found under {raw} (expected one of "
+        f"{', '.join(PKU_SPLIT_FILES[benchmark])})"
+    )
+
+
+def convert_pku(
+    raw: Path,
+    out: Path,
+    *,
+    phase: int,
+    workers: int,
+    report: ConversionReport,
+    num_classes: int = PKU_NUM_CLASSES,
+    dataset_label: str | None = None,
+) -> None:
+    """PKU-MMD skeleton + label files under `raw` -> x-sub and x-view stores of one phase."""
+    benchmarks = (f"pku{phase}-xsub", f"pku{phase}-xview")
+    splits = {b: read_pku_split_file(find_pku_split_file(raw, b)) for b in benchmarks}
+    skeletons = _pku_files(raw, "skeleton")
+    labels = _pku_files(raw, "label")
+    report.files_found = len(skeletons)
+    if not skeletons:
+        raise ConversionError(f"no skeleton .txt file under a 'skeleton' folder in {raw}")
+    for video in sorted(set(labels) - set(skeletons)):
+        report.problems.append(Problem(str(labels[video]), "label file without a skeleton file"))
+    tasks = []
+    for video, path in skeletons.items():
+        if video in labels:
+            tasks.append((str(path), str(labels[video])))
+        else:
+            report.problems.append(Problem(str(path), "skeleton file without a label file"))
+    info = {"dataset": dataset_label or f"pku{phase}", "num_classes": num_classes}
+    stores = _StoreSet(out, benchmarks, info)
+    try:
+        for path, samples, problems, error in parallel_map(
+            _convert_pku_video, tasks, workers=workers, description=f"pku{phase} videos"
+        ):
+            if error is not None:
+                report.problems.append(Problem(path, error))
+                continue
+            report.problems.extend(Problem(path, problem) for problem in problems)
+            for sample in samples:
+                meta = SampleMeta(name=sample.name, label=sample.label)
+                for benchmark in benchmarks:
+                    train, test = splits[benchmark]
+                    try:
+                        split = assign_split(sample.video, benchmark, pku_train=train, pku_test=test)
+                    except ValueError as unlisted:
+                        report.problems.append(Problem(path, str(unlisted)))
+                        break
+                    stores.add(benchmark, split, sample.frames, meta)
+            report.files_converted += 1
+        stores.close(report)
+    except BaseException:
+        stores.abort()
+        raise
+
+
+def bad_fraction(report: ConversionReport) -> float:
+    """Share of the files in scope that could not be used."""
+    considered = report.files_found - report.files_skipped_missing_list - report.files_out_of_scope
+    return report.files_bad / max(considered, 1)
+
+
+def finish_report(reports: list[ConversionReport], out: Path, *, max_bad_fraction: float) -> int:
+    """Write report.json, print one stderr line per problem and a summary per part; the exit status."""
+    out.mkdir(parents=True, exist_ok=True)
+    document = {"max_bad_fraction": max_bad_fraction, "parts": [r.to_json() for r in reports]}
+    (out / "report.json").write_text(json.dumps(document, indent=2) + "\n")
+    status = 0
+    for report in reports:
+        for problem in report.problems:
+            print(f"hacm.prepare: skipped {problem.path}: {problem.reason}", file=sys.stderr)
+        share = bad_fraction(report)
+        stores = ", ".join(f"{b} {s['train']}/{s['test']}" for b, s in report.stores.items())
+        print(
+            f"hacm.prepare: {report.dataset}: {report.files_converted} files converted in "
+            f"{report.seconds:.1f} s with {report.workers} workers; {report.files_bad} bad "
+            f"({share:.1%}), {report.files_skipped_missing_list} on the missing list; "
+            f"train/test {stores}"
+        )
+        if share > max_bad_fraction:
+            print(
+                f"hacm.prepare: error: {share:.1%} of the {report.dataset} files are bad, more than "
+                f"the allowed {max_bad_fraction:.1%} (--max-bad-fraction); see {out / 'report.json'}",
+                file=sys.stderr,
+            )
+            status = 1
+    return status
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,27 @@
+"""Translation normalisation (DESIGN §1.3): the spine middle of actor 1 in its first frame is the origin."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SPINE_MIDDLE = 1  # 0-based index of Kinect joint 2
+
+
+class EmptySequenceError(ValueError):
+    """A sequence in which the first actor never appears."""
+
+
+def normalise_sequence(sequence: np.ndarray) -> np.ndarray:
+    """Subtract the origin from both actors, keeping exact zeros where an actor is absent.
+
+    sequence: (frames, 2, 25, 3); returns a new float32 array of the same shape.
+    """
+    sequence = np.asarray(sequence, dtype=np.float32)
+    absent = ~sequence.reshape(*sequence.shape[:2], -1).any(axis=2)  # (frames, actors)
+    first_frames = np.flatnonzero(~absent[:, 0])
+    if len(first_frames) == 0:
+        raise EmptySequenceError("the first actor is absent from every frame")
+    origin = sequence[first_frames[0], 0, SPINE_MIDDLE].copy()
+    normalised = sequence - origin
+    normalised[absent] = 0.0
+    return normalised

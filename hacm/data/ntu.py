@@ -1,0 +1,159 @@
+"""Reader for NTU RGB+D 60 / 120 `.skeleton` files (DESIGN §1.1).
+
+The file is a stream of whitespace-separated numbers whose structure is given by the counts it
+contains (frames, bodies per frame, joints per body). We split the whole file once and walk the
+counts, converting only the x y z tokens to floats: that is where the time goes, and the other nine
+joint columns are not used. Body ids stay strings: they are 17-digit integers that collide as floats.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hacm.data.denoise import select_actors
+from hacm.data.normalise import normalise_sequence
+from hacm.data.raw import NUM_JOINTS, RawBody, RawSkeleton, SkeletonFormatError
+
+BODY_HEADER_VALUES = 10  # id, clipped edges, hands (4), restricted, lean x/y, tracking state
+JOINT_VALUES = 12  # xyz, depth xy, colour xy, orientation wxyz, tracking state
+NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+
+
+@dataclass(frozen=True)
+class NtuCodes:
+    """The five 1-based codes in an NTU sample name."""
+
+    setup: int
+    camera: int
+    performer: int
+    replication: int
+    action: int
+
+
+def parse_ntu_name(name: str) -> NtuCodes:
+    """`S001C002P003R004A005` (with or without `.skeleton`) -> its codes."""
+    match = NTU_NAME.fullmatch(Path(name).name.removesuffix(".skeleton"))
+    if match is None:
+        raise ValueError(f"not an NTU sample name (SsssCcccPpppRrrrAaaa): {name!r}")
+    return NtuCodes(*(int(group) for group in match.groups()))
+
+
+def _count(tokens: list[bytes], position: int, what: str) -> int:
+    """An integer count at a token position, or a SkeletonFormatError naming what was expected."""
+    if position >= len(tokens):
+        raise SkeletonFormatError(f"truncated: file ends where the {what} was expected")
+    try:
+        value = int(tokens[position])
+    except ValueError:
+        raise SkeletonFormatError(
+            f"non-numeric text {tokens[position][:20]!r} where the {what} was expected"
+        ) from None
+    if value < 0:
+        raise SkeletonFormatError(f"negative {what}: {value}")
+    return value
+
+
+def _walk_structure(tokens: list[bytes]) -> tuple[int, list[int], list[bytes], list[int]]:
+    """Follow the counts through the token stream.
+
+    Returns the declared frame count and, for each (frame, body) record in file order, the valid-frame
+    index, the body id token and the token position of its first joint value.
+    """
+    if not tokens:
+        raise SkeletonFormatError("empty file")
+    num_frames = _count(tokens, 0, "frame count")
+    position = 1
+    record_frames: list[int] = []
+    record_ids: list[bytes] = []
+    record_starts: list[int] = []
+    valid_frame = -1
+    joint_block = NUM_JOINTS * JOINT_VALUES
+    for frame in range(num_frames):
+        num_bodies = _count(tokens, position, f"body count of frame {frame + 1}")
+        position += 1
+        if num_bodies:
+            valid_frame += 1
+        for body in range(num_bodies):
+            if position + BODY_HEADER_VALUES >= len(tokens):
+                raise SkeletonFormatError(f"truncated in frame {frame + 1} of {num_frames}")
+            body_id = tokens[position]
+            num_joints = _count(tokens, position + BODY_HEADER_VALUES, "joint count")
+            if num_joints != NUM_JOINTS:
+                raise SkeletonFormatError(
+                    f"frame {frame + 1} body {body + 1} has {num_joints} joints, expected {NUM_JOINTS}"
+                )
+            start = position + BODY_HEADER_VALUES + 1
+            position = start + joint_block
+            if position > len(tokens):
+                raise SkeletonFormatError(f"truncated in frame {frame + 1} of {num_frames}")
+            record_frames.append(valid_frame)
+            record_ids.append(body_id)
+            record_starts.append(start)
+    if position != len(tokens):
+        raise SkeletonFormatError(
+            f"{len(tokens) - position} values after the last of {num_frames} frames "
+            "(a line with the wrong number of values?)"
+        )
+    return num_frames, record_frames, record_ids, record_starts
+
+
+def _xyz_values(tokens: list[bytes], starts: list[int]) -> np.ndarray:
+    """float32 (records, 25, 3) from the first three values of every joint line."""
+    if not starts:
+        return np.zeros((0, NUM_JOINTS, 3), np.float32)
+    offsets = (np.arange(NUM_JOINTS)[:, None] * JOINT_VALUES + np.arange(3)[None, :]).ravel()
+    positions = (np.asarray(starts)[:, None] + offsets[None, :]).ravel().tolist()
+    picked = operator.itemgetter(*positions)(tokens)
+    try:
+        values = np.array(picked, dtype=np.float64)
+    except ValueError:
+        bad = next(t for t in picked if not _is_number(t))
+        raise SkeletonFormatError(f"non-numeric coordinate {bad[:20]!r}") from None
+    if not np.isfinite(values).all():
+        raise SkeletonFormatError("NaN or infinite joint coordinate")
+    return values.astype(np.float32).reshape(len(starts), NUM_JOINTS, 3)
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_skeleton_text(data: bytes, *, name: str) -> RawSkeleton:
+    """Parse the bytes of a `.skeleton` file (CRLF or LF, any whitespace, `E` exponents)."""
+    tokens = data.split()
+    num_frames, record_frames, record_ids, record_starts = _walk_structure(tokens)
+    joints = _xyz_values(tokens, record_starts)
+    frames = np.asarray(record_frames, dtype=np.int64)
+    ids = [token.decode("ascii", "replace") for token in record_ids]
+    bodies: dict[str, RawBody] = {}
+    order: dict[str, list[int]] = {}
+    for record, body_id in enumerate(ids):
+        order.setdefault(body_id, []).append(record)
+    for body_id, records in order.items():
+        bodies[body_id] = RawBody(body_id=body_id, frames=frames[records], joints=joints[records])
+    num_valid = int(frames[-1]) + 1 if len(frames) else 0
+    return RawSkeleton(name=name, num_frames=num_frames, num_valid_frames=num_valid, bodies=bodies)
+
+
+def read_skeleton(path: str | Path) -> RawSkeleton:
+    """Read one `.skeleton` file: every body id with its frames and joints."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise SkeletonFormatError(f"unreadable: {error.strerror or error}") from None
+    return parse_skeleton_text(data, name=path.name.removesuffix(".skeleton"))
+
+
+def load_sample(path: str | Path) -> np.ndarray:
+    """One NTU sample as float32 (frames, 2, 25, 3): denoised, two actors selected, normalised."""
+    return normalise_sequence(select_actors(read_skeleton(path)))

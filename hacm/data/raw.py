@@ -1,0 +1,32 @@
+"""Types shared by the raw readers and the pre-processing: bodies as read, and the error for bad files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NUM_JOINTS = 25  # Kinect v2
+
+
+class SkeletonFormatError(ValueError):
+    """A raw skeleton file that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """One tracked body id over the frames in which it appears."""
+
+    body_id: str
+    frames: np.ndarray  # int64 (n,): indices among the frames that have at least one body
+    joints: np.ndarray  # float32 (n, 25, 3)
+
+
+@dataclass(frozen=True)
+class RawSkeleton:
+    """The content of one `.skeleton` file: every body id, in order of first appearance."""
+
+    name: str
+    num_frames: int  # as declared in the header
+    num_valid_frames: int  # frames with at least one body
+    bodies: dict[str, RawBody]

@@ -1,0 +1,102 @@
+"""`python -m hacm.prepare DATASET --raw DIR --out DIR`: raw files -> memory-mapped train/test stores.
+
+Writes OUT/<benchmark>/{train,test}/ for every benchmark of the dataset and OUT/report.json listing
+every file that could not be used and why (also one line each on stderr). Exits 1 when the share of
+bad files passes --max-bad-fraction, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from hacm.data.convert import (
+    DEFAULT_MAX_BAD_FRACTION,
+    ConversionError,
+    ConversionReport,
+    convert_ntu,
+    convert_pku,
+    default_workers,
+    finish_report,
+)
+from hacm.data.splits import NTU_BENCHMARKS
+
+DATASETS = ("ntu60", "ntu120", "pku1", "pku2", "synthetic")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hacm.prepare", description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=DATASETS)
+    parser.add_argument("--raw", type=Path, required=True, help="folder of raw files (synthetic: written here if absent)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the stores and report.json")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="parallel processes (default: all cores)")
+    parser.add_argument("--max-bad-fraction", type=float, default=DEFAULT_MAX_BAD_FRACTION,
+                        help="fail when a larger share of files is bad (default %(default)s)")
+    parser.add_argument("--missing", type=Path, help="NTU missing-skeleton list (default: found under --raw)")
+    parser.add_argument("--no-missing-list", action="store_true", help="NTU: convert every file, skip no list")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
+    return parser
+
+
+def _part(dataset: str, raw: Path, out: Path, workers: int) -> ConversionReport:
+    return ConversionReport(dataset=dataset, raw=str(raw), out=str(out), workers=workers)
+
+
+def prepare(args: argparse.Namespace) -> list[ConversionReport]:
+    """Run the conversion(s) of one dataset; one report per converted part."""
+    raw, out, workers = args.raw, args.out, args.workers
+    reports = []
+
+    def timed(report: ConversionReport, run) -> None:
+        start = time.perf_counter()
+        run(report)
+        report.seconds = time.perf_counter() - start
+        reports.append(report)
+
+    if args.dataset in ("ntu60", "ntu120"):
+        timed(_part(args.dataset, raw, out, workers), lambda r: convert_ntu(
+            raw, out, dataset=args.dataset, workers=workers, report=r,
+            missing_list=args.missing, use_missing_list=not args.no_missing_list))
+    elif args.dataset in ("pku1", "pku2"):
+        phase = int(args.dataset[-1])
+        timed(_part(args.dataset, raw, out, workers),
+              lambda r: convert_pku(raw, out, phase=phase, workers=workers, report=r))
+    else:
+        from hacm.data.synthetic import NUM_CLASSES, write_synthetic_raw
+
+        write_synthetic_raw(raw, seed=args.seed)
+        # The synthetic NTU files follow NTU-60 naming, so all four NTU benchmarks apply to them.
+        timed(_part("synthetic-ntu", raw / "ntu", out, workers), lambda r: convert_ntu(
+            raw / "ntu", out, dataset="ntu60", workers=workers, report=r, missing_list=None,
+            benchmarks=NTU_BENCHMARKS, num_classes=NUM_CLASSES, dataset_label="synthetic"))
+        for phase in (1, 2):
+            timed(_part(f"synthetic-pku{phase}", raw / f"pku{phase}", out, workers), lambda r, p=phase: convert_pku(
+                raw / f"pku{p}", out, phase=p, workers=workers, report=r, num_classes=NUM_CLASSES,
+                dataset_label="synthetic"))
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if not 0 <= args.max_bad_fraction <= 1:
+        parser.error("--max-bad-fraction must lie in [0, 1]")
+    if args.dataset != "synthetic" and not args.raw.is_dir():
+        parser.error(f"--raw {args.raw} is not a folder (run `python -m hacm.fetch {args.dataset}` first)")
+    try:
+        reports = prepare(args)
+    except (ConversionError, OSError, ValueError) as error:
+        print(f"hacm.prepare: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("hacm.prepare: interrupted; no partial store was left behind", file=sys.stderr)
+        return 130
+    return finish_report(reports, args.out, max_bad_fraction=args.max_bad_fraction)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
