@@ -50,7 +50,7 @@ class SkeletonDataset(Dataset):
         train: bool,
         seed: int = 0,
         rotation: float = MAX_ROTATION,
-        release_every: int = 16,
+        release_every: int = 4,
     ) -> None:
         self.store = store
         self.frames = frames
@@ -126,6 +126,16 @@ def make_loader(
     )
 
 
+def copy_frames_to(store: SkeletonStore, device: torch.device, *, chunk_rows: int = 1 << 18) -> torch.Tensor:
+    """The whole frame table on `device`, copied in chunks so the host never holds a second full copy."""
+    table = torch.empty(store.frames.shape, dtype=torch.float32, device=device)
+    for start in range(0, len(store.frames), chunk_rows):
+        chunk = np.array(store.frames[start : start + chunk_rows])
+        table[start : start + len(chunk)] = torch.from_numpy(chunk)
+    store.release_pages()
+    return table
+
+
 class DeviceBatches:
     """Shuffled (or ordered) augmented batches built entirely on one device from a resident frame table."""
 
@@ -143,7 +153,7 @@ class DeviceBatches:
         rotation: float = MAX_ROTATION,
     ) -> None:
         self.device = torch.device(device)
-        self.table = torch.from_numpy(np.ascontiguousarray(store.frames)).to(self.device)
+        self.table = copy_frames_to(store, self.device)
         self.offsets = torch.from_numpy(store.offsets.astype(np.int64)).to(self.device)
         self.valid = torch.from_numpy(store.valid_lengths.astype(np.int64)).to(self.device)
         self.labels = torch.from_numpy(store.labels.astype(np.int64)).to(self.device)

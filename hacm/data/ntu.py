@@ -102,21 +102,13 @@ def _walk_structure(tokens: list[bytes]) -> tuple[int, list[int], list[bytes], l
     return num_frames, record_frames, record_ids, record_starts
 
 
-def _xyz_values(tokens: list[bytes], starts: list[int]) -> np.ndarray:
-    """float32 (records, 25, 3) from the first three values of every joint line."""
-    if not starts:
-        return np.zeros((0, NUM_JOINTS, 3), np.float32)
-    offsets = (np.arange(NUM_JOINTS)[:, None] * JOINT_VALUES + np.arange(3)[None, :]).ravel()
-    positions = (np.asarray(starts)[:, None] + offsets[None, :]).ravel().tolist()
-    picked = operator.itemgetter(*positions)(tokens)
+def parse_numbers(tokens: tuple[bytes, ...]) -> np.ndarray:
+    """float64 values of numeric tokens; SkeletonFormatError naming the first bad one."""
     try:
-        values = np.array(picked, dtype=np.float64)
+        return np.array(tokens, dtype=np.float64)
     except ValueError:
-        bad = next(t for t in picked if not _is_number(t))
-        raise SkeletonFormatError(f"non-numeric coordinate {bad[:20]!r}") from None
-    if not np.isfinite(values).all():
-        raise SkeletonFormatError("NaN or infinite joint coordinate")
-    return values.astype(np.float32).reshape(len(starts), NUM_JOINTS, 3)
+        bad = next(token for token in tokens if not _is_number(token))
+        raise SkeletonFormatError(f"non-numeric text {bad[:20]!r}") from None
 
 
 def _is_number(token: bytes) -> bool:
@@ -125,6 +117,18 @@ def _is_number(token: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _xyz_values(tokens: list[bytes], starts: list[int]) -> np.ndarray:
+    """float32 (records, 25, 3) from the first three values of every joint line."""
+    if not starts:
+        return np.zeros((0, NUM_JOINTS, 3), np.float32)
+    offsets = (np.arange(NUM_JOINTS)[:, None] * JOINT_VALUES + np.arange(3)[None, :]).ravel()
+    positions = (np.asarray(starts)[:, None] + offsets[None, :]).ravel().tolist()
+    values = parse_numbers(operator.itemgetter(*positions)(tokens))
+    if not np.isfinite(values).all():
+        raise SkeletonFormatError("NaN or infinite joint coordinate")
+    return values.astype(np.float32).reshape(len(starts), NUM_JOINTS, 3)
 
 
 def parse_skeleton_text(data: bytes, *, name: str) -> RawSkeleton:

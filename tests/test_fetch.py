@@ -1,0 +1,470 @@
+"""hacm.fetch / hacm.data.archives: manifests, verification, file:// download, safe idempotent extraction.
+
+Nothing here touches the network: downloads use file:// URLs or a fake urlopen, and an autouse
+fixture makes any other URL fail the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hacm.data import archives
+from hacm.data.archives import (
+    ArchiveInvalid,
+    ArchiveMissing,
+    DatasetManifest,
+    FetchError,
+    fetch_dataset,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OFFICIAL_LISTS = REPO_ROOT / ".." / "shared" / "data" / "ntu_statistics" / "official_shahroudy"
+NTU60_ZIP = "nturgbd_skeletons_s001_to_s017.zip"
+NTU120_ZIP = "nturgbd_skeletons_s018_to_s032.zip"
+
+needs_official_lists = pytest.mark.skipif(
+    not (OFFICIAL_LISTS / archives.NTU60_MISSING_SKELETONS.name).is_file(),
+    reason=f"official missing-skeleton lists not found in {OFFICIAL_LISTS} (shared data folder absent)",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch):
+    """Only file:// URLs may be opened; a test reaching for the network fails loudly."""
+    real_urlopen = urllib.request.urlopen
+
+    def guarded(request, *args, **kwargs):
+        url = request.full_url if isinstance(request, urllib.request.Request) else request
+        if not url.startswith("file:"):
+            pytest.fail(f"test tried to open {url}")
+        return real_urlopen(request, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", guarded)
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def make_zip(path: Path, members: dict[str, bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def ntu_members(prefix: str = "S001") -> dict[str, bytes]:
+    return {f"nturgb+d_skeletons/{prefix}C001P001R001A00{i}.skeleton": f"{i}\n".encode() * 50 for i in range(1, 4)}
+
+
+def digest_of(path: Path) -> tuple[int, str]:
+    data = path.read_bytes()
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def pinned(manifest: DatasetManifest, **by_name: Path) -> DatasetManifest:
+    """The manifest with the archives named in ``by_name`` pinned to the size and sha256 of those files."""
+    def pin(archive):
+        if archive.name not in by_name:
+            return archive
+        size, sha256 = digest_of(by_name[archive.name])
+        return dataclasses.replace(archive, size=size, sha256=sha256)
+
+    return dataclasses.replace(manifest, archives=tuple(pin(a) for a in manifest.archives))
+
+
+def tarfile_directory(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    return info
+
+
+def without_auxiliary(manifest: DatasetManifest) -> DatasetManifest:
+    return dataclasses.replace(manifest, auxiliary=())
+
+
+def run_cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run([sys.executable, "-m", "hacm.fetch", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+# ----------------------------------------------------------------------------------------------
+# manifest
+
+
+def test_manifests_name_the_archives_and_pin_only_known_checksums():
+    assert [a.name for a in archives.MANIFESTS["ntu60"].archives] == [NTU60_ZIP]
+    assert [a.name for a in archives.MANIFESTS["ntu120"].archives] == [NTU60_ZIP, NTU120_ZIP]
+    assert {a.name for a in archives.MANIFESTS["pku2"].archives} >= {"Skeleton_v2.7z", "Label_PKUMMD_v2.7z"}
+    for manifest in archives.MANIFESTS.values():
+        for archive in manifest.archives:
+            assert archive.sha256 is None and archive.size is None  # nothing published to check against
+            assert archive.request_page in (archives.NTU_REQUEST_PAGE, archives.PKU_REQUEST_PAGE)
+    assert archives.MANIFESTS["ntu60"].auxiliary[0].sha256.startswith("6fd4a1254ffe69f8")
+    assert archives.MANIFESTS["ntu120"].auxiliary[0].sha256.startswith("ab14fe64e89be63d")
+
+
+# ----------------------------------------------------------------------------------------------
+# the command line: exit codes and messages
+
+
+def test_cli_missing_archives_lists_each_with_page_and_target(tmp_path):
+    result = run_cli("ntu120", "--archives", tmp_path / "archives", "--raw", tmp_path / "raw")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("hacm.fetch: error: ")
+    for name in (NTU60_ZIP, NTU120_ZIP):
+        assert name in result.stderr
+        assert str((tmp_path / "archives" / name).absolute()) in result.stderr
+    assert archives.NTU_REQUEST_PAGE in result.stderr
+    assert not (tmp_path / "raw" / "FETCHED.json").exists()
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--url", "no-equals-sign"], "FILE=URL"),
+    (["--url", f"{NTU60_ZIP}=ftpx://host/x.zip"], "must start with"),
+    (["--url", "typo.zip=file:///tmp/typo.zip"], "typo.zip"),
+    (["--workers", "0"], "--workers"),
+])
+def test_cli_usage_errors_exit_2_without_traceback(tmp_path, extra, expected):
+    result = run_cli("ntu60", "--archives", tmp_path, "--raw", tmp_path / "raw", *extra)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("hacm.fetch: error: ") and expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_unknown_dataset_and_bad_archives_dir_exit_2(tmp_path):
+    unknown = run_cli("ntu999", "--archives", tmp_path, "--raw", tmp_path / "raw")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr and "ntu999" in unknown.stderr
+    not_a_dir = tmp_path / "file.txt"
+    not_a_dir.write_text("x")
+    bad_dir = run_cli("pku1", "--archives", not_a_dir, "--raw", tmp_path / "raw")
+    assert bad_dir.returncode == 2 and "not a directory" in bad_dir.stderr
+    assert "Traceback" not in bad_dir.stderr
+
+
+def test_cli_corrupt_zip_exits_1_with_clear_message(tmp_path):
+    path = make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
+    with zipfile.ZipFile(path) as archive:
+        first = archive.infolist()[0]
+    start = first.header_offset + 30 + len(first.filename.encode())  # the member's compressed bytes
+    data = bytearray(path.read_bytes())
+    data[start:start + first.compress_size] = bytes(b ^ 0x5A for b in data[start:start + first.compress_size])
+    path.write_bytes(bytes(data))
+    never = (tmp_path / "no-list.txt").as_uri()  # keeps the run off the network even if this regressed
+    result = run_cli("ntu60", "--archives", tmp_path / "archives", "--raw", tmp_path / "raw",
+                     "--url", f"{archives.NTU60_MISSING_SKELETONS.name}={never}")
+    assert result.returncode == 1
+    assert "corrupt" in result.stderr and "Traceback" not in result.stderr
+
+
+@needs_official_lists
+def test_cli_end_to_end_with_file_url_for_the_missing_skeleton_list(tmp_path):
+    make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
+    list_url = (OFFICIAL_LISTS / archives.NTU60_MISSING_SKELETONS.name).resolve().as_uri()
+    result = run_cli("ntu60", "--archives", tmp_path / "archives", "--raw", tmp_path / "raw",
+                     "--url", f"{archives.NTU60_MISSING_SKELETONS.name}={list_url}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("hacm.fetch: ntu60 ready")
+    fetched = json.loads((tmp_path / "raw" / "FETCHED.json").read_text())
+    assert fetched["dataset"] == "ntu60" and fetched["archives"][0]["action"] == "extracted"
+    assert (tmp_path / "raw" / "nturgb+d_skeletons" / "S001C001P001R001A001.skeleton").is_file()
+
+
+# ----------------------------------------------------------------------------------------------
+# verification
+
+
+def test_wrong_checksum_is_a_clear_error(tmp_path):
+    good = make_zip(tmp_path / "elsewhere" / "good.zip", ntu_members())
+    make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members("S002"))
+    manifest = without_auxiliary(pinned(archives.MANIFESTS["ntu60"], **{NTU60_ZIP: good}))
+    manifest = dataclasses.replace(manifest, archives=(dataclasses.replace(manifest.archives[0], size=None),))
+    with pytest.raises(ArchiveInvalid) as error:
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
+    message = str(error.value)
+    found = digest_of(tmp_path / "archives" / NTU60_ZIP)[1]
+    assert manifest.archives[0].sha256 in message and found in message
+    assert archives.NTU_REQUEST_PAGE in message and "delete it" in message
+    assert error.value.exit_code == 1
+    assert not (tmp_path / "raw" / "nturgb+d_skeletons").exists()
+
+
+def test_wrong_size_is_reported_before_hashing(tmp_path):
+    path = make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
+    archive = dataclasses.replace(archives.NTU60_SKELETONS, size=path.stat().st_size + 1)
+    manifest = DatasetManifest(dataset="ntu60", title="NTU RGB+D 60", archives=(archive,))
+    with pytest.raises(ArchiveInvalid, match=rf"has {path.stat().st_size} bytes, expected"):
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
+
+
+# ----------------------------------------------------------------------------------------------
+# download
+
+
+def test_file_url_download_is_verified_and_extracted(tmp_path):
+    source = make_zip(tmp_path / "mirror" / "copy.zip", ntu_members())
+    manifest = without_auxiliary(pinned(archives.MANIFESTS["ntu60"], **{NTU60_ZIP: source}))
+    report = fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
+                           urls={NTU60_ZIP: source.as_uri()})
+    assert (tmp_path / "archives" / NTU60_ZIP).read_bytes() == source.read_bytes()
+    assert not (tmp_path / "archives" / f"{NTU60_ZIP}.part").exists()
+    assert report.archives[0].sha256 == manifest.archives[0].sha256
+    assert (tmp_path / "raw" / "nturgb+d_skeletons" / "S001C001P001R001A002.skeleton").is_file()
+
+
+def test_file_url_download_with_wrong_content_is_refused(tmp_path):
+    expected = make_zip(tmp_path / "expected.zip", ntu_members())
+    other = make_zip(tmp_path / "mirror" / "other.zip", ntu_members("S003"))
+    manifest = without_auxiliary(pinned(archives.MANIFESTS["ntu60"], **{NTU60_ZIP: expected}))
+    with pytest.raises(ArchiveInvalid):
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
+                      urls={NTU60_ZIP: other.as_uri()})
+
+
+def test_unreachable_url_is_an_archive_missing_error(tmp_path):
+    manifest = without_auxiliary(archives.MANIFESTS["ntu60"])
+    with pytest.raises(ArchiveMissing, match="cannot download"):
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
+                      urls={NTU60_ZIP: (tmp_path / "nowhere.zip").as_uri()})
+
+
+class FakeRangeResponse(io.BytesIO):
+    """What an HTTP server that honours ``Range: bytes=N-`` returns: status 206 and the tail."""
+
+    def __init__(self, data: bytes, start: int):
+        super().__init__(data[start:])
+        self.status = 206 if start else 200
+        self.headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if start else {
+            "Content-Length": str(len(data))}
+
+
+def test_http_download_resumes_a_partial_file_with_range(tmp_path, monkeypatch):
+    data = os.urandom(3000)
+    target = tmp_path / "big.bin"
+    (tmp_path / "big.bin.part").write_bytes(data[:1234])
+    seen_ranges = []
+
+    def fake_urlopen(request, timeout):
+        seen_ranges.append(request.get_header("Range"))
+        start = int(request.get_header("Range").split("=")[1].rstrip("-")) if request.get_header("Range") else 0
+        return FakeRangeResponse(data, start)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    digest = archives.download("https://example.invalid/big.bin", target=target)
+    assert seen_ranges == ["bytes=1234-"]
+    assert target.read_bytes() == data
+    assert digest.sha256 == hashlib.sha256(data).hexdigest() and digest.size == 3000
+
+
+# ----------------------------------------------------------------------------------------------
+# extraction
+
+
+def test_extraction_lands_files_and_is_skipped_on_rerun(tmp_path):
+    path = make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
+    manifest = without_auxiliary(archives.MANIFESTS["ntu60"])
+    kwargs = dict(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
+    first = fetch_dataset(**kwargs)
+    extracted = tmp_path / "raw" / "nturgb+d_skeletons" / "S001C001P001R001A001.skeleton"
+    assert first.archives[0].action == "extracted" and extracted.read_bytes() == b"1\n" * 50
+    marker = json.loads((tmp_path / "raw" / f".extracted-{NTU60_ZIP}.json").read_text())
+    assert (marker["size"], marker["sha256"]) == digest_of(path) and marker["members"] == 3
+
+    extracted.unlink()  # a rerun must not even look inside the archive again
+    second = fetch_dataset(**kwargs)
+    assert second.archives[0].action == "already extracted" and not extracted.exists()
+    assert second.archives[0].sha256 == marker["sha256"]
+
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # archive replaced
+    assert fetch_dataset(**kwargs).archives[0].action == "extracted" and extracted.exists()
+
+
+@pytest.mark.parametrize("evil", ["../escape.skeleton", "/tmp/absolute.skeleton", "a/../../escape.skeleton",
+                                  "..\\windows.skeleton", "C:/drive.skeleton"])
+def test_unsafe_zip_member_is_refused_before_anything_is_written(tmp_path, evil):
+    make_zip(tmp_path / "archives" / NTU60_ZIP, {"ok/S001.skeleton": b"1\n", evil: b"pwned"})
+    manifest = without_auxiliary(archives.MANIFESTS["ntu60"])
+    with pytest.raises(ArchiveInvalid, match="unsafe member path"):
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
+    assert not (tmp_path / "raw" / "ok").exists()
+    assert not (tmp_path / "escape.skeleton").exists()
+    assert not (tmp_path / "raw" / f".extracted-{NTU60_ZIP}.json").exists()
+
+
+def test_tar_archives_are_extracted_and_unsafe_tar_members_refused(tmp_path):
+    good = tmp_path / "good.tar.gz"
+    with tarfile.open(good, "w:gz") as archive:
+        archive.addfile(tarfile_directory("./"))  # as `tar czf x.tgz .` writes it
+        info = tarfile.TarInfo("skeletons/0001-L.txt")
+        info.size = 4
+        archive.addfile(info, io.BytesIO(b"0 0\n"))
+    assert archives.archive_format(good) == "tar"
+    assert archives.extract_archive(good, raw_dir=tmp_path / "raw", workers=1) == 2
+    assert (tmp_path / "raw" / "skeletons" / "0001-L.txt").read_bytes() == b"0 0\n"
+
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as archive:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 1
+        archive.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ArchiveInvalid, match="unsafe"):
+        archives.extract_archive(evil, raw_dir=tmp_path / "raw", workers=1)
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_7z_without_a_tool_names_the_tool_to_install(tmp_path, monkeypatch):
+    path = tmp_path / "Skeleton.7z"
+    path.write_bytes(archives.SEVEN_ZIP_MAGIC + b"\x00" * 64)
+    monkeypatch.setattr(archives.shutil, "which", lambda name: None)
+    with pytest.raises(FetchError) as error:
+        archives.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)
+    assert error.value.exit_code == 2 and "7z" in str(error.value) and "p7zip" in str(error.value)
+
+
+needs_7z = pytest.mark.skipif(shutil.which("7z") is None,
+                              reason="no 7z command (install p7zip) to build a test archive")
+
+
+@needs_7z
+def test_7z_archives_are_listed_checked_and_extracted_with_the_tool(tmp_path):
+    source = tmp_path / "src"
+    (source / "PKU_Skeleton_Renew").mkdir(parents=True)
+    (source / "PKU_Skeleton_Renew" / "0002-L.txt").write_text("0.5 " * 150 + "\n")
+    packed = tmp_path / "Skeleton.7z"
+    subprocess.run(["7z", "a", "-bd", str(packed), "PKU_Skeleton_Renew"], cwd=source, check=True,
+                   capture_output=True)
+    assert archives.archive_format(packed) == "7z"
+    assert archives.extract_archive(packed, raw_dir=tmp_path / "raw", workers=2) == 2
+    assert (tmp_path / "raw" / "PKU_Skeleton_Renew" / "0002-L.txt").read_text().startswith("0.5 0.5")
+
+
+@needs_7z
+def test_zip_methods_zipfile_cannot_read_go_through_7z(tmp_path, monkeypatch):
+    path = make_zip(tmp_path / NTU60_ZIP, ntu_members())
+    monkeypatch.setattr(archives, "ZIPFILE_METHODS", ())  # as if every member were Deflate64
+    assert archives.extract_archive(path, raw_dir=tmp_path / "raw", workers=1) == 3
+    assert (tmp_path / "raw" / "nturgb+d_skeletons" / "S001C001P001R001A003.skeleton").is_file()
+
+
+def test_tool_listing_is_checked_for_unsafe_paths_before_extracting(tmp_path, monkeypatch):
+    listing = "--\nPath = /abs/Skeleton.7z\nType = 7z\n\n----------\nPath = ok.txt\n\nPath = ../evil.txt\n"
+    assert archives.seven_zip_member_names(listing) == ["ok.txt", "../evil.txt"]
+    path = tmp_path / "Skeleton.7z"
+    path.write_bytes(archives.SEVEN_ZIP_MAGIC + b"\x00" * 64)
+    calls = []
+    monkeypatch.setattr(archives.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(archives, "run_tool", lambda command, path: calls.append(command) or listing)
+    with pytest.raises(ArchiveInvalid, match="unsafe member path '../evil.txt'"):
+        archives.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)
+    assert [command[1] for command in calls] == ["l"]  # listed, never extracted
+
+
+def test_pku_archives_are_recognised_by_content_and_split_aliases_copied(tmp_path):
+    """Whatever the extension says, a zip is extracted as a zip; a split under its official
+    hyphenated name lands in <raw> under the manifest's name."""
+    store = tmp_path / "archives"
+    make_zip(store / "Skeleton.7z", {"PKU_Skeleton_Renew/0002-L.txt": b"0.1 " * 150 + b"\n"})
+    make_zip(store / "Label_PKUMMD.7z", {"Train_Label_PKU_final/0002-L.txt": b"1,10,50,2\n"})
+    (store / "cross-subject.txt").write_text("Training videos:\n0002-L, 0002-M\n")
+    (store / "cross_view.txt").write_text("Training videos:\n0002-M\n")
+    report = fetch_dataset(manifest=archives.MANIFESTS["pku1"], archives_dir=store, raw_dir=tmp_path / "raw")
+    raw = tmp_path / "raw"
+    assert (raw / "PKU_Skeleton_Renew" / "0002-L.txt").is_file()
+    assert (raw / "Train_Label_PKU_final" / "0002-L.txt").read_text() == "1,10,50,2\n"
+    assert (raw / "cross_subject.txt").read_text().startswith("Training videos")
+    assert [r.action for r in report.archives] == ["extracted", "extracted", "copied", "copied"]
+
+
+# ----------------------------------------------------------------------------------------------
+# the official missing-skeleton lists
+
+
+@needs_official_lists
+@pytest.mark.parametrize("dataset", ["ntu60", "ntu120"])
+def test_missing_skeleton_list_is_downloaded_and_verified(tmp_path, dataset):
+    manifest = archives.MANIFESTS[dataset]
+    for archive in manifest.archives:
+        make_zip(tmp_path / "archives" / archive.name, {"x/S001.skeleton": b"1\n"})
+    aux = manifest.auxiliary[0]
+    source = (OFFICIAL_LISTS / aux.name).resolve()
+    report = fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
+                           urls={aux.name: source.as_uri()})
+    placed = tmp_path / "raw" / aux.name
+    assert digest_of(placed) == (aux.size, aux.sha256)
+    assert report.auxiliary[0].action == "downloaded"
+    fetched = json.loads((tmp_path / "raw" / "FETCHED.json").read_text())
+    assert fetched["auxiliary"][0]["sha256"] == aux.sha256
+    assert [a["name"] for a in fetched["archives"]] == [a.name for a in manifest.archives]
+    assert all(len(a["sha256"]) == 64 and a["size"] > 0 for a in fetched["archives"])
+
+
+@needs_official_lists
+def test_missing_skeleton_list_from_archives_dir_is_copied_and_a_tampered_one_refused(tmp_path):
+    aux = archives.NTU60_MISSING_SKELETONS
+    manifest = DatasetManifest(dataset="ntu60", title="NTU RGB+D 60", archives=(), auxiliary=(aux,))
+    store = tmp_path / "archives"
+    store.mkdir()
+    (store / aux.name).write_bytes((OFFICIAL_LISTS / aux.name).read_bytes())
+    report = fetch_dataset(manifest=manifest, archives_dir=store, raw_dir=tmp_path / "raw")
+    assert report.auxiliary[0].action == "copied"
+    assert fetch_dataset(manifest=manifest, archives_dir=store, raw_dir=tmp_path / "raw").auxiliary[0].action \
+        == "verified"
+
+    (store / aux.name).write_bytes((OFFICIAL_LISTS / aux.name).read_bytes().replace(b"S001", b"S009", 1))
+    (tmp_path / "raw" / aux.name).unlink()
+    with pytest.raises(ArchiveInvalid, match=aux.sha256):
+        fetch_dataset(manifest=manifest, archives_dir=store, raw_dir=tmp_path / "raw")
+
+
+def test_missing_skeleton_list_unobtainable_says_where_to_get_it(tmp_path):
+    aux = archives.NTU120_MISSING_SKELETONS
+    manifest = DatasetManifest(dataset="ntu120", title="NTU RGB+D 120", archives=(), auxiliary=(aux,))
+    with pytest.raises(ArchiveMissing) as error:
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
+                      urls={aux.name: (tmp_path / "absent.txt").as_uri()})
+    assert aux.page in str(error.value) and str(tmp_path / "archives" / aux.name) in str(error.value)
+
+
+def test_downloaded_list_with_wrong_content_is_removed(tmp_path):
+    aux = archives.NTU60_MISSING_SKELETONS
+    fake = tmp_path / "fake.txt"
+    fake.write_text("not the official list\n")
+    manifest = DatasetManifest(dataset="ntu60", title="NTU RGB+D 60", archives=(), auxiliary=(aux,))
+    with pytest.raises(ArchiveInvalid, match="not the official file") as error:
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
+                      urls={aux.name: fake.as_uri()})
+    assert fake.as_uri() in str(error.value) and aux.page in str(error.value)
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == []  # nothing unverified left behind
+
+
+# ----------------------------------------------------------------------------------------------
+# URL configuration
+
+
+def test_urls_come_from_yaml_config_and_are_checked(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("fetch:\n  urls:\n    Skeleton.7z: file:///data/Skeleton.7z\n")
+    assert archives.load_url_config(config) == {"Skeleton.7z": "file:///data/Skeleton.7z"}
+    config.write_text("urls:\n  Skeleton.7z: gopher://x\n")
+    with pytest.raises(FetchError, match="must start with"):
+        archives.load_url_config(config)
+    config.write_text("urls: [a, b]\n")
+    with pytest.raises(FetchError, match="must map"):
+        archives.load_url_config(config)

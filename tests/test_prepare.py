@@ -1,0 +1,103 @@
+"""`python -m hacm.prepare`: whole folders converted, every bad file reported, the run never aborted by one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hacm.data.ntu import load_sample
+from hacm.data.storage import SkeletonStore
+from hacm.prepare import main as prepare_main
+
+GOOD = ["S001C001P001R001A001", "S001C001P001R001A050", "S002C001P003R001A003", "S003C001P015R001A034",
+        "S017C003P020R002A054", "S017C003P020R002A055", "S001C001P001R001A011"]
+
+
+def _corrupt_files(folder: Path, source: Path) -> dict[str, str]:
+    """One file of each kind of damage; name -> the words its report line must contain."""
+    text = source.read_text()
+    lines = text.splitlines()
+    damage = {
+        "S005C002P004R001A010": ("\n".join(lines[: len(lines) // 2]) + "\n", "truncated"),
+        "S005C002P004R001A011": (text.replace("\n25\n", "\n24\n", 1), "24 joints"),
+        "S005C002P004R001A012": (text.replace(lines[10].split()[0], "abc", 1), "non-numeric"),
+        "S005C002P004R001A013": (text.replace(lines[12].split()[1], "nan", 1), "NaN"),
+        "S005C002P004R001A014": ("", "empty"),
+    }
+    for name, (content, _) in damage.items():
+        (folder / f"{name}.skeleton").write_text(content)
+    (folder / "S005C002P004R001A015.skeleton").symlink_to(folder / "gone.skeleton")
+    expected = {name: reason for name, (_, reason) in damage.items()}
+    expected["S005C002P004R001A015"] = "unreadable"
+    return expected
+
+
+@pytest.fixture()
+def raw_folder(tmp_path: Path, shared_data: Path) -> tuple[Path, dict[str, str]]:
+    raw = tmp_path / "raw" / "nturgb+d_skeletons"
+    raw.mkdir(parents=True)
+    for name in GOOD:
+        shutil.copy(shared_data / "ntu_raw_samples" / f"{name}.skeleton", raw)
+    # A sample on the official missing list: skipped without being read.
+    (raw / "S001C002P005R002A008.skeleton").write_text("garbage")
+    shutil.copy(shared_data / "ntu_statistics" / "official_shahroudy" / "NTU_RGBD_samples_with_missing_skeletons.txt",
+                tmp_path / "raw")
+    expected = _corrupt_files(raw, shared_data / "ntu_raw_samples" / "S001C001P001R001A002.skeleton")
+    return tmp_path / "raw", expected
+
+
+def test_bad_files_are_reported_and_good_ones_converted(raw_folder, tmp_path, capsys):
+    raw, expected = raw_folder
+    out = tmp_path / "out"
+    status = prepare_main(["ntu60", "--raw", str(raw), "--out", str(out), "--workers", "2",
+                           "--max-bad-fraction", "0.5"])
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())["parts"][0]
+    assert report["files_found"] == len(GOOD) + 1 + len(expected)
+    assert report["files_skipped_missing_list"] == 1
+    assert report["files_converted"] == len(GOOD)
+    reasons = {Path(p["path"]).name.removesuffix(".skeleton"): p["reason"] for p in report["problems"]}
+    assert set(reasons) == set(expected)
+    for name, words in expected.items():
+        assert words in reasons[name], (name, reasons[name])
+    stderr = capsys.readouterr().err
+    assert sum(line.startswith("hacm.prepare: skipped") for line in stderr.splitlines()) == len(expected)
+    assert "Traceback" not in stderr
+    for benchmark in ("ntu60-xsub", "ntu60-xview"):
+        train, test = SkeletonStore(out / benchmark / "train"), SkeletonStore(out / benchmark / "test")
+        assert len(train) + len(test) == len(GOOD)
+        for store in (train, test):
+            for i, name in enumerate(store.names):
+                expected_frames = load_sample(raw / "nturgb+d_skeletons" / f"{name}.skeleton")
+                np.testing.assert_array_equal(store.sequence(i), expected_frames)
+                assert store.labels[i] == int(name[-3:]) - 1
+    xsub_train = SkeletonStore(out / "ntu60-xsub" / "train").names.tolist()
+    assert sorted(xsub_train) == ["S001C001P001R001A001", "S001C001P001R001A011", "S001C001P001R001A050",
+                                  "S003C001P015R001A034"]  # performers 1 and 15 train; 3 and 20 test
+
+
+def test_too_many_bad_files_fail_the_run(raw_folder, tmp_path):
+    raw, _ = raw_folder
+    status = prepare_main(["ntu60", "--raw", str(raw), "--out", str(tmp_path / "o"), "--workers", "1"])
+    assert status == 1  # 6 bad of 13 in scope > 2 %
+    assert (tmp_path / "o" / "report.json").exists()
+
+
+def test_usage_errors_are_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "hacm.prepare", "ntu60", "--raw", str(tmp_path / "none"),
+                             "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert result.returncode == 2 and "is not a folder" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = subprocess.run([sys.executable, "-m", "hacm.prepare", "ntu60", "--raw", str(tmp_path / "empty"),
+                             "--out", str(tmp_path / "o"), "--no-missing-list"], capture_output=True, text=True)
+    assert result.returncode == 1 and "no .skeleton file" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "empty" / "S001C001P001R001A001.skeleton").write_text("1\n0\n")
+    result = subprocess.run([sys.executable, "-m", "hacm.prepare", "ntu60", "--raw", str(tmp_path / "empty"),
+                             "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert result.returncode == 1 and "hacm.fetch ntu60" in result.stderr and "Traceback" not in result.stderr
