@@ -173,3 +173,31 @@ def test_bad_files_raise_a_clear_error(text, reason):
 def test_unreadable_file_is_a_format_error(tmp_path: Path):
     with pytest.raises(SkeletonFormatError, match="unreadable"):
         read_skeleton(tmp_path / "S001C001P001R001A001.skeleton")
+
+
+def _same(a, b) -> None:
+    assert (a.num_frames, a.num_valid_frames, list(a.bodies)) == (b.num_frames, b.num_valid_frames, list(b.bodies))
+    for body_id in a.bodies:
+        np.testing.assert_array_equal(a.bodies[body_id].joints, b.bodies[body_id].joints)
+        np.testing.assert_array_equal(a.bodies[body_id].frames, b.bodies[body_id].frames)
+
+
+def test_fast_line_parser_equals_the_strict_token_parser(ntu_samples):
+    from hacm.data.ntu import _parse_fast, _parse_strict
+
+    for path in ntu_samples:
+        data = path.read_bytes()
+        fast = _parse_fast(data, path.stem)
+        assert fast is not None, f"{path.name} should take the fast path"
+        _same(fast, _parse_strict(data, path.stem))
+
+
+def test_irregular_whitespace_is_read_like_regular_text():
+    from hacm.data.ntu import _parse_fast
+
+    rng = np.random.default_rng(3)
+    frames = [[("72057594037927001", _person(rng))] for _ in range(15)] + [[]]
+    regular = skeleton_text(frames).encode()
+    irregular = regular.replace(b" ", b"  \t").replace(b"\n", b" \r\n\n")
+    assert _parse_fast(irregular, "x") is None  # not one record per line: the strict parser decides
+    _same(parse_skeleton_text(irregular, name="x"), parse_skeleton_text(regular, name="x"))

@@ -8,12 +8,14 @@ joint columns are not used. Body ids stay strings: they are 17-digit integers th
 
 from __future__ import annotations
 
+import io
 import operator
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from hacm.data.denoise import select_actors
 from hacm.data.normalise import normalise_sequence
@@ -131,21 +133,81 @@ def _xyz_values(tokens: list[bytes], starts: list[int]) -> np.ndarray:
     return values.astype(np.float32).reshape(len(starts), NUM_JOINTS, 3)
 
 
-def parse_skeleton_text(data: bytes, *, name: str) -> RawSkeleton:
-    """Parse the bytes of a `.skeleton` file (CRLF or LF, any whitespace, `E` exponents)."""
-    tokens = data.split()
-    num_frames, record_frames, record_ids, record_starts = _walk_structure(tokens)
-    joints = _xyz_values(tokens, record_starts)
-    frames = np.asarray(record_frames, dtype=np.int64)
-    ids = [token.decode("ascii", "replace") for token in record_ids]
-    bodies: dict[str, RawBody] = {}
+def _assemble(name: str, num_frames: int, frames: np.ndarray, ids: list[str], joints: np.ndarray) -> RawSkeleton:
+    """Group (frame, body) records by body id, in order of first appearance."""
     order: dict[str, list[int]] = {}
     for record, body_id in enumerate(ids):
         order.setdefault(body_id, []).append(record)
-    for body_id, records in order.items():
-        bodies[body_id] = RawBody(body_id=body_id, frames=frames[records], joints=joints[records])
+    bodies = {
+        body_id: RawBody(body_id=body_id, frames=frames[records], joints=joints[records])
+        for body_id, records in order.items()
+    }
     num_valid = int(frames[-1]) + 1 if len(frames) else 0
     return RawSkeleton(name=name, num_frames=num_frames, num_valid_frames=num_valid, bodies=bodies)
+
+
+def _parse_strict(data: bytes, name: str) -> RawSkeleton:
+    """Token by token: accepts any whitespace layout and names the first problem it meets."""
+    tokens = data.split()
+    num_frames, record_frames, record_ids, record_starts = _walk_structure(tokens)
+    joints = _xyz_values(tokens, record_starts)
+    ids = [token.decode("ascii", "replace") for token in record_ids]
+    return _assemble(name, num_frames, np.asarray(record_frames, dtype=np.int64), ids, joints)
+
+
+def _parse_fast(data: bytes, name: str) -> RawSkeleton | None:
+    """Line by line with pandas' C parser, for well-formed files (one record per line, single spaces).
+
+    Returns None whenever the file is not exactly of that form; the strict parser then decides. Only
+    the first three columns are converted: counts, body ids (re-read as text) and x y z.
+    """
+    try:
+        table = pd.read_csv(
+            io.BytesIO(data), sep=" ", header=None, names=range(JOINT_VALUES), usecols=(0, 1, 2),
+            dtype=np.float64, engine="c", skip_blank_lines=False, keep_default_na=False, na_values=[""],
+        ).to_numpy()
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    first = table[:, 0].tolist()
+    single = np.isnan(table[:, 1]).tolist()  # count lines hold one value
+
+    def count(row: int) -> int | None:
+        if row >= len(first) or not single[row] or not first[row].is_integer() or first[row] < 0:
+            return None
+        return int(first[row])
+
+    num_frames = count(0)
+    if num_frames is None:
+        return None
+    row, valid_frame = 1, -1
+    record_frames, header_rows = [], []
+    for _ in range(num_frames):
+        num_bodies = count(row)
+        if num_bodies is None:
+            return None
+        row += 1
+        valid_frame += num_bodies > 0
+        for _ in range(num_bodies):
+            if count(row + 1) != NUM_JOINTS or single[row]:
+                return None
+            header_rows.append(row)
+            record_frames.append(valid_frame)
+            row += 2 + NUM_JOINTS
+    if row != len(first):
+        return None
+    rows = np.asarray(header_rows, dtype=np.int64)
+    joints = table[(rows[:, None] + 2 + np.arange(NUM_JOINTS)[None, :]).reshape(-1)] if len(rows) else table[:0]
+    if not np.isfinite(joints).all():
+        return None
+    line_starts = np.concatenate([[0], np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")) + 1])
+    ids = [data[start : start + 64].split(None, 1)[0].decode("ascii", "replace") for start in line_starts[rows].tolist()]
+    xyz = joints.astype(np.float32).reshape(len(rows), NUM_JOINTS, 3)
+    return _assemble(name, num_frames, np.asarray(record_frames, dtype=np.int64), ids, xyz)
+
+
+def parse_skeleton_text(data: bytes, *, name: str) -> RawSkeleton:
+    """Parse the bytes of a `.skeleton` file (CRLF or LF, any whitespace, `E` exponents)."""
+    return _parse_fast(data, name) or _parse_strict(data, name)
 
 
 def read_skeleton(path: str | Path) -> RawSkeleton:
