@@ -125,10 +125,11 @@ def bench_conversion(raw: Path, workers_list: list[int], sink) -> None:
         shutil.rmtree(out)
 
 
-def resident_mb() -> float:
+def resident_mb(field: str = "VmRSS") -> float:
+    """Resident memory in MB: VmRSS (all), RssFile (mapped file pages) or RssAnon (heap)."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -157,15 +158,18 @@ def bench_store_memory(root: Path, sizes: list[float], sink, *, batch_size: int 
         iterator = iter(loader)
         next(iterator)
         baseline = peak = resident_mb()
+        file_baseline = file_peak = resident_mb("RssFile")
         start = time.perf_counter()
         samples = 0
         for batch in iterator:
             samples += len(batch.labels)
             peak = max(peak, resident_mb())
+            file_peak = max(file_peak, resident_mb("RssFile"))
         seconds = time.perf_counter() - start
         emit({"bench": "iterate_store", "store_gb": round(store.frames.nbytes / 2**30, 2),
               "samples": len(store), "batch_size": batch_size, "rss_baseline_mb": round(baseline),
               "rss_growth_mb": round(peak - baseline, 1),
+              "rss_file_growth_mb": round(file_peak - file_baseline, 1),
               "samples_per_s_one_process": round(samples / seconds)}, sink)
         shutil.rmtree(root / f"store_{gigabytes}")
 

@@ -130,17 +130,17 @@ def test_loader_workers_and_device_batches_agree(tmp_path):
     assert seen == 23 and len(device_batches) == 4
 
 
-def _resident_mb() -> float:
+def _resident_mb(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs Linux /proc")
 def test_iterating_a_large_store_keeps_resident_memory_flat(tmp_path):
-    # 6000 samples x 100 frames x 600 B = 360 MB of frames, read in batches of 64.
+    # 6000 samples x 100 frames x 600 B = 343 MB of frames, read in batches of 64.
     writer = StoreWriter(tmp_path / "big", info={"num_classes": 10})
     block = np.random.default_rng(0).normal(size=(100, 2, 25, 3)).astype(np.float32)
     for i in range(6000):
@@ -151,9 +151,13 @@ def test_iterating_a_large_store_keeps_resident_memory_flat(tmp_path):
     dataset = SkeletonDataset(store, frames=64, train=True, seed=0)
     loader = make_loader(dataset, batch_size=64, shuffle=True, num_workers=0)
     next(iter(loader))
-    baseline = _resident_mb()
-    peak = baseline
+    baseline = {field: _resident_mb(field) for field in ("VmRSS", "RssFile")}
+    peak = dict(baseline)
     for batch in loader:
-        peak = max(peak, _resident_mb())
+        peak = {field: max(peak[field], _resident_mb(field)) for field in peak}
+    growth = {field: peak[field] - baseline[field] for field in peak}
     assert store_mb > 300
-    assert peak - baseline < 0.15 * store_mb, f"resident memory grew by {peak - baseline:.0f} MB over a {store_mb:.0f} MB store"
+    # Mapped pages of the store held at once stay bounded (released every 32 MB read) ...
+    assert growth["RssFile"] < 0.15 * store_mb, f"mapped pages grew by {growth['RssFile']:.0f} MB of {store_mb:.0f}"
+    # ... and so does everything else: nothing is loaded whole.
+    assert growth["VmRSS"] < 0.3 * store_mb, f"resident memory grew by {growth['VmRSS']:.0f} MB of {store_mb:.0f}"

@@ -50,7 +50,7 @@ class SkeletonDataset(Dataset):
         train: bool,
         seed: int = 0,
         rotation: float = MAX_ROTATION,
-        release_every: int = 4,
+        release_bytes: int = 32 << 20,
     ) -> None:
         self.store = store
         self.frames = frames
@@ -61,8 +61,9 @@ class SkeletonDataset(Dataset):
         self._offsets = torch.from_numpy(store.offsets.astype(np.int64))
         self._valid = torch.from_numpy(store.valid_lengths.astype(np.int64))
         self._labels = torch.from_numpy(store.labels.astype(np.int64))
-        self._release_every = release_every
-        self._batches_since_release = 0
+        self._row_bytes = int(np.prod(store.frames.shape[1:])) * store.frames.itemsize
+        self._release_bytes = release_bytes
+        self._bytes_since_release = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Fresh augmentations for each epoch, reproducible from (seed, epoch, index)."""
@@ -89,10 +90,11 @@ class SkeletonDataset(Dataset):
             train=self.train,
             rotation=self.rotation,
         )
-        self._batches_since_release += 1
-        if self._batches_since_release >= self._release_every:
+        # Bound the mapped pages this process keeps resident, whatever the size of the store.
+        self._bytes_since_release += int(self._valid[index].sum()) * self._row_bytes
+        if self._bytes_since_release >= self._release_bytes:
             self.store.release_pages()
-            self._batches_since_release = 0
+            self._bytes_since_release = 0
         return Batch(x, self._labels[index], index)
 
 
