@@ -101,3 +101,19 @@ def test_usage_errors_are_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "hacm.prepare", "ntu60", "--raw", str(tmp_path / "empty"),
                              "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 1 and "hacm.fetch ntu60" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_synthetic_dataset_converts_cleanly_into_every_benchmark(synthetic_stores):
+    from hacm.data.splits import BENCHMARKS
+    from hacm.data.synthetic import NUM_CLASSES
+
+    parts = json.loads((synthetic_stores / "report.json").read_text())["parts"]
+    assert [p["dataset"] for p in parts] == ["synthetic-ntu", "synthetic-pku1", "synthetic-pku2"]
+    assert all(p["problems"] == [] for p in parts)
+    assert parts[0]["files_skipped_missing_list"] > 0  # the synthetic missing list is honoured
+    for benchmark in BENCHMARKS:
+        for split in ("train", "test"):
+            store = SkeletonStore(synthetic_stores / benchmark / split)
+            assert store.num_classes == NUM_CLASSES and store.info["dataset"] == "synthetic"
+            assert set(store.labels.tolist()) == set(range(NUM_CLASSES)), (benchmark, split)
+            assert np.isfinite(store.frames).all()

@@ -1,0 +1,24 @@
+"""The README opens with exactly two set-up commands, and CI runs the second one verbatim."""
+
+from __future__ import annotations
+
+from tests.conftest import REPO
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_opens_with_two_commands():
+    text = (REPO / "README.md").read_text()
+    assert text.index("```bash") < text.index("\n## "), "the commands come first"
+    main, tests = readme_commands()
+    assert "torch==2.13.0" in main and "torch==2.13.0" in tests
+    assert "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == readme_commands()[1]
