@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hacm.data.convert import (
@@ -40,41 +41,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _part(dataset: str, raw: Path, out: Path, workers: int) -> ConversionReport:
-    return ConversionReport(dataset=dataset, raw=str(raw), out=str(out), workers=workers)
+def conversion_parts(args: argparse.Namespace) -> list[tuple[str, Path, Callable[[ConversionReport], None]]]:
+    """(name, raw folder, conversion) for each part of the dataset: one, or three for synthetic."""
+    raw, out, workers = args.raw, args.out, args.workers
+    if args.dataset in ("ntu60", "ntu120"):
+        return [(args.dataset, raw, lambda report: convert_ntu(
+            raw, out, dataset=args.dataset, workers=workers, report=report,
+            missing_list=args.missing, use_missing_list=not args.no_missing_list))]
+    if args.dataset in ("pku1", "pku2"):
+        phase = int(args.dataset[-1])
+        return [(args.dataset, raw, lambda report: convert_pku(
+            raw, out, phase=phase, workers=workers, report=report))]
+    from hacm.data.synthetic import NUM_CLASSES, write_synthetic_raw
+
+    write_synthetic_raw(raw, seed=args.seed)
+    # The synthetic NTU files follow NTU-60 naming, so all four NTU benchmarks apply to them.
+    parts = [("synthetic-ntu", raw / "ntu", lambda report: convert_ntu(
+        raw / "ntu", out, dataset="ntu60", workers=workers, report=report, missing_list=None,
+        benchmarks=NTU_BENCHMARKS, num_classes=NUM_CLASSES, dataset_label="synthetic"))]
+    for phase in (1, 2):
+        parts.append((f"synthetic-pku{phase}", raw / f"pku{phase}", lambda report, p=phase: convert_pku(
+            raw / f"pku{p}", out, phase=p, workers=workers, report=report, num_classes=NUM_CLASSES,
+            dataset_label="synthetic")))
+    return parts
 
 
 def prepare(args: argparse.Namespace) -> list[ConversionReport]:
-    """Run the conversion(s) of one dataset; one report per converted part."""
-    raw, out, workers = args.raw, args.out, args.workers
+    """Run the conversion(s) of one dataset; one timed report per part."""
     reports = []
-
-    def timed(report: ConversionReport, run) -> None:
+    for name, raw, convert in conversion_parts(args):
+        report = ConversionReport(dataset=name, raw=str(raw), out=str(args.out), workers=args.workers)
         start = time.perf_counter()
-        run(report)
+        convert(report)
         report.seconds = time.perf_counter() - start
         reports.append(report)
-
-    if args.dataset in ("ntu60", "ntu120"):
-        timed(_part(args.dataset, raw, out, workers), lambda r: convert_ntu(
-            raw, out, dataset=args.dataset, workers=workers, report=r,
-            missing_list=args.missing, use_missing_list=not args.no_missing_list))
-    elif args.dataset in ("pku1", "pku2"):
-        phase = int(args.dataset[-1])
-        timed(_part(args.dataset, raw, out, workers),
-              lambda r: convert_pku(raw, out, phase=phase, workers=workers, report=r))
-    else:
-        from hacm.data.synthetic import NUM_CLASSES, write_synthetic_raw
-
-        write_synthetic_raw(raw, seed=args.seed)
-        # The synthetic NTU files follow NTU-60 naming, so all four NTU benchmarks apply to them.
-        timed(_part("synthetic-ntu", raw / "ntu", out, workers), lambda r: convert_ntu(
-            raw / "ntu", out, dataset="ntu60", workers=workers, report=r, missing_list=None,
-            benchmarks=NTU_BENCHMARKS, num_classes=NUM_CLASSES, dataset_label="synthetic"))
-        for phase in (1, 2):
-            timed(_part(f"synthetic-pku{phase}", raw / f"pku{phase}", out, workers), lambda r, p=phase: convert_pku(
-                raw / f"pku{p}", out, phase=p, workers=workers, report=r, num_classes=NUM_CLASSES,
-                dataset_label="synthetic"))
     return reports
 
 
