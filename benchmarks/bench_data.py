@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hacm.data.convert import ConversionReport, convert_ntu  # noqa: E402
-from hacm.data.loader import DeviceBatches, SkeletonDataset, make_loader  # noqa: E402
+from hacm.data.loader import DeviceBatches, SkeletonDataset, epoch_batches, make_loader  # noqa: E402
 from hacm.data.ntu import read_skeleton  # noqa: E402
 from hacm.data.storage import SampleMeta, SkeletonStore, StoreWriter  # noqa: E402
 
@@ -154,7 +154,7 @@ def bench_store_memory(root: Path, sizes: list[float], sink, *, batch_size: int 
     for gigabytes in sizes:
         store = write_big_store(root / f"store_{gigabytes}", gigabytes)
         dataset = SkeletonDataset(store, frames=72, train=True, seed=0)
-        loader = make_loader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
+        loader = make_loader(dataset, epoch_batches(len(store), batch_size=batch_size, seed=0, epoch=0))
         iterator = iter(loader)
         next(iterator)
         baseline = peak = resident_mb()
@@ -178,21 +178,21 @@ def bench_loader(root: Path, sink) -> None:
     store = write_big_store(root / "loader_store", 0.4)
     for workers in (0, 2):
         dataset = SkeletonDataset(store, frames=72, train=True, seed=0)
-        loader = make_loader(dataset, batch_size=256, shuffle=True, num_workers=workers)
+        loader = make_loader(dataset, epoch_batches(len(store), batch_size=256, seed=0, epoch=0),
+                             num_workers=workers)
         start, samples = time.perf_counter(), 0
         for batch in loader:
             samples += len(batch.labels)
         emit({"bench": "cpu_loader", "workers": workers,
               "samples_per_s": round(samples / (time.perf_counter() - start))}, sink)
     if torch.cuda.is_available():
-        batches = DeviceBatches(store, device="cuda", frames=72, train=True, batch_size=256)
-        for _ in batches:  # warm-up
-            break
+        batches = DeviceBatches(store, device="cuda", frames=72, train=True)
+        batches.batch(list(range(256)))  # warm-up
         torch.cuda.synchronize()
         start, samples = time.perf_counter(), 0
         for epoch in range(3):
             batches.set_epoch(epoch)
-            for batch in batches:
+            for batch in batches.iterate(epoch_batches(len(store), batch_size=256, seed=0, epoch=epoch)):
                 samples += len(batch.labels)
         torch.cuda.synchronize()
         emit({"bench": "gpu_device_batches", "device": torch.cuda.get_device_name(),

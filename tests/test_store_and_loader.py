@@ -14,7 +14,7 @@ from hacm.data.augment import (
     rotation_matrices,
     sample_uniforms,
 )
-from hacm.data.loader import DeviceBatches, SkeletonDataset, make_loader
+from hacm.data.loader import DeviceBatches, SkeletonDataset, epoch_batches, make_loader
 from hacm.data.storage import SampleMeta, SkeletonStore, StoreError, StoreWriter
 
 
@@ -115,19 +115,32 @@ def test_loader_workers_and_device_batches_agree(tmp_path):
     dataset = SkeletonDataset(store, frames=32, train=True, seed=1)
     dataset.set_epoch(2)
     by_index = {}
-    for batch in make_loader(dataset, batch_size=5, shuffle=True, seed=1, num_workers=2):
+    batches = epoch_batches(23, batch_size=5, seed=1, epoch=2, drop_last=False)
+    for batch in make_loader(dataset, batches, num_workers=2):
         assert batch.x.shape[1:] == (3, 32, 25, 2)
         for x, i in zip(batch.x, batch.indices.tolist()):
             by_index[i] = x
     assert sorted(by_index) == list(range(23))
-    device_batches = DeviceBatches(store, device="cpu", frames=32, train=True, batch_size=6, seed=1)
+    device_batches = DeviceBatches(store, device="cpu", frames=32, train=True, seed=1)
     device_batches.set_epoch(2)
     seen = 0
-    for batch in device_batches:
+    for batch in device_batches.iterate(epoch_batches(23, batch_size=6, seed=1, epoch=2, drop_last=False)):
         for x, i in zip(batch.x, batch.indices.tolist()):
             torch.testing.assert_close(x, by_index[i], atol=1e-6, rtol=0)
             seen += 1
-    assert seen == 23 and len(device_batches) == 4
+    assert seen == 23
+
+
+def test_epoch_batches_split_global_batches_over_processes():
+    whole = epoch_batches(50, batch_size=8, seed=3, epoch=1)
+    assert len(whole) == 6 and all(len(b) == 8 for b in whole)  # the last 2 samples are dropped
+    assert whole == epoch_batches(50, batch_size=8, seed=3, epoch=1)
+    assert whole != epoch_batches(50, batch_size=8, seed=3, epoch=2)
+    parts = [epoch_batches(50, batch_size=8, seed=3, epoch=1, rank=r, world_size=2) for r in range(2)]
+    assert [a + b for a, b in zip(*parts)] == whole
+    assert sum(map(len, epoch_batches(50, batch_size=8, seed=0, epoch=0, drop_last=False))) == 50
+    with pytest.raises(ValueError, match="does not split"):
+        epoch_batches(50, batch_size=9, seed=0, epoch=0, world_size=2)
 
 
 def _resident_mb(field: str) -> float:
@@ -149,7 +162,7 @@ def test_iterating_a_large_store_keeps_resident_memory_flat(tmp_path):
     store = SkeletonStore(tmp_path / "big")
     store_mb = store.frames.nbytes / 2**20
     dataset = SkeletonDataset(store, frames=64, train=True, seed=0)
-    loader = make_loader(dataset, batch_size=64, shuffle=True, num_workers=0)
+    loader = make_loader(dataset, epoch_batches(len(store), batch_size=64, seed=0, epoch=0))
     next(iter(loader))
     baseline = {field: _resident_mb(field) for field in ("VmRSS", "RssFile")}
     peak = dict(baseline)

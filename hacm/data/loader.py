@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
 from hacm.data.augment import MAX_ROTATION, augment_batch, sample_uniforms
 from hacm.data.storage import SkeletonStore
@@ -98,29 +98,51 @@ class SkeletonDataset(Dataset):
         return Batch(x, self._labels[index], index)
 
 
+def epoch_batches(
+    num_samples: int,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool = True,
+    drop_last: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+) -> list[list[int]]:
+    """This process's sample indices for each step of an epoch.
+
+    The order is a pure function of (seed, epoch), so a resumed run sees the same batches; each
+    global batch of `batch_size` is cut into `world_size` equal slices, one per data-parallel process.
+    """
+    if batch_size % world_size:
+        raise ValueError(f"batch size {batch_size} does not split over {world_size} processes")
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(num_samples, generator=generator).tolist()
+    else:
+        order = list(range(num_samples))
+    local = batch_size // world_size
+    batches = []
+    for start in range(0, num_samples, batch_size):
+        batch = order[start : start + batch_size]
+        if len(batch) < batch_size:
+            if drop_last or len(batch) < world_size:
+                break
+            local = len(batch) // world_size
+        batches.append(batch[rank * local : (rank + 1) * local])
+    return batches
+
+
 def _whole_batch(batch: Batch) -> Batch:
     return batch
 
 
-def make_loader(
-    dataset: SkeletonDataset,
-    *,
-    batch_size: int,
-    shuffle: bool,
-    seed: int = 0,
-    drop_last: bool = False,
-    num_workers: int = 0,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """A DataLoader whose workers build whole batches (`__getitems__`) from the mapped store."""
-    if shuffle:
-        generator = torch.Generator().manual_seed(seed)
-        sampler = RandomSampler(dataset, generator=generator)
-    else:
-        sampler = SequentialSampler(dataset)
+def make_loader(dataset: SkeletonDataset, batches: list[list[int]], *, num_workers: int = 0,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over given batches whose workers build each one whole (`__getitems__`) from the map."""
     return DataLoader(
         dataset,
-        batch_sampler=BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last),
+        batch_sampler=batches,
         collate_fn=_whole_batch,
         num_workers=num_workers,
         pin_memory=pin_memory,
@@ -139,57 +161,34 @@ def copy_frames_to(store: SkeletonStore, device: torch.device, *, chunk_rows: in
 
 
 class DeviceBatches:
-    """Shuffled (or ordered) augmented batches built entirely on one device from a resident frame table."""
+    """Augmented batches built entirely on one device from a resident copy of the frame table."""
 
-    def __init__(
-        self,
-        store: SkeletonStore,
-        *,
-        device: torch.device | str,
-        frames: int,
-        train: bool,
-        batch_size: int,
-        seed: int = 0,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        rotation: float = MAX_ROTATION,
-    ) -> None:
+    def __init__(self, store: SkeletonStore, *, device: torch.device | str, frames: int, train: bool,
+                 seed: int = 0, rotation: float = MAX_ROTATION) -> None:
         self.device = torch.device(device)
         self.table = copy_frames_to(store, self.device)
         self.offsets = torch.from_numpy(store.offsets.astype(np.int64)).to(self.device)
         self.valid = torch.from_numpy(store.valid_lengths.astype(np.int64)).to(self.device)
         self.labels = torch.from_numpy(store.labels.astype(np.int64)).to(self.device)
-        self.frames, self.train, self.batch_size = frames, train, batch_size
-        self.seed, self.shuffle, self.drop_last, self.rotation = seed, shuffle, drop_last, rotation
+        self.frames, self.train, self.seed, self.rotation = frames, train, seed, rotation
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.labels), self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
+        return len(self.labels)
 
-    def __iter__(self) -> Iterator[Batch]:
-        count = len(self.labels)
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(count, generator=generator)
-        else:
-            order = torch.arange(count)
-        for batch_number in range(len(self)):
-            index = order[batch_number * self.batch_size : (batch_number + 1) * self.batch_size]
-            uniforms = None
-            if self.train:
-                uniforms = torch.from_numpy(sample_uniforms(self.seed, self.epoch, index.numpy()))
-            index_on_device = index.to(self.device)
-            x = augment_batch(
-                self.table,
-                self.offsets[index_on_device],
-                self.valid[index_on_device],
-                uniforms,
-                frames=self.frames,
-                train=self.train,
-                rotation=self.rotation,
-            )
-            yield Batch(x, self.labels[index_on_device], index_on_device)
+    def batch(self, indices: list[int]) -> Batch:
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        uniforms = None
+        if self.train:
+            uniforms = torch.from_numpy(sample_uniforms(self.seed, self.epoch, index.numpy()))
+        on_device = index.to(self.device)
+        x = augment_batch(self.table, self.offsets[on_device], self.valid[on_device], uniforms,
+                          frames=self.frames, train=self.train, rotation=self.rotation)
+        return Batch(x, self.labels[on_device], on_device)
+
+    def iterate(self, batches: list[list[int]]) -> Iterator[Batch]:
+        for indices in batches:
+            yield self.batch(indices)

@@ -1,0 +1,1 @@
+"""HA-CM model: configuration, geometry, masking, transformer, pretrainer and heads."""

@@ -1,0 +1,67 @@
+"""Poincaré-ball geometry (DESIGN §2.2, §2.5), always computed in float32 or wider.
+
+Mapping uses geoopt's PoincareBall (exponential map at the origin, then projection inside the ball).
+Pairwise distances are computed in closed form from squared norms and inner products, so a set of L
+points costs one L x L Gram matrix instead of an L x L x D tensor of differences:
+
+    d_c(x, y) = arcosh(1 + 2 c |x - y|^2 / ((1 - c |x|^2) (1 - c |y|^2))) / sqrt(c)
+"""
+
+from __future__ import annotations
+
+import geoopt
+import torch
+
+_MIN_DENOMINATOR = 1e-15
+
+
+def _full_precision(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor.dtype in (torch.float32, torch.float64) else tensor.float()
+
+
+def ball(curvature: float) -> geoopt.PoincareBall:
+    return geoopt.PoincareBall(c=curvature)
+
+
+def to_ball(vectors: torch.Tensor, manifold: geoopt.PoincareBall) -> torch.Tensor:
+    """proj(expmap0(v)) along the last dimension, outside autocast and in float32 at least."""
+    with torch.autocast(device_type=vectors.device.type, enabled=False):
+        return manifold.projx(manifold.expmap0(_full_precision(vectors)))
+
+
+def _arcosh1p(u: torch.Tensor) -> torch.Tensor:
+    """arcosh(1 + u) for u >= 0, accurate for small u (no cancellation in 1 + u)."""
+    return torch.log1p(u + torch.sqrt(u * (u + 2.0)))
+
+
+def poincare_distance(x: torch.Tensor, y: torch.Tensor, curvature: float) -> torch.Tensor:
+    """Distance between matching points of x and y (broadcast over leading dimensions)."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, y = _full_precision(x), _full_precision(y)
+        squared_gap = (x - y).pow(2).sum(-1)
+        scale_x = (1.0 - curvature * x.pow(2).sum(-1)).clamp_min(_MIN_DENOMINATOR)
+        scale_y = (1.0 - curvature * y.pow(2).sum(-1)).clamp_min(_MIN_DENOMINATOR)
+        return _arcosh1p(2.0 * curvature * squared_gap / (scale_x * scale_y)) / curvature**0.5
+
+
+def poincare_pairwise_distance(points: torch.Tensor, curvature: float) -> torch.Tensor:
+    """(..., L, D) points -> (..., L, L) distances, from norms and inner products; exact zeros on the diagonal."""
+    with torch.autocast(device_type=points.device.type, enabled=False):
+        points = _full_precision(points)
+        squared_norms = points.pow(2).sum(-1)
+        gram = points @ points.transpose(-1, -2)
+        squared_gaps = (squared_norms[..., :, None] + squared_norms[..., None, :] - 2.0 * gram).clamp_min(0.0)
+        scales = (1.0 - curvature * squared_norms).clamp_min(_MIN_DENOMINATOR)
+        ratio = 2.0 * curvature * squared_gaps / (scales[..., :, None] * scales[..., None, :])
+        distances = _arcosh1p(ratio) / curvature**0.5
+        return distances * (1.0 - torch.eye(points.shape[-2], device=points.device, dtype=points.dtype))
+
+
+def euclidean_pairwise_distance(points: torch.Tensor) -> torch.Tensor:
+    """(..., L, D) -> (..., L, L) Euclidean distances from norms and inner products (the flat ablation)."""
+    with torch.autocast(device_type=points.device.type, enabled=False):
+        points = _full_precision(points)
+        squared_norms = points.pow(2).sum(-1)
+        gram = points @ points.transpose(-1, -2)
+        squared = (squared_norms[..., :, None] + squared_norms[..., None, :] - 2.0 * gram).clamp_min(0.0)
+        return squared.sqrt() * (1.0 - torch.eye(points.shape[-2], device=points.device, dtype=points.dtype))

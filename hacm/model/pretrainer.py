@@ -1,0 +1,277 @@
+"""HA-CM pretraining model (DESIGN §2): the encoder, its masking and its losses in one module.
+
+`HACMPretrainer.forward(x, generator=...)` returns the losses of a batch; `SkeletonEncoder` is the part
+kept for evaluation (every token visible). MAE and MAMP are the same module under other configs.
+
+Token order everywhere: natural index n = patch * J + joint. The encoder sees the visible tokens of
+the temporal group (ascending n) followed by those of the spatial group (ascending n); the decoder
+scatters them back to their natural positions, and targets are cut in the same natural order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from hacm.model.config import ModelConfig
+from hacm.model.hyperbolic import ball, to_ball
+from hacm.model.masking import motion_scores, select_visible, spatial_hierarchy_scores, temporal_attention_scores
+from hacm.model.transformer import Transformer, init_weights
+
+_TARGET_EPS = 1e-6
+
+
+def to_sequences(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, T, V, M) batch -> (N*M, C, T, V): each body is a sequence (sample-major, body-minor)."""
+    n, c, t, v, m = x.shape
+    return x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
+
+
+def patchify(sequences: torch.Tensor, t_patch: int) -> torch.Tensor:
+    """(S, C, T, J) -> (S, P, J, t_patch * C), values of a token ordered (frame, coordinate)."""
+    s, c, t, j = sequences.shape
+    return sequences.reshape(s, c, t // t_patch, t_patch, j).permute(0, 2, 4, 3, 1).reshape(s, t // t_patch, j, -1)
+
+
+@dataclass
+class TokenSet:
+    """The embeddings of a batch of sequences."""
+
+    euclidean: torch.Tensor  # (S, P, J, D) with position embeddings
+    points: torch.Tensor  # (S, P, J, D) what the encoder consumes: in the ball when hyperbolic
+    trunk: torch.Tensor  # (S, P, T, D) trunk-joint embeddings without position embeddings
+
+
+class SkeletonEncoder(nn.Module):
+    """Token embedding, optional Poincaré-ball mapping and the transformer encoder."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("token_joints", torch.tensor(config.token_joint_ids), persistent=False)
+        self.register_buffer("trunk_joints", torch.tensor(config.trunk_joints), persistent=False)
+        self.patch_embed = nn.Conv2d(config.coords, config.dim, kernel_size=(config.t_patch, 1),
+                                     stride=(config.t_patch, 1))
+        self.joint_embed = nn.Parameter(torch.zeros(1, 1, config.joints_per_patch, config.dim))
+        self.time_embed = nn.Parameter(torch.zeros(1, config.patches, 1, config.dim))
+        self.manifold = ball(config.curvature) if config.hyperbolic else None
+        self.transformer = Transformer(dim=config.dim, depth=config.depth, heads=config.heads,
+                                       mlp_ratio=config.mlp_ratio, drop_path=config.drop_path)
+        nn.init.trunc_normal_(self.joint_embed, std=0.02)
+        nn.init.trunc_normal_(self.time_embed, std=0.02)
+        self.transformer.apply(init_weights)
+
+    def embed(self, sequences: torch.Tensor) -> TokenSet:
+        """(S, C, T, V) -> embeddings of the token joints (and of the trunk, for the hierarchy)."""
+        features = self.patch_embed(sequences).permute(0, 2, 3, 1)  # (S, P, V, D)
+        euclidean = features[:, :, self.token_joints] + self.joint_embed + self.time_embed
+        points = to_ball(euclidean, self.manifold) if self.manifold is not None else euclidean
+        return TokenSet(euclidean=euclidean, points=points, trunk=features[:, :, self.trunk_joints])
+
+    def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(S, K, D) token points -> (S, K, D) encoder outputs."""
+        return self.transformer(tokens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Every token visible: (N, C, T, V, M) -> features (N, M, P, J, D)."""
+        n, m = x.shape[0], x.shape[-1]
+        tokens = self.embed(to_sequences(x)).points
+        s, p, j, d = tokens.shape
+        return self.encode_tokens(tokens.reshape(s, p * j, d)).reshape(n, m, p, j, d)
+
+
+@dataclass
+class MaskPlan:
+    visible: torch.Tensor  # (S, K) natural indices: temporal group's first, then the spatial group's
+    temporal_count: int  # how many of the K come from the temporal group (0 without cross grouping)
+    masked: torch.Tensor  # (S, L) True where masked
+
+
+@dataclass
+class PretrainOutput:
+    loss: torch.Tensor
+    reconstruction: torch.Tensor
+    contrast: torch.Tensor
+    plan: MaskPlan
+    prediction: torch.Tensor  # (S, L, t_patch * C)
+    target: torch.Tensor  # (S, L, t_patch * C)
+
+
+def draw_uniforms(
+    generator: torch.Generator | None, shape: tuple[int, ...], *, offset: int, total: int | None, device: torch.device
+) -> torch.Tensor:
+    """Uniforms for `shape[0]` sequences starting at `offset` of a global batch of `total`.
+
+    Every process of a data-parallel job draws the whole global batch's noise from an identically
+    seeded generator and keeps its slice, so masks do not depend on how the batch is split.
+    """
+    total = shape[0] if total is None else total
+    generator_device = generator.device if generator is not None else device
+    full = torch.rand((total, *shape[1:]), generator=generator, device=generator_device)
+    return full[offset : offset + shape[0]].to(device)
+
+
+class HACMPretrainer(nn.Module):
+    """Masked motion reconstruction with hierarchy / attention guided cross masking and cross-contrast."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = SkeletonEncoder(config)
+        # The temporal criterion's projections select tokens (a discrete choice): no gradient reaches
+        # them, they keep their initial values and travel with the checkpoint.
+        self.w_q = nn.Parameter(torch.empty(config.dim, config.dim), requires_grad=False)
+        self.w_k = nn.Parameter(torch.empty(config.dim, config.dim), requires_grad=False)
+        nn.init.trunc_normal_(self.w_q, std=0.02)
+        nn.init.trunc_normal_(self.w_k, std=0.02)
+        self.decoder_embed = nn.Linear(config.dim, config.decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_dim))
+        self.decoder_joint_embed = nn.Parameter(torch.zeros(1, 1, config.joints_per_patch, config.decoder_dim))
+        self.decoder_time_embed = nn.Parameter(torch.zeros(1, config.patches, 1, config.decoder_dim))
+        self.decoder = Transformer(dim=config.decoder_dim, depth=config.decoder_depth, heads=config.decoder_heads,
+                                   mlp_ratio=config.mlp_ratio)
+        self.head = nn.Linear(config.decoder_dim, config.t_patch * config.coords)
+        for parameter in (self.mask_token, self.decoder_joint_embed, self.decoder_time_embed):
+            nn.init.trunc_normal_(parameter, std=0.02)
+        for module in (self.decoder_embed, self.decoder, self.head):
+            module.apply(init_weights)
+        patches = torch.arange(config.patches).repeat_interleave(config.joints_per_patch)
+        self.register_buffer("temporal_group", torch.nonzero(patches % 2 == 0).squeeze(1), persistent=False)
+        self.register_buffer("spatial_group", torch.nonzero(patches % 2 == 1).squeeze(1), persistent=False)
+
+    # --- masking -----------------------------------------------------------------------------
+    def _criterion_scores(self, criterion: str, tokens: TokenSet, patch_ids: torch.Tensor) -> torch.Tensor:
+        """(S, len(patch_ids) * J) scores of the tokens of the given time patches, natural order."""
+        config = self.config
+        if criterion == "attention":
+            scores = temporal_attention_scores(tokens.euclidean[:, patch_ids], self.w_q, self.w_k)
+        elif criterion == "hierarchy":
+            trunk = tokens.trunk[:, patch_ids]
+            if config.hyperbolic:
+                parents = to_ball(trunk, self.encoder.manifold).mean(dim=2)
+            else:
+                parents = trunk.float().mean(dim=2)
+            scores = spatial_hierarchy_scores(tokens.points[:, patch_ids], parents, curvature=config.curvature,
+                                              parent_weight=config.parent_weight, hyperbolic=config.hyperbolic)
+        else:  # random: equal scores, so the Gumbel noise alone decides
+            scores = tokens.euclidean.new_zeros(tokens.euclidean.shape[0], len(patch_ids), config.joints_per_patch)
+        return scores.reshape(scores.shape[0], -1).float()
+
+    @torch.no_grad()
+    def plan_masks(
+        self,
+        sequences: torch.Tensor,
+        tokens: TokenSet,
+        *,
+        generator: torch.Generator | None,
+        offset: int = 0,
+        total: int | None = None,
+    ) -> MaskPlan:
+        config = self.config
+        count = sequences.shape[0]
+        device = sequences.device
+        all_patches = torch.arange(config.patches, device=device)
+        if config.masking == "cross":
+            groups = [
+                (config.temporal_criterion, self.temporal_group, all_patches[0::2]),
+                (config.spatial_criterion, self.spatial_group, all_patches[1::2]),
+            ]
+            temperature, keep_high = config.score_temperature, config.keep_high_scores
+        else:
+            natural = torch.arange(config.tokens, device=device)
+            if config.masking == "single":
+                criterion = "attention" if config.single_criterion == "attention" else "hierarchy"
+            else:
+                criterion = config.masking
+            groups = [(criterion, natural, all_patches)]
+            temperature, keep_high = config.score_temperature, config.keep_high_scores
+        chosen, temporal_count = [], 0
+        for index, (criterion, members, patch_ids) in enumerate(groups):
+            if criterion == "motion":
+                patches = patchify(sequences[:, :, :, self.encoder.token_joints].float(), config.t_patch)
+                scores = motion_scores(patches).reshape(count, -1)
+            else:
+                scores = self._criterion_scores(criterion, tokens, patch_ids)
+            uniforms = draw_uniforms(generator, tuple(scores.shape), offset=offset, total=total, device=device)
+            visible_count = config.visible_per_group(scores.shape[1])
+            local = select_visible(scores, uniforms, visible_count, temperature=temperature, keep_high=keep_high)
+            chosen.append(members[local])
+            if config.masking == "cross" and index == 0:
+                temporal_count = visible_count
+        visible = torch.cat(chosen, dim=1)
+        masked = torch.ones(count, config.tokens, dtype=torch.bool, device=device)
+        masked.scatter_(1, visible, False)
+        return MaskPlan(visible=visible, temporal_count=temporal_count, masked=masked)
+
+    # --- decoder, targets, losses -----------------------------------------------------------------
+    def decode(self, latent: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """(S, K, D) encoder outputs at `visible` -> (S, L, t_patch * C) predictions for every token."""
+        config = self.config
+        count = latent.shape[0]
+        visible_tokens = self.decoder_embed(latent)
+        full = self.mask_token.to(visible_tokens.dtype).expand(count, config.tokens, -1).clone()
+        full.scatter_(1, visible[:, :, None].expand(-1, -1, full.shape[-1]), visible_tokens)
+        positions = (self.decoder_joint_embed + self.decoder_time_embed).reshape(1, config.tokens, -1)
+        return self.head(self.decoder(full + positions))
+
+    def reconstruction_target(self, sequences: torch.Tensor) -> torch.Tensor:
+        """(S, C, T, V) -> (S, L, t_patch * C): motion (or coordinates), in the ball when hyperbolic, per-token normalised."""
+        config = self.config
+        joints = sequences[:, :, :, self.encoder.token_joints].float()
+        if config.target == "motion":
+            motion = torch.zeros_like(joints)
+            motion[:, :, :-1] = joints[:, :, 1:] - joints[:, :, :-1]
+            joints = motion
+        if config.hyperbolic:  # joint by joint: each 3-D vector into the ball
+            joints = to_ball(joints.transpose(1, 3), self.encoder.manifold).transpose(1, 3)
+        target = patchify(joints, config.t_patch).reshape(joints.shape[0], config.tokens, -1)
+        mean = target.mean(dim=-1, keepdim=True)
+        variance = target.var(dim=-1, keepdim=True)
+        return (target - mean) / (variance + _TARGET_EPS).sqrt()
+
+    def cross_contrast(self, latent: torch.Tensor, temporal_count: int) -> torch.Tensor:
+        """MSE(softmax(h_T h^T), I) + MSE(softmax(h_S h^T), I) + MSE(softmax(h_S h_T^T), I) over the (global) batch."""
+        latent = latent.float()
+        h_temporal = latent[:, :temporal_count].mean(dim=1)
+        h_spatial = latent[:, temporal_count:].mean(dim=1)
+        h_all = latent.mean(dim=1)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            from torch.distributed.nn.functional import all_gather
+
+            h_temporal, h_spatial, h_all = (torch.cat(all_gather(h), dim=0) for h in (h_temporal, h_spatial, h_all))
+        identity = torch.eye(h_all.shape[0], device=latent.device)
+        total = latent.new_zeros(())
+        for left, right in ((h_temporal, h_all), (h_spatial, h_all), (h_spatial, h_temporal)):
+            similarity = (left @ right.t()).softmax(dim=1)
+            total = total + (similarity - identity).pow(2).mean()
+        return total
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        sequence_offset: int = 0,
+        total_sequences: int | None = None,
+    ) -> PretrainOutput:
+        """x: (N, C, T, V, M). sequence_offset / total_sequences place this batch in a global one (DDP)."""
+        config = self.config
+        sequences = to_sequences(x)
+        tokens = self.encoder.embed(sequences)
+        plan = self.plan_masks(sequences, tokens, generator=generator, offset=sequence_offset, total=total_sequences)
+        points = tokens.points.reshape(sequences.shape[0], config.tokens, config.dim)
+        visible_points = torch.gather(points, 1, plan.visible[:, :, None].expand(-1, -1, config.dim))
+        latent = self.encoder.encode_tokens(visible_points)
+        prediction = self.decode(latent, plan.visible).float()
+        target = self.reconstruction_target(sequences)
+        per_token = (prediction - target).pow(2).mean(dim=-1)
+        reconstruction = per_token[plan.masked].mean()
+        contrast = latent.new_zeros((), dtype=torch.float32)
+        if config.contrast_weight > 0:
+            contrast = self.cross_contrast(latent, plan.temporal_count)
+        loss = reconstruction + config.contrast_weight * contrast
+        return PretrainOutput(loss=loss, reconstruction=reconstruction, contrast=contrast, plan=plan,
+                              prediction=prediction, target=target)

@@ -1,0 +1,1 @@
+"""Training machinery: schedules, checkpoints, distributed set-up, the epoch loop and monitors."""

@@ -1,0 +1,157 @@
+"""Run configuration: one YAML file, validated into dataclasses, with `--set key=value` overrides.
+
+Unknown keys are rejected with their dotted name, so a typo never silently falls back to a default.
+The resolved configuration (every default filled in) is written next to each run's outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hacm.model.config import PRESETS, ConfigError, ModelConfig
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+LOADERS = ("auto", "device", "workers")
+
+
+def _from_dict(cls, data: dict | None, section: str):
+    data = dict(data or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{section}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    try:
+        return cls(**data)
+    except TypeError as error:
+        raise ConfigError(f"{section}: {error}") from None
+
+
+def _need(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    batch_size: int = 256  # global batch, split over data-parallel processes
+    loader: str = "auto"  # auto: the whole split on the GPU when there is one, else the mapped store
+    workers: int = 0
+    rotation: float = 0.3
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.batch_size, int) and self.batch_size > 0, "data.batch_size", "must be a positive integer")
+        _need(self.loader in LOADERS, "data.loader", f"must be one of {LOADERS}")
+        _need(isinstance(self.workers, int) and self.workers >= 0, "data.workers", "must be a non-negative integer")
+        _need(self.rotation >= 0, "data.rotation", "must be non-negative")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 400
+    warmup_epochs: int = 20
+    lr: float = 1.5e-4  # per 256 samples; scaled linearly with the global batch
+    min_lr: float = 0.0
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    clip_grad: float | None = 1.0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        _need(isinstance(self.epochs, int) and self.epochs > 0, "optim.epochs", "must be a positive integer")
+        _need(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs",
+              "must lie in [0, epochs]")
+        _need(self.lr > 0 and self.min_lr >= 0, "optim.lr", "lr must be positive and min_lr non-negative")
+        _need(self.weight_decay >= 0, "optim.weight_decay", "must be non-negative")
+        _need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", "must be two numbers in [0, 1)")
+        _need(self.clip_grad is None or self.clip_grad > 0, "optim.clip_grad", "must be positive or null")
+        _need(self.precision in PRECISIONS, "optim.precision", f"must be one of {PRECISIONS}")
+
+    def scaled_lr(self, batch_size: int) -> tuple[float, float]:
+        return self.lr * batch_size / 256, self.min_lr * batch_size / 256
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    knn_every: int = 10  # epochs between kNN accuracy checks on the test split (0: never)
+    knn_k: int = 20
+    log_every: int = 10  # steps between metric lines
+
+    def __post_init__(self) -> None:
+        _need(self.knn_every >= 0 and self.knn_k > 0 and self.log_every > 0, "monitor", "counts must be positive")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    seed: int = 0
+    method: str = "hacm"  # a preset of model fields: hacm, mamp, mae
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["model"] = self.model.to_dict()
+        data["optim"]["betas"] = list(self.optim.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PretrainConfig:
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r}; known top-level keys: {', '.join(sorted(known))}")
+        method = data.get("method", "hacm")
+        if method not in PRESETS:
+            raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")
+        model_fields = {**PRESETS[method], **(data.get("model") or {})}
+        seed = data.get("seed", 0)
+        _need(isinstance(seed, int) and seed >= 0, "seed", "must be a non-negative integer")
+        return cls(
+            seed=seed,
+            method=method,
+            model=ModelConfig.from_dict(model_fields),
+            data=_from_dict(DataConfig, data.get("data"), "data"),
+            optim=_from_dict(OptimConfig, data.get("optim"), "optim"),
+            monitor=_from_dict(MonitorConfig, data.get("monitor"), "monitor"),
+        )
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """`a.b=value` strings (values parsed as YAML) applied to a nested dict."""
+    data = yaml.safe_load(yaml.safe_dump(data)) or {}
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"--set {override!r}: expected key=value")
+        key, text = override.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(text)
+    return data
+
+
+def load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def load_pretrain_config(path: Path | None, overrides: list[str] | None = None) -> PretrainConfig:
+    data: dict[str, Any] = load_yaml(path) if path is not None else {}
+    return PretrainConfig.from_dict(apply_overrides(data, overrides or []))

@@ -1,0 +1,67 @@
+"""Data-parallel set-up decided by torchrun's variables only.
+
+Inside every Snakemake SLURM job SLURM_PROCID is set; it says nothing about whether this process is
+one of several training processes, so it is ignored. torchrun sets LOCAL_RANK and WORLD_SIZE.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def torchrun_world() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when launched by torchrun with more than one process, else None."""
+    if "LOCAL_RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None
+    world = int(os.environ["WORLD_SIZE"])
+    if world <= 1:
+        return None
+    return int(os.environ.get("RANK", os.environ["LOCAL_RANK"])), world, int(os.environ["LOCAL_RANK"])
+
+
+def setup_distributed(prefer_cuda: bool = True) -> Distributed:
+    """Join the process group when torchrun started several processes (NCCL on GPUs, gloo on CPUs)."""
+    cuda = prefer_cuda and torch.cuda.is_available()
+    world = torchrun_world()
+    if world is None:
+        return Distributed(device=torch.device("cuda", 0) if cuda else torch.device("cpu"))
+    rank, world_size, local_rank = world
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    return Distributed(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def teardown_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_mean(value: float, context: Distributed) -> float:
+    if not context.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / context.world_size
