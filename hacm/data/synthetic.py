@@ -27,7 +27,7 @@ import numpy as np
 
 from hacm.data.ntu import parse_ntu_name
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MANIFEST_NAME = "synthetic_manifest.json"
 
 # ---------------------------------------------------------------------------------------------------
@@ -139,11 +139,12 @@ _PARTNER_LAG = 0.03  # the partner's reaction delay, as a share of the action, a
 _PAIR_SEPARATION_M = (1.35, 1.55)  # distance between two people at rest
 _QUARTER_TURN = np.pi / 2  # heading that makes a person (facing -z) face +x (negative) or -x (positive)
 _REST_ARM_ABD_DEG, _REST_ELBOW_DEG, _REST_BEND_DEG = (4.0, 14.0), (5.0, 20.0), (-3.0, 5.0)
-_SWAY_M, _SWAY_SHARE, _SWAY_PERIOD_FRAMES = (0.015, 0.005, 0.015), (0.3, 1.0), (40.0, 120.0)  # x y z
+_SWAY_M, _SWAY_SHARE, _SWAY_PERIOD_FRAMES = (0.035, 0.01, 0.035), (0.3, 1.0), (30.0, 90.0)  # x y z
 _SUBJECT_SCALE = (0.86, 1.12)  # per performer
 _PERFORMANCE_SCALE_JITTER = 0.02
-_JOINT_NOISE_M = 0.006
-_EXTREMITY_NOISE_M = 0.015  # hand tips, thumbs and feet are tracked worse
+_JOINT_NOISE_M = 0.004
+_EXTREMITY_NOISE_M = 0.010  # hand tips, thumbs and feet are tracked worse
+_NOISE_SMOOTHING_FRAMES = 3.0  # std of the Gaussian smoothing, in frames
 _CAMERA_PITCH_DEG = 4.0
 _SCENE_X_M, _SCENE_Z_M, _SCENE_Y_M = (-0.3, 0.3), (2.7, 3.6), (-0.05, 0.25)  # spine base position
 _PAIR_EXTRA_DEPTH_M = 0.4  # two people stand a little further from the camera
@@ -412,10 +413,28 @@ def _camera_view(scene: np.ndarray, *, yaw: float, pitch: float, offset: np.ndar
     return (scene @ yaw_rotation.T + offset) @ pitch_rotation.T
 
 
+def _temporally_smooth(noise: np.ndarray, width: float) -> np.ndarray:
+    """Gaussian smoothing over time (std `width` frames, edges padded), rescaled to keep the per-frame spread.
+
+    A Gaussian (not a box) kernel, so that frame-to-frame differences of the noise are smooth too.
+    """
+    radius = int(3 * width)
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / width) ** 2)
+    kernel /= np.sqrt((kernel**2).sum())
+    padded = np.concatenate([np.repeat(noise[:1], radius, 0), noise, np.repeat(noise[-1:], radius, 0)])
+    return sum(weight * padded[k : k + len(noise)] for k, weight in enumerate(kernel))
+
+
 def _add_joint_noise(joints: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # Kinect's tracker smooths its output, so its jitter drifts over a few frames rather than being
+    # independent per frame; frame-to-frame motion then carries the action, not the sensor noise.
     sigma = np.full(NUM_JOINTS, _JOINT_NOISE_M)
     sigma[[L_HAND_TIP, L_THUMB, R_HAND_TIP, R_THUMB, L_FOOT, R_FOOT]] = _EXTREMITY_NOISE_M
-    return joints + rng.normal(size=joints.shape) * sigma[:, None]
+    noise = rng.normal(size=joints.shape)
+    if joints.ndim == 3 and len(joints) > 1:
+        noise = _temporally_smooth(noise, _NOISE_SMOOTHING_FRAMES)
+    return joints + noise * sigma[:, None]
 
 
 # ===================================================================================================

@@ -20,7 +20,7 @@ def _full_precision(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def ball(curvature: float) -> geoopt.PoincareBall:
-    return geoopt.PoincareBall(c=curvature)
+    return geoopt.PoincareBall(c=curvature, learnable=False)  # the curvature is a setting, not learnt
 
 
 def to_ball(vectors: torch.Tensor, manifold: geoopt.PoincareBall) -> torch.Tensor:

@@ -36,6 +36,30 @@ def patchify(sequences: torch.Tensor, t_patch: int) -> torch.Tensor:
     return sequences.reshape(s, c, t // t_patch, t_patch, j).permute(0, 2, 4, 3, 1).reshape(s, t // t_patch, j, -1)
 
 
+def gather_tokens(tokens: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """(S, L, D) tokens, (S, K) natural indices -> (S, K, D) the visible tokens in that order."""
+    return torch.gather(tokens, 1, visible[:, :, None].expand(-1, -1, tokens.shape[-1]))
+
+
+def restore_tokens(visible_tokens: torch.Tensor, visible: torch.Tensor, fill: torch.Tensor, length: int) -> torch.Tensor:
+    """(S, K, D) tokens at natural indices `visible` -> (S, L, D) in natural order, `fill` elsewhere."""
+    full = fill.expand(visible_tokens.shape[0], length, visible_tokens.shape[-1]).clone()
+    return full.scatter(1, visible[:, :, None].expand(-1, -1, visible_tokens.shape[-1]), visible_tokens)
+
+
+def normalise_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    """Each token minus its mean, over sqrt(its unbiased variance + 1e-6) (MAE's normalised target)."""
+    mean = tokens.mean(dim=-1, keepdim=True)
+    variance = tokens.var(dim=-1, keepdim=True)
+    return (tokens - mean) / (variance + _TARGET_EPS).sqrt()
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """Mean over masked tokens of the per-token mean squared error."""
+    per_token = (prediction - target).pow(2).mean(dim=-1)
+    return (per_token * masked).sum() / masked.sum().clamp_min(1)
+
+
 @dataclass
 class TokenSet:
     """The embeddings of a batch of sequences."""
@@ -209,16 +233,13 @@ class HACMPretrainer(nn.Module):
     # --- decoder, targets, losses -----------------------------------------------------------------
     def decode(self, latent: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """(S, K, D) encoder outputs at `visible` -> (S, L, t_patch * C) predictions for every token."""
-        config = self.config
-        count = latent.shape[0]
         visible_tokens = self.decoder_embed(latent)
-        full = self.mask_token.to(visible_tokens.dtype).expand(count, config.tokens, -1).clone()
-        full.scatter_(1, visible[:, :, None].expand(-1, -1, full.shape[-1]), visible_tokens)
-        positions = (self.decoder_joint_embed + self.decoder_time_embed).reshape(1, config.tokens, -1)
+        full = restore_tokens(visible_tokens, visible, self.mask_token.to(visible_tokens.dtype), self.config.tokens)
+        positions = (self.decoder_joint_embed + self.decoder_time_embed).reshape(1, self.config.tokens, -1)
         return self.head(self.decoder(full + positions))
 
-    def reconstruction_target(self, sequences: torch.Tensor) -> torch.Tensor:
-        """(S, C, T, V) -> (S, L, t_patch * C): motion (or coordinates), in the ball when hyperbolic, per-token normalised."""
+    def raw_target(self, sequences: torch.Tensor) -> torch.Tensor:
+        """(S, C, T, V) -> (S, L, t_patch * C): motion (or coordinates), in the ball when hyperbolic."""
         config = self.config
         joints = sequences[:, :, :, self.encoder.token_joints].float()
         if config.target == "motion":
@@ -227,10 +248,10 @@ class HACMPretrainer(nn.Module):
             joints = motion
         if config.hyperbolic:  # joint by joint: each 3-D vector into the ball
             joints = to_ball(joints.transpose(1, 3), self.encoder.manifold).transpose(1, 3)
-        target = patchify(joints, config.t_patch).reshape(joints.shape[0], config.tokens, -1)
-        mean = target.mean(dim=-1, keepdim=True)
-        variance = target.var(dim=-1, keepdim=True)
-        return (target - mean) / (variance + _TARGET_EPS).sqrt()
+        return patchify(joints, config.t_patch).reshape(joints.shape[0], config.tokens, -1)
+
+    def reconstruction_target(self, sequences: torch.Tensor) -> torch.Tensor:
+        return normalise_tokens(self.raw_target(sequences))
 
     def cross_contrast(self, latent: torch.Tensor, temporal_count: int) -> torch.Tensor:
         """MSE(softmax(h_T h^T), I) + MSE(softmax(h_S h^T), I) + MSE(softmax(h_S h_T^T), I) over the (global) batch."""
@@ -263,12 +284,10 @@ class HACMPretrainer(nn.Module):
         tokens = self.encoder.embed(sequences)
         plan = self.plan_masks(sequences, tokens, generator=generator, offset=sequence_offset, total=total_sequences)
         points = tokens.points.reshape(sequences.shape[0], config.tokens, config.dim)
-        visible_points = torch.gather(points, 1, plan.visible[:, :, None].expand(-1, -1, config.dim))
-        latent = self.encoder.encode_tokens(visible_points)
+        latent = self.encoder.encode_tokens(gather_tokens(points, plan.visible))
         prediction = self.decode(latent, plan.visible).float()
         target = self.reconstruction_target(sequences)
-        per_token = (prediction - target).pow(2).mean(dim=-1)
-        reconstruction = per_token[plan.masked].mean()
+        reconstruction = masked_mse(prediction, target, plan.masked)
         contrast = latent.new_zeros((), dtype=torch.float32)
         if config.contrast_weight > 0:
             contrast = self.cross_contrast(latent, plan.temporal_count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -49,11 +50,20 @@ def load_state(path: Path, *, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # truncated file, wrong format, foreign pickle
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0][:200]})") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({_reason(error)})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} does not hold a checkpoint dictionary")
     return state
+
+
+def _reason(error: Exception) -> str:
+    """The informative line of a torch.load error, without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip()[:200]
+    return f"{type(error).__name__}: {lines[0][:200] if lines else ''}"
 
 
 def rng_state(generators: dict[str, torch.Generator]) -> dict:

@@ -1,0 +1,60 @@
+"""`python -m hacm.pretrain --config FILE --data DIR --out DIR [--set key=value ...]`: pretrain an encoder.
+
+DIR holds a converted split (`train/`, and `test/` for the kNN monitor). Writes OUT/checkpoint.pt
+every epoch, OUT/metrics.jsonl, OUT/loss_curve.png, OUT/config.yaml and, at the end, OUT/encoder.pt.
+Run again on the same OUT to resume. Under `torchrun --nproc_per_node=K` it trains data-parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hacm.data.storage import StoreError
+from hacm.model.config import ConfigError
+from hacm.train.checkpoint import CheckpointError
+from hacm.train.config import load_pretrain_config
+from hacm.train.distributed import setup_distributed, teardown_distributed
+from hacm.train.engine import NonFiniteLoss
+from hacm.train.pretraining import RunError, run_pretraining
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hacm.pretrain", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True, help="pretraining YAML (see config/examples)")
+    parser.add_argument("--data", type=Path, required=True, help="converted split folder with train/ and test/")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (resumed when it has a checkpoint)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set optim.epochs=10 (repeatable)")
+    parser.add_argument("--stop-after-epochs", type=int, help="stop after this many epochs of this run "
+                        "(for time-limited jobs; run again to continue)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_pretrain_config(args.config, args.overrides)
+    except ConfigError as error:
+        print(f"hacm.pretrain: error: {error}", file=sys.stderr)
+        return 2
+    context = setup_distributed()
+    try:
+        record = run_pretraining(config, data_dir=args.data, out_dir=args.out, context=context,
+                                 stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress)
+    except (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError) as error:
+        print(f"hacm.pretrain: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        teardown_distributed()
+    if context.is_main and record:
+        knn = f", kNN top-1 {100 * record['knn_top1']:.1f} %" if record.get("knn_top1") is not None else ""
+        print(f"hacm.pretrain: epoch {record['epoch']}/{config.optim.epochs}: loss {record['loss']:.4f}{knn}; "
+              f"outputs in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""A whole pretraining run: data, model, optimiser, resumable epochs, checkpoints, monitors, encoder file.
+
+Resuming: the checkpoint written after every epoch holds the model, optimiser, grad scaler, step,
+every random state and the resolved config; data order and augmentation are functions of
+(seed, epoch), so a run restarted after a kill ends with the same weights as one never stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+
+from hacm.data.loader import DeviceBatches, SkeletonDataset, epoch_batches, make_loader
+from hacm.data.storage import SkeletonStore
+from hacm.model.pretrainer import HACMPretrainer
+from hacm.train.checkpoint import CheckpointError, atomic_save, git_commit, load_state, restore_rng_state, rng_state
+from hacm.train.config import PretrainConfig
+from hacm.train.distributed import Distributed
+from hacm.train.engine import AUTOCAST_DTYPES, train_one_epoch
+from hacm.train.monitor import MetricsLog, knn_accuracy, plot_loss_curve, pooled_features
+from hacm.train.schedules import warmup_cosine
+
+CHECKPOINT = "checkpoint.pt"
+ENCODER = "encoder.pt"
+METRICS = "metrics.jsonl"
+LOSS_CURVE = "loss_curve.png"
+RESOLVED_CONFIG = "config.yaml"
+ENCODER_KIND = "hacm-encoder"
+_NO_DECAY_NAMES = ("joint_embed", "time_embed", "mask_token")
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or continue; the message says why and what to do."""
+
+
+@dataclass
+class Feeder:
+    """Batches of one split, from the mapped store (CPU workers) or a copy on the device."""
+
+    store: SkeletonStore
+    frames: int
+    train: bool
+    seed: int
+    device: torch.device
+    on_device: bool
+    workers: int
+    rotation: float
+
+    def __post_init__(self) -> None:
+        if self.on_device:
+            self._device_batches = DeviceBatches(self.store, device=self.device, frames=self.frames,
+                                                 train=self.train, seed=self.seed, rotation=self.rotation)
+        else:
+            self._dataset = SkeletonDataset(self.store, frames=self.frames, train=self.train, seed=self.seed,
+                                            rotation=self.rotation)
+
+    def iterate(self, batches: list[list[int]], epoch: int = 0):
+        if self.on_device:
+            self._device_batches.set_epoch(epoch)
+            return self._device_batches.iterate(batches)
+        self._dataset.set_epoch(epoch)
+        return iter(make_loader(self._dataset, batches, num_workers=self.workers,
+                                pin_memory=self.device.type == "cuda"))
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only: not on biases, norms, position embeddings or the mask token."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        if parameter.ndim <= 1 or name.endswith(_NO_DECAY_NAMES):
+            no_decay.append(parameter)
+        else:
+            decay.append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def write_encoder(path: Path, model: HACMPretrainer, config: PretrainConfig, epoch: int) -> None:
+    atomic_save({"kind": ENCODER_KIND, "method": config.method, "model": config.model.to_dict(),
+                 "state_dict": model.encoder.state_dict(), "epoch": epoch, "pretrain_config": config.to_dict(),
+                 "git_commit": git_commit()}, path)
+
+
+def _knn_monitor(model: HACMPretrainer, train_feeder: Feeder, test_feeder: Feeder, config: PretrainConfig,
+                 device: torch.device) -> float:
+    batch_size = config.data.batch_size
+
+    def features(feeder: Feeder):
+        batches = epoch_batches(len(feeder.store), batch_size=batch_size, seed=0, epoch=0, shuffle=False,
+                                drop_last=False)
+        return pooled_features(model.encoder, feeder.iterate(batches), device=device,
+                               autocast_dtype=AUTOCAST_DTYPES[config.optim.precision])
+
+    train_features, train_labels = features(train_feeder)
+    test_features, test_labels = features(test_feeder)
+    return knn_accuracy(train_features, train_labels, test_features, test_labels, k=config.monitor.knn_k)
+
+
+def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, context: Distributed,
+                    stop_after_epochs: int | None = None, show_progress: bool = True) -> dict:
+    """Train (or resume) in `out_dir`; returns the last epoch's record."""
+    device = context.device
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_store = SkeletonStore(data_dir / "train")
+    test_store = SkeletonStore(data_dir / "test") if (data_dir / "test" / "info.json").is_file() else None
+    batch_size = config.data.batch_size
+    steps_per_epoch = len(train_store) // batch_size
+    if steps_per_epoch == 0:
+        raise RunError(f"data.batch_size={batch_size} is larger than the {len(train_store)} training samples")
+    if batch_size % context.world_size:
+        raise RunError(f"data.batch_size={batch_size} does not split over {context.world_size} processes")
+
+    torch.manual_seed(config.seed)
+    model = HACMPretrainer(config.model).to(device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.optim.weight_decay), lr=0.0,
+                                  betas=config.optim.betas)
+    scaler = torch.amp.GradScaler(device.type) if config.optim.precision == "fp16" else None
+    mask_generator = torch.Generator(device=device).manual_seed(config.seed)
+    base_lr, min_lr = config.optim.scaled_lr(batch_size)
+    schedule = warmup_cosine(base=base_lr, final=min_lr, epochs=config.optim.epochs,
+                             steps_per_epoch=steps_per_epoch, warmup_epochs=config.optim.warmup_epochs)
+
+    resolved = config.to_dict()
+    start_epoch = 1
+    checkpoint_path = out_dir / CHECKPOINT
+    if checkpoint_path.exists():
+        state = load_state(checkpoint_path, map_location=device)
+        if state.get("config") != resolved:
+            raise RunError(f"{checkpoint_path} was written with another configuration; use a new --out "
+                           "or delete the checkpoint to start over")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"], {"mask": mask_generator})
+        start_epoch = int(state["epoch"]) + 1
+    elif context.is_main:
+        (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
+    log = MetricsLog(out_dir / METRICS, keep_through_epoch=start_epoch - 1 if start_epoch > 1 else None,
+                     enabled=context.is_main)
+
+    on_device = config.data.loader == "device" or (config.data.loader == "auto" and device.type == "cuda")
+    feed = dict(frames=config.model.frames, seed=config.seed, device=device, on_device=on_device,
+                workers=config.data.workers, rotation=config.data.rotation)
+    train_feeder = Feeder(train_store, train=True, **feed)
+    monitor_feeders = None
+    if test_store is not None and config.monitor.knn_every and context.is_main:
+        monitor_feeders = (Feeder(train_store, train=False, **feed), Feeder(test_store, train=False, **feed))
+
+    network = model
+    if context.enabled:
+        network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    local_batch = batch_size // context.world_size
+
+    def sequence_slice(local_sequences: int) -> tuple[int, int]:
+        # This process's sequences within the global batch, for data-parallel-invariant masks.
+        return context.rank * local_sequences, context.world_size * local_sequences
+
+    record: dict = {}
+    epochs_this_run = 0
+    for epoch in range(start_epoch, config.optim.epochs + 1):
+        started = time.perf_counter()
+        batches = epoch_batches(len(train_store), batch_size=batch_size, seed=config.seed, epoch=epoch,
+                                rank=context.rank, world_size=context.world_size)
+        means = train_one_epoch(
+            network, train_feeder.iterate(batches, epoch), optimizer=optimizer, lr_schedule=schedule,
+            first_step=(epoch - 1) * steps_per_epoch, epoch=epoch, device=device,
+            precision=config.optim.precision, scaler=scaler, clip_grad=config.optim.clip_grad,
+            generator=mask_generator, sequence_slice=sequence_slice, on_step=log.write,
+            log_every=config.monitor.log_every, steps=len(batches), show_progress=show_progress and context.is_main)
+        record = {"kind": "epoch", "epoch": epoch, "step": epoch * steps_per_epoch - 1, **means,
+                  "seconds": round(time.perf_counter() - started, 3),
+                  "samples_per_s": round(len(batches) * local_batch * context.world_size
+                                         / (time.perf_counter() - started), 2),
+                  "knn_top1": None}
+        last = epoch == config.optim.epochs
+        if monitor_feeders and (epoch % config.monitor.knn_every == 0 or last):
+            record["knn_top1"] = _knn_monitor(model, *monitor_feeders, config, device)
+        if context.is_main:
+            log.write(record)
+            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch,
+                         "step": epoch * steps_per_epoch, "rng": rng_state({"mask": mask_generator}),
+                         "config": resolved, "git_commit": git_commit()}, checkpoint_path)
+            plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=f"{config.method} pretraining ({data_dir.name})")
+            if last:
+                write_encoder(out_dir / ENCODER, model, config, epoch)
+        if context.enabled:
+            torch.distributed.barrier()
+        epochs_this_run += 1
+        if stop_after_epochs is not None and epochs_this_run >= stop_after_epochs and not last:
+            break
+    if start_epoch > config.optim.epochs and context.is_main and not (out_dir / ENCODER).exists():
+        write_encoder(out_dir / ENCODER, model, config, config.optim.epochs)
+    return record
+
+
+def load_encoder_file(path: Path) -> dict:
+    """An encoder file's content, checked to be one (clear error otherwise)."""
+    state = load_state(path)
+    if state.get("kind") != ENCODER_KIND or "state_dict" not in state or "model" not in state:
+        raise CheckpointError(f"{path} is not an encoder file written by hacm.pretrain")
+    return state
