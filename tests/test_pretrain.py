@@ -1,0 +1,121 @@
+"""`python -m hacm.pretrain`: outputs, resume equivalence, clear errors, data parallel (gloo) = one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from hacm.pretrain import main as pretrain_main
+from hacm.train.pretraining import load_encoder_file
+
+TINY = {
+    "seed": 3,
+    "model": {"frames": 24, "t_patch": 3, "dim": 32, "depth": 1, "heads": 4, "decoder_dim": 32,
+              "decoder_depth": 1, "decoder_heads": 4},
+    "data": {"batch_size": 32},
+    "optim": {"epochs": 3, "warmup_epochs": 1, "lr": 2e-3},
+    "monitor": {"knn_every": 0, "log_every": 2},
+}
+
+
+@pytest.fixture()
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def run(config: Path, data: Path, out: Path, *extra: str) -> int:
+    return pretrain_main(["--config", str(config), "--data", str(data), "--out", str(out), "--no-progress", *extra])
+
+
+def weights(out: Path) -> dict:
+    return torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+
+
+def test_outputs_and_checkpoint_contents(synthetic_stores, tiny_config, tmp_path):
+    data = synthetic_stores / "ntu60-xsub"
+    out = tmp_path / "run"
+    assert run(tiny_config, data, out, "--set", "monitor.knn_every=3") == 0
+    for name in ("checkpoint.pt", "encoder.pt", "metrics.jsonl", "loss_curve.png", "config.yaml"):
+        assert (out / name).is_file(), name
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 3 and set(state) >= {"model", "optimizer", "rng", "config", "git_commit", "scaler", "step"}
+    assert state["config"]["model"]["dim"] == 32 and state["config"]["method"] == "hacm"
+    assert "w_q" in state["model"] and "w_k" in state["model"]
+    encoder = load_encoder_file(out / "encoder.pt")
+    assert encoder["model"]["dim"] == 32 and encoder["epoch"] == 3
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3] and 0 <= epochs[-1]["knn_top1"] <= 1
+    assert any(r["kind"] == "step" for r in records)
+
+
+def test_resumed_run_ends_with_the_same_weights(synthetic_stores, tiny_config, tmp_path):
+    data = synthetic_stores / "ntu60-xsub"
+    assert run(tiny_config, data, tmp_path / "straight") == 0
+    assert run(tiny_config, data, tmp_path / "killed", "--stop-after-epochs", "2") == 0
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    assert not (tmp_path / "killed" / "encoder.pt").exists()
+    assert run(tiny_config, data, tmp_path / "killed") == 0
+    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "killed")
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    records = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2, 3]  # no duplicate after resuming
+
+
+def test_changed_config_does_not_resume_silently(synthetic_stores, tiny_config, tmp_path, capsys):
+    data = synthetic_stores / "ntu60-xsub"
+    assert run(tiny_config, data, tmp_path / "r", "--stop-after-epochs", "1") == 0
+    assert run(tiny_config, data, tmp_path / "r", "--set", "optim.lr=0.1") == 1
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_user_mistakes_are_one_line_errors(synthetic_stores, tiny_config, tmp_path):
+    cases = [
+        (["--set", "model.depht=2"], "unknown key 'depht'"),
+        (["--set", "optim.precision=fp8"], "optim.precision"),
+        (["--set", "data.batch_size=100000"], "larger than"),
+    ]
+    for extra, words in cases:
+        result = subprocess.run([sys.executable, "-m", "hacm.pretrain", "--config", str(tiny_config), "--data",
+                                 str(synthetic_stores / "ntu60-xsub"), "--out", str(tmp_path / "x"), *extra],
+                                capture_output=True, text=True)
+        assert result.returncode in (1, 2) and words in result.stderr and "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "hacm.pretrain", "--config", str(tiny_config), "--data",
+                             str(tmp_path / "nothing"), "--out", str(tmp_path / "y")], capture_output=True, text=True)
+    assert result.returncode == 1 and "not a converted split" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_slurm_variables_alone_do_not_start_distributed_mode(monkeypatch):
+    from hacm.train.distributed import setup_distributed
+
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert not setup_distributed(prefer_cuda=False).enabled
+
+
+def test_two_gloo_processes_equal_one_process_on_the_same_global_batch(synthetic_stores, tiny_config, tmp_path):
+    data = synthetic_stores / "ntu60-xsub"
+    assert run(tiny_config, data, tmp_path / "single", "--set", "optim.epochs=2") == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "hacm.pretrain",
+         "--config", str(tiny_config), "--data", str(data), "--out", str(tmp_path / "ddp"), "--no-progress",
+         "--set", "optim.epochs=2"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    single, parallel = weights(tmp_path / "single"), weights(tmp_path / "ddp")
+    for key in single:
+        torch.testing.assert_close(parallel[key], single[key], atol=2e-5, rtol=1e-4, msg=key)
