@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hacm.data.storage import StoreError
 from hacm.model.config import ConfigError
+from hacm.runtime import ensure_allocator_settings
 from hacm.train.checkpoint import CheckpointError
 from hacm.train.config import load_pretrain_config
 from hacm.train.distributed import setup_distributed, teardown_distributed
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # a command-line run, not a call from Python
+        ensure_allocator_settings()
     try:
         config = load_pretrain_config(args.config, args.overrides)
     except ConfigError as error:

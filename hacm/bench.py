@@ -1,0 +1,113 @@
+"""`python -m hacm.bench pretrain ...`: speed of one pretraining step of the paper-size model, as one JSON line.
+
+The figure of merit is `samples_per_s * 305.6 / 16 / matmul_gflops_fp32`: 305.6 GFLOP is one training
+step at batch 16 as counted by torch.utils.flop_counter for the authors' implementation, and the
+2048^3 float32 matmul speed measured in the same process normalises away the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+from hacm.runtime import ensure_allocator_settings
+from hacm.model.config import ModelConfig
+from hacm.model.pretrainer import HACMPretrainer
+from hacm.train.engine import AUTOCAST_DTYPES
+
+REFERENCE_STEP_GFLOP = 305.6  # authors' implementation, batch 16, T=72, t_patch=3
+REFERENCE_BATCH = 16
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: torch.device, *, size: int = 2048, repeats: int = 5) -> float:
+    """Best of `repeats` timings of a size^3 float32 matmul, in GFLOP/s."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b
+    _synchronise(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        _synchronise(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def bench_pretrain(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    config = ModelConfig(frames=args.frames, t_patch=args.t_patch, dim=256, depth=8, heads=8, decoder_dim=256,
+                         decoder_depth=3, decoder_heads=8, num_bodies=2)
+    model = HACMPretrainer(config).to(device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    x = torch.randn(args.batch_size, config.coords, config.frames, config.num_joints, config.num_bodies,
+                    device=device) * 0.3
+    generator = torch.Generator(device=device).manual_seed(0)
+    dtype = AUTOCAST_DTYPES[args.precision]
+    gflops_before = matmul_gflops(device)
+
+    def step() -> None:
+        with torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            output = model(x, generator=generator)
+        optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        optimizer.step()
+
+    for _ in range(args.warmup):
+        step()
+    _synchronise(device)
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        _synchronise(device)
+        times.append(time.perf_counter() - start)
+    gflops = max(gflops_before, matmul_gflops(device))
+    step_s = statistics.median(times)
+    samples_per_s = args.batch_size / step_s
+    return {
+        "bench": "pretrain", "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(), "precision": args.precision, "batch_size": args.batch_size,
+        "frames": args.frames, "t_patch": args.t_patch, "steps": args.steps,
+        "step_ms": round(1000 * step_s, 1), "samples_per_s": round(samples_per_s, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
+        "matmul_gflops_fp32": round(gflops, 1),
+        "efficiency": round(samples_per_s * REFERENCE_STEP_GFLOP / REFERENCE_BATCH / gflops, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hacm.bench", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    pretrain = commands.add_parser("pretrain", help="one pretraining step of the paper-size model")
+    pretrain.add_argument("--batch-size", type=int, default=16)
+    pretrain.add_argument("--steps", type=int, default=5)
+    pretrain.add_argument("--warmup", type=int, default=2)
+    pretrain.add_argument("--frames", type=int, default=72)
+    pretrain.add_argument("--t-patch", type=int, default=3)
+    pretrain.add_argument("--precision", choices=sorted(AUTOCAST_DTYPES), default="fp32")
+    pretrain.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    if argv is None:  # a command-line run, not a call from Python
+        ensure_allocator_settings()
+    if args.frames % args.t_patch or min(args.batch_size, args.steps, args.frames) < 1:
+        parser.error("--frames must be a positive multiple of --t-patch; batch size and steps positive")
+    print(json.dumps(bench_pretrain(args)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
