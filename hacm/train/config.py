@@ -18,7 +18,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 LOADERS = ("auto", "device", "workers")
 
 
-def _from_dict(cls, data: dict | None, section: str):
+def section_from_dict(cls, data: dict | None, section: str):
     data = dict(data or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
@@ -30,7 +30,7 @@ def _from_dict(cls, data: dict | None, section: str):
         raise ConfigError(f"{section}: {error}") from None
 
 
-def _need(condition: bool, key: str, message: str) -> None:
+def require(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(f"{key}: {message}")
 
@@ -43,10 +43,10 @@ class DataConfig:
     rotation: float = 0.3
 
     def __post_init__(self) -> None:
-        _need(isinstance(self.batch_size, int) and self.batch_size > 0, "data.batch_size", "must be a positive integer")
-        _need(self.loader in LOADERS, "data.loader", f"must be one of {LOADERS}")
-        _need(isinstance(self.workers, int) and self.workers >= 0, "data.workers", "must be a non-negative integer")
-        _need(self.rotation >= 0, "data.rotation", "must be non-negative")
+        require(isinstance(self.batch_size, int) and self.batch_size > 0, "data.batch_size", "must be a positive integer")
+        require(self.loader in LOADERS, "data.loader", f"must be one of {LOADERS}")
+        require(isinstance(self.workers, int) and self.workers >= 0, "data.workers", "must be a non-negative integer")
+        require(self.rotation >= 0, "data.rotation", "must be non-negative")
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,14 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
-        _need(isinstance(self.epochs, int) and self.epochs > 0, "optim.epochs", "must be a positive integer")
-        _need(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs",
+        require(isinstance(self.epochs, int) and self.epochs > 0, "optim.epochs", "must be a positive integer")
+        require(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs",
               "must lie in [0, epochs]")
-        _need(self.lr > 0 and self.min_lr >= 0, "optim.lr", "lr must be positive and min_lr non-negative")
-        _need(self.weight_decay >= 0, "optim.weight_decay", "must be non-negative")
-        _need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", "must be two numbers in [0, 1)")
-        _need(self.clip_grad is None or self.clip_grad > 0, "optim.clip_grad", "must be positive or null")
-        _need(self.precision in PRECISIONS, "optim.precision", f"must be one of {PRECISIONS}")
+        require(self.lr > 0 and self.min_lr >= 0, "optim.lr", "lr must be positive and min_lr non-negative")
+        require(self.weight_decay >= 0, "optim.weight_decay", "must be non-negative")
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", "must be two numbers in [0, 1)")
+        require(self.clip_grad is None or self.clip_grad > 0, "optim.clip_grad", "must be positive or null")
+        require(self.precision in PRECISIONS, "optim.precision", f"must be one of {PRECISIONS}")
 
     def scaled_lr(self, batch_size: int) -> tuple[float, float]:
         return self.lr * batch_size / 256, self.min_lr * batch_size / 256
@@ -82,7 +82,7 @@ class MonitorConfig:
     log_every: int = 10  # steps between metric lines
 
     def __post_init__(self) -> None:
-        _need(self.knn_every >= 0 and self.knn_k > 0 and self.log_every > 0, "monitor", "counts must be positive")
+        require(self.knn_every >= 0 and self.knn_k > 0 and self.log_every > 0, "monitor", "counts must be positive")
 
 
 @dataclass(frozen=True)
@@ -112,14 +112,14 @@ class PretrainConfig:
             raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")
         model_fields = {**PRESETS[method], **(data.get("model") or {})}
         seed = data.get("seed", 0)
-        _need(isinstance(seed, int) and seed >= 0, "seed", "must be a non-negative integer")
+        require(isinstance(seed, int) and seed >= 0, "seed", "must be a non-negative integer")
         return cls(
             seed=seed,
             method=method,
             model=ModelConfig.from_dict(model_fields),
-            data=_from_dict(DataConfig, data.get("data"), "data"),
-            optim=_from_dict(OptimConfig, data.get("optim"), "optim"),
-            monitor=_from_dict(MonitorConfig, data.get("monitor"), "monitor"),
+            data=section_from_dict(DataConfig, data.get("data"), "data"),
+            optim=section_from_dict(OptimConfig, data.get("optim"), "optim"),
+            monitor=section_from_dict(MonitorConfig, data.get("monitor"), "monitor"),
         )
 
 

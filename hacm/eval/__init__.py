@@ -1,0 +1,1 @@
+"""Evaluation protocols: linear, fine-tune, semi-supervised and transfer (DESIGN §3)."""

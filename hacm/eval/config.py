@@ -1,0 +1,115 @@
+"""Evaluation configuration: one YAML, validated, with `--set` overrides (as pretraining)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from hacm.model.config import PRESETS, ConfigError, ModelConfig
+from hacm.train.config import PRECISIONS, DataConfig, apply_overrides, load_yaml, require, section_from_dict
+
+PROTOCOLS = ("linear", "finetune", "semi", "transfer")
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    epochs: int = 100
+    lr: float = 0.1  # per 256 samples, scaled linearly
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    augment: bool = False  # False: features extracted once and cached (test-time crop, no rotation)
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.epochs, int) and self.epochs > 0, "linear.epochs", "must be a positive integer")
+        require(self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0, "linear", "lr > 0, momentum in [0, 1)")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    epochs: int = 100
+    warmup_epochs: int = 5
+    lr: float = 5e-4  # per 256 samples, scaled linearly
+    min_lr: float = 1e-6
+    weight_decay: float = 0.05
+    layer_decay: float = 0.8
+    drop_path: float = 0.3
+    dropout: float = 0.3
+    label_smoothing: float = 0.1
+    hidden: int = 2048
+    betas: tuple[float, float] = (0.9, 0.999)
+    clip_grad: float | None = None
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        require(isinstance(self.epochs, int) and self.epochs > 0, "finetune.epochs", "must be a positive integer")
+        require(0 <= self.warmup_epochs <= self.epochs, "finetune.warmup_epochs", "must lie in [0, epochs]")
+        require(self.lr > 0 and self.min_lr >= 0 and self.weight_decay >= 0, "finetune.lr", "must be positive")
+        require(0 < self.layer_decay <= 1, "finetune.layer_decay", "must lie in (0, 1]")
+        require(0 <= self.drop_path < 1 and 0 <= self.dropout < 1, "finetune.drop_path", "rates must lie in [0, 1)")
+        require(0 <= self.label_smoothing < 1, "finetune.label_smoothing", "must lie in [0, 1)")
+        require(self.precision in PRECISIONS, "finetune.precision", f"must be one of {PRECISIONS}")
+
+
+@dataclass(frozen=True)
+class SemiConfig:
+    fraction: float = 0.01  # share of each class's training samples (at least one per class)
+    draw: int = 0  # which draw: the subset's seed is derived from (seed, fraction, draw)
+
+    def __post_init__(self) -> None:
+        require(0 < self.fraction <= 1, "semi.fraction", "must lie in (0, 1]")
+        require(isinstance(self.draw, int) and self.draw >= 0, "semi.draw", "must be a non-negative integer")
+
+
+@dataclass(frozen=True)
+class EvalMonitorConfig:
+    test_every: int = 0  # epochs between test-split evaluations during training (0: only at the end)
+    log_every: int = 20
+
+    def __post_init__(self) -> None:
+        require(self.test_every >= 0 and self.log_every > 0, "monitor", "counts must be non-negative / positive")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    seed: int = 0
+    method: str = "hacm"  # architecture preset for --encoder none
+    model: ModelConfig = field(default_factory=ModelConfig)  # architecture for --encoder none
+    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=256))
+    linear: LinearConfig = field(default_factory=LinearConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    semi: SemiConfig = field(default_factory=SemiConfig)
+    monitor: EvalMonitorConfig = field(default_factory=EvalMonitorConfig)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["model"] = self.model.to_dict()
+        data["finetune"]["betas"] = list(self.finetune.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvalConfig:
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r}; known top-level keys: {', '.join(sorted(known))}")
+        method = data.get("method", "hacm")
+        if method not in PRESETS:
+            raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")
+        seed = data.get("seed", 0)
+        require(isinstance(seed, int) and seed >= 0, "seed", "must be a non-negative integer")
+        return cls(
+            seed=seed,
+            method=method,
+            model=ModelConfig.from_dict({**PRESETS[method], **(data.get("model") or {})}),
+            data=section_from_dict(DataConfig, data.get("data"), "data"),
+            linear=section_from_dict(LinearConfig, data.get("linear"), "linear"),
+            finetune=section_from_dict(FinetuneConfig, data.get("finetune"), "finetune"),
+            semi=section_from_dict(SemiConfig, data.get("semi"), "semi"),
+            monitor=section_from_dict(EvalMonitorConfig, data.get("monitor"), "monitor"),
+        )
+
+
+def load_eval_config(path, overrides: list[str] | None = None) -> EvalConfig:
+    data = load_yaml(path) if path is not None else {}
+    return EvalConfig.from_dict(apply_overrides(data, overrides or []))

@@ -1,0 +1,98 @@
+"""Evaluation outputs: accuracies, per-class accuracy, predictions table, confusion matrix, metrics schema."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+METRICS_SCHEMA = {
+    "type": "object",
+    "required": ["protocol", "top1", "top5", "per_class_accuracy", "num_train", "num_test", "num_classes", "seed",
+                 "encoder", "config", "git_commit", "seconds", "mode", "dataset"],
+    "properties": {
+        "protocol": {"enum": ["linear", "finetune", "semi", "transfer"]},
+        "top1": {"type": "number", "minimum": 0, "maximum": 1},
+        "top5": {"type": "number", "minimum": 0, "maximum": 1},
+        "per_class_accuracy": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+        "num_train": {"type": "integer", "minimum": 1},
+        "num_test": {"type": "integer", "minimum": 1},
+        "num_classes": {"type": "integer", "minimum": 2},
+        "seed": {"type": "integer", "minimum": 0},
+        "encoder": {
+            "type": "object",
+            "required": ["path", "sha256", "method"],
+            "properties": {"path": {"type": ["string", "null"]}, "sha256": {"type": ["string", "null"]},
+                           "method": {"type": "string"}},
+        },
+        "config": {"type": "object"},
+        "git_commit": {"type": "string"},
+        "seconds": {"type": "number", "minimum": 0},
+        "mode": {"type": "string"},
+        "dataset": {"type": "object"},
+        "semi": {"type": "object", "required": ["fraction", "draw", "subset_seed", "subset_size", "subset_digest"]},
+    },
+}
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    k = min(k, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    return float((top == labels[:, None]).any(dim=1).float().mean())
+
+
+def per_class_accuracy(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy of each class present in the test split, keyed by the 0-based class as text."""
+    return {str(int(c)): float((predictions[labels == c] == c).mean()) for c in np.unique(labels)}
+
+
+def confusion_matrix(predictions: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def write_predictions(path: Path, names: np.ndarray, labels: np.ndarray, logits: torch.Tensor) -> None:
+    top = logits.topk(min(5, logits.shape[1]), dim=1).indices.numpy()
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "label", "prediction", "top5", "correct"])
+        for name, label, ranked in zip(names, labels, top):
+            writer.writerow([name, int(label), int(ranked[0]), " ".join(map(str, ranked)), int(ranked[0] == label)])
+
+
+def plot_confusion(path: Path, matrix: np.ndarray, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+    size = min(12.0, 3.0 + 0.08 * len(matrix))
+    figure, axis = plt.subplots(figsize=(size + 1, size), dpi=120)
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    axis.set_title(title, fontsize=10)
+    if len(matrix) <= 20:
+        axis.set_xticks(range(len(matrix)))
+        axis.set_yticks(range(len(matrix)))
+    figure.colorbar(image, ax=axis, fraction=0.046, label="share of the true class")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def validate_metrics(document: dict) -> None:
+    """Raise jsonschema.ValidationError when a metrics document does not match METRICS_SCHEMA."""
+    import jsonschema
+
+    jsonschema.validate(document, METRICS_SCHEMA)
+
+
+def write_json(path: Path, document: dict) -> None:
+    path.write_text(json.dumps(document, indent=2) + "\n")

@@ -1,0 +1,389 @@
+"""The evaluation protocols (DESIGN §3) as resumable runs.
+
+linear    frozen encoder in eval mode, BatchNorm (no affine) + Linear on pooled features, SGD, cosine.
+          With augmentation off, features are extracted once and the classifier trains on the cache.
+finetune  encoder + MLP head, AdamW with layer-wise lr decay, drop path, label smoothing, warm-up + cosine.
+semi      fine-tune on a per-class share of the training split (one draw; the seed is recorded).
+transfer  fine-tune an encoder pretrained on another dataset on this dataset's classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm import tqdm
+
+from hacm.data.loader import epoch_batches
+from hacm.data.storage import SkeletonStore
+from hacm.eval.config import EvalConfig
+from hacm.eval.metrics import (
+    confusion_matrix,
+    per_class_accuracy,
+    plot_confusion,
+    topk_accuracy,
+    validate_metrics,
+    write_json,
+    write_predictions,
+)
+from hacm.eval.subsets import per_class_subset, subset_digest, subset_seed
+from hacm.model.config import ModelConfig
+from hacm.model.heads import FinetuneHead, LinearHead, pooled
+from hacm.model.pretrainer import SkeletonEncoder
+from hacm.train.checkpoint import CheckpointError, atomic_save, git_commit, load_state, restore_rng_state, rng_state
+from hacm.train.engine import AUTOCAST_DTYPES, set_learning_rate
+from hacm.train.monitor import MetricsLog
+from hacm.train.pretraining import Feeder, RunError, load_encoder_file
+from hacm.train.schedules import warmup_cosine
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+LOG = "metrics.jsonl"
+PREDICTIONS = "predictions.csv"
+CONFUSION = "confusion.png"
+FEATURE_CACHE = "features.pt"
+_NO_DECAY_NAMES = ("joint_embed", "time_embed")
+
+
+@dataclass
+class LoadedEncoder:
+    encoder: SkeletonEncoder
+    config: ModelConfig
+    path: str | None
+    sha256: str | None
+    method: str
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_encoder(path: Path | None, config: EvalConfig, *, drop_path: float = 0.0) -> LoadedEncoder:
+    """The pretrained encoder of an encoder file, or (path None) a randomly initialised one."""
+    if path is None:
+        model_config = replace(config.model, drop_path=drop_path)
+        torch.manual_seed(config.seed)
+        return LoadedEncoder(SkeletonEncoder(model_config), model_config, None, None, f"{config.method} (random init)")
+    state = load_encoder_file(path)
+    try:
+        model_config = replace(ModelConfig.from_dict(state["model"]), drop_path=drop_path)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: its model configuration is invalid ({error})") from None
+    encoder = SkeletonEncoder(model_config)
+    try:
+        encoder.load_state_dict(state["state_dict"])
+    except RuntimeError as error:
+        first = str(error).splitlines()[1:2] or [str(error)]
+        raise CheckpointError(f"{path}: weights do not match the encoder they describe ({first[0].strip()})") from None
+    return LoadedEncoder(encoder, model_config, str(path), file_sha256(path), str(state.get("method", "unknown")))
+
+
+def layer_id(name: str, depth: int) -> int:
+    """Depth of a parameter for layer-wise lr decay: embeddings 0, block i -> i + 1, the rest depth + 1."""
+    if name.startswith(("patch_embed", "joint_embed", "time_embed")):
+        return 0
+    if name.startswith("transformer.blocks."):
+        return int(name.split(".")[2]) + 1
+    return depth + 1
+
+
+def finetune_parameter_groups(encoder: SkeletonEncoder, head: torch.nn.Module, *, weight_decay: float,
+                              layer_decay: float) -> list[dict]:
+    depth = encoder.config.depth
+    groups: dict[tuple[int, bool], dict] = {}
+    named = [(name, p) for name, p in encoder.named_parameters()] + [(f"head.{n}", p) for n, p in head.named_parameters()]
+    for name, parameter in named:
+        if not parameter.requires_grad:
+            continue
+        layer = depth + 1 if name.startswith("head.") else layer_id(name, depth)
+        decay = not (parameter.ndim <= 1 or name.endswith(_NO_DECAY_NAMES))
+        group = groups.setdefault((layer, decay), {
+            "params": [], "weight_decay": weight_decay if decay else 0.0,
+            "lr_scale": layer_decay ** (depth + 1 - layer)})
+        group["params"].append(parameter)
+    return list(groups.values())
+
+
+@dataclass
+class Run:
+    """Everything a protocol needs: configuration, stores, device, output folder."""
+
+    protocol: str
+    config: EvalConfig
+    data_dir: Path
+    out_dir: Path
+    encoder_path: Path | None
+    device: torch.device
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.train_store = SkeletonStore(self.data_dir / "train")
+        self.test_store = SkeletonStore(self.data_dir / "test")
+        self.classes = self.train_store.num_classes
+        if self.test_store.num_classes != self.classes:
+            raise RunError(f"{self.data_dir}: train and test stores disagree on the number of classes")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.log = MetricsLog(self.out_dir / LOG, keep_through_epoch=None)
+
+    def feeder(self, store: SkeletonStore, *, train: bool, frames: int) -> Feeder:
+        on_device = self.config.data.loader == "device" or (self.config.data.loader == "auto"
+                                                            and self.device.type == "cuda")
+        return Feeder(store, frames=frames, train=train, seed=self.config.seed, device=self.device,
+                      on_device=on_device, workers=self.config.data.workers, rotation=self.config.data.rotation)
+
+    def ordered_batches(self, store: SkeletonStore) -> list[list[int]]:
+        return epoch_batches(len(store), batch_size=self.config.data.batch_size, seed=0, epoch=0, shuffle=False,
+                             drop_last=False)
+
+
+@torch.no_grad()
+def encode_pooled(encoder: SkeletonEncoder, feeder: Feeder, batches, device, autocast_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    features, labels = [], []
+    for batch in feeder.iterate(batches):
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
+                            enabled=autocast_dtype is not None):
+            features.append(pooled(encoder(batch.x.to(device))).float().cpu())
+        labels.append(batch.labels.cpu())
+    return torch.cat(features), torch.cat(labels)
+
+
+def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimizer, scaler, generators) -> int:
+    """Load the run's checkpoint when there is one; the first epoch still to train."""
+    path = run.out_dir / CHECKPOINT
+    if not path.exists():
+        return 1
+    state = load_state(path, map_location=run.device)
+    if state.get("config") != resolved:
+        raise RunError(f"{path} was written with another configuration or encoder; use a new --out or delete it")
+    for key, module in modules.items():
+        module.load_state_dict(state[key])
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    restore_rng_state(state["rng"], generators)
+    run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=int(state["epoch"]))
+    return int(state["epoch"]) + 1
+
+
+def _save(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimizer, scaler, generators, epoch) -> None:
+    atomic_save({**{key: module.state_dict() for key, module in modules.items()}, "optimizer": optimizer.state_dict(),
+                 "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch,
+                 "rng": rng_state(generators), "config": resolved, "git_commit": git_commit()},
+                run.out_dir / CHECKPOINT)
+
+
+def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.Tensor, dict]:
+    """Train the linear classifier; test logits and protocol facts."""
+    settings, device = run.config.linear, run.device
+    encoder = loaded.encoder.to(device).eval()
+    for parameter in encoder.parameters():
+        parameter.requires_grad_(False)
+    frames = loaded.config.frames
+    head = LinearHead(loaded.config.dim, run.classes).to(device)
+    batch_size = min(run.config.data.batch_size, len(run.train_store))
+    lr = settings.lr * batch_size / 256
+    optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    steps_per_epoch = len(run.train_store) // batch_size
+    schedule = warmup_cosine(base=lr, final=0.0, epochs=settings.epochs, steps_per_epoch=steps_per_epoch)
+    test_features, _ = encode_pooled(encoder, run.feeder(run.test_store, train=False, frames=frames),
+                                     run.ordered_batches(run.test_store), device)
+    cached = None
+    if not settings.augment:
+        cache = run.out_dir / FEATURE_CACHE
+        state = load_state(cache) if cache.exists() else None
+        if state is None or state.get("encoder_sha256") != loaded.sha256 or state.get("frames") != frames:
+            features, labels = encode_pooled(encoder, run.feeder(run.train_store, train=False, frames=frames),
+                                             run.ordered_batches(run.train_store), device)
+            atomic_save({"features": features, "labels": labels, "encoder_sha256": loaded.sha256,
+                         "frames": frames}, cache)
+            state = {"features": features, "labels": labels}
+        cached = (state["features"].to(device), state["labels"].to(device))
+    train_feeder = run.feeder(run.train_store, train=True, frames=frames) if settings.augment else None
+    start = _resume(run, resolved, {"head": head}, optimizer, None, {})
+    for epoch in tqdm(range(start, settings.epochs + 1), desc="linear", unit="epoch", disable=not run.show_progress,
+                      initial=start - 1, total=settings.epochs):
+        batches = epoch_batches(len(run.train_store), batch_size=batch_size, seed=run.config.seed, epoch=epoch)
+        head.train()
+        total, correct, seen = 0.0, 0, 0
+        source = train_feeder.iterate(batches, epoch) if train_feeder is not None else batches
+        for step_in_epoch, item in enumerate(source):
+            set_learning_rate(optimizer, float(schedule[(epoch - 1) * steps_per_epoch + step_in_epoch]))
+            if cached is not None:
+                index = torch.as_tensor(item, device=device)
+                features, labels = cached[0][index], cached[1][index]
+            else:
+                with torch.no_grad():
+                    features = pooled(encoder(item.x.to(device))).float()
+                labels = item.labels.to(device)
+            logits = head(features)
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+        record = {"kind": "epoch", "epoch": epoch, "loss": total / seen, "train_top1": correct / seen,
+                  "lr": float(schedule[epoch * steps_per_epoch - 1])}
+        if run.config.monitor.test_every and epoch % run.config.monitor.test_every == 0:
+            record["test_top1"] = _linear_test_top1(head, test_features, run, device)
+        run.log.write(record)
+        _save(run, resolved, {"head": head}, optimizer, None, {}, epoch)
+    head.eval()
+    with torch.no_grad():
+        logits = head(test_features.to(device)).float().cpu()
+    mode = "augmented" if settings.augment else "cached-features"
+    return logits, {"mode": mode, "num_train": len(run.train_store)}
+
+
+def _linear_test_top1(head, test_features, run: Run, device) -> float:
+    head.eval()
+    with torch.no_grad():
+        logits = head(test_features.to(device)).cpu()
+    head.train()
+    return topk_accuracy(logits, torch.from_numpy(run.test_store.labels), 1)
+
+
+def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict, *, subset: np.ndarray | None) -> tuple[torch.Tensor, dict]:
+    """Fine-tune encoder + MLP head on the training split (or a subset of it); test logits and facts."""
+    settings, device = run.config.finetune, run.device
+    encoder = loaded.encoder.to(device)
+    head = FinetuneHead(dim=loaded.config.dim, joints=loaded.config.joints_per_patch, classes=run.classes,
+                        hidden=settings.hidden, dropout=settings.dropout).to(device)
+    frames = loaded.config.frames
+    members = np.arange(len(run.train_store)) if subset is None else subset
+    batch_size = min(run.config.data.batch_size, len(members))
+    if batch_size < 2:
+        raise RunError("fine-tuning needs at least two training samples (BatchNorm in the head)")
+    steps_per_epoch = len(members) // batch_size
+    lr, min_lr = settings.lr * batch_size / 256, settings.min_lr * batch_size / 256
+    schedule = warmup_cosine(base=lr, final=min_lr, epochs=settings.epochs, steps_per_epoch=steps_per_epoch,
+                             warmup_epochs=settings.warmup_epochs)
+    optimizer = torch.optim.AdamW(finetune_parameter_groups(encoder, head, weight_decay=settings.weight_decay,
+                                                            layer_decay=settings.layer_decay), lr=lr,
+                                  betas=settings.betas)
+    autocast_dtype = AUTOCAST_DTYPES[settings.precision]
+    scaler = torch.amp.GradScaler(device.type) if settings.precision == "fp16" else None
+    train_feeder = run.feeder(run.train_store, train=True, frames=frames)
+    test_feeder = run.feeder(run.test_store, train=False, frames=frames)
+    torch.manual_seed(run.config.seed)
+    start = _resume(run, resolved, {"encoder": encoder, "head": head}, optimizer, scaler, {})
+
+    def test_logits() -> torch.Tensor:
+        encoder.eval()
+        head.eval()
+        outputs = []
+        with torch.no_grad():
+            for batch in test_feeder.iterate(run.ordered_batches(run.test_store)):
+                with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
+                                    enabled=autocast_dtype is not None):
+                    outputs.append(head(encoder(batch.x.to(device))).float().cpu())
+        return torch.cat(outputs)
+
+    for epoch in tqdm(range(start, settings.epochs + 1), desc=run.protocol, unit="epoch",
+                      disable=not run.show_progress, initial=start - 1, total=settings.epochs):
+        encoder.train()
+        head.train()
+        positions = epoch_batches(len(members), batch_size=batch_size, seed=run.config.seed, epoch=epoch)
+        batches = [[int(members[p]) for p in batch] for batch in positions]
+        total, correct, seen = 0.0, 0, 0
+        for step_in_epoch, batch in enumerate(train_feeder.iterate(batches, epoch)):
+            set_learning_rate(optimizer, float(schedule[(epoch - 1) * steps_per_epoch + step_in_epoch]))
+            labels = batch.labels.to(device)
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
+                                enabled=autocast_dtype is not None):
+                logits = head(encoder(batch.x.to(device)))
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
+            if not math.isfinite(float(loss.detach())):
+                raise RunError(f"loss is {float(loss)} at epoch {epoch}; lower finetune.lr or use fp32")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if settings.clip_grad is not None:
+                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
+                                               settings.clip_grad)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            total += float(loss.detach()) * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+        record = {"kind": "epoch", "epoch": epoch, "loss": total / seen, "train_top1": correct / seen,
+                  "lr": float(schedule[epoch * steps_per_epoch - 1])}
+        if run.config.monitor.test_every and epoch % run.config.monitor.test_every == 0:
+            record["test_top1"] = topk_accuracy(test_logits(), torch.from_numpy(run.test_store.labels), 1)
+        run.log.write(record)
+        _save(run, resolved, {"encoder": encoder, "head": head}, optimizer, scaler, {}, epoch)
+    return test_logits(), {"mode": "finetune", "num_train": int(len(members))}
+
+
+def evaluate(run: Run) -> dict:
+    """Run the protocol (resuming when possible) and write metrics.json, predictions.csv, confusion.png."""
+    started = time.perf_counter()
+    config = run.config
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    drop_path = config.finetune.drop_path if run.protocol != "linear" else 0.0
+    loaded = build_encoder(run.encoder_path, config, drop_path=drop_path)
+    resolved = {"protocol": run.protocol, "encoder_sha256": loaded.sha256, "config": config.to_dict(),
+                "data": str(run.data_dir)}
+    (run.out_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    semi = None
+    subset = None
+    if run.protocol == "semi":
+        seed = subset_seed(config.seed, config.semi.fraction, config.semi.draw)
+        subset = per_class_subset(run.train_store.labels, config.semi.fraction, seed)
+        semi = {"fraction": config.semi.fraction, "draw": config.semi.draw, "subset_seed": seed,
+                "subset_size": int(len(subset)), "subset_digest": subset_digest(subset),
+                "classes_covered": int(len(np.unique(run.train_store.labels[subset])))}
+    if run.protocol == "linear":
+        logits, facts = run_linear(run, loaded, resolved)
+    else:
+        logits, facts = run_finetune(run, loaded, resolved, subset=subset)
+    labels = run.test_store.labels.astype(np.int64)
+    predictions = logits.argmax(dim=1).numpy()
+    document = {
+        "protocol": run.protocol,
+        "top1": topk_accuracy(logits, torch.from_numpy(labels), 1),
+        "top5": topk_accuracy(logits, torch.from_numpy(labels), 5),
+        "per_class_accuracy": per_class_accuracy(predictions, labels),
+        "num_train": facts["num_train"],
+        "num_test": int(len(labels)),
+        "num_classes": run.classes,
+        "seed": config.seed,
+        "mode": facts["mode"],
+        "encoder": {"path": loaded.path, "sha256": loaded.sha256, "method": loaded.method},
+        "dataset": {key: run.train_store.info.get(key) for key in ("dataset", "benchmark")} | {"path": str(run.data_dir)},
+        "config": config.to_dict(),
+        "git_commit": git_commit(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if semi is not None:
+        document["semi"] = semi
+    validate_metrics(document)
+    write_json(run.out_dir / METRICS, document)
+    write_predictions(run.out_dir / PREDICTIONS, run.test_store.names, labels, logits)
+    title = (f"{run.protocol} - {document['dataset'].get('benchmark')} - top-1 {100 * document['top1']:.1f} % "
+             f"({loaded.method})")
+    plot_confusion(run.out_dir / CONFUSION, confusion_matrix(predictions, labels, run.classes), title=title)
+    return document
+
+
+def read_metrics(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

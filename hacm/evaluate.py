@@ -1,0 +1,62 @@
+"""`python -m hacm.evaluate --protocol {linear,finetune,semi,transfer} --config FILE --data DIR --encoder FILE|none --out DIR`.
+
+DIR is a converted split (train/ and test/). `--encoder none` evaluates a randomly initialised encoder
+(the "no pretraining" row; fine-tuning from scratch). Writes OUT/metrics.json, predictions.csv,
+confusion.png, metrics.jsonl and a resumable OUT/checkpoint.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from hacm.data.storage import StoreError
+from hacm.eval.config import PROTOCOLS, load_eval_config
+from hacm.eval.protocols import Run, evaluate
+from hacm.model.config import ConfigError
+from hacm.runtime import ensure_allocator_settings
+from hacm.train.checkpoint import CheckpointError
+from hacm.train.pretraining import RunError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hacm.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--protocol", choices=PROTOCOLS, required=True)
+    parser.add_argument("--config", type=Path, required=True, help="evaluation YAML (see config/examples)")
+    parser.add_argument("--data", type=Path, required=True, help="converted split folder with train/ and test/")
+    parser.add_argument("--encoder", required=True, help="encoder.pt written by hacm.pretrain, or 'none'")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (resumed when it has a checkpoint)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set linear.epochs=10 (repeatable)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if argv is None:
+        ensure_allocator_settings()
+    try:
+        config = load_eval_config(args.config, args.overrides)
+    except ConfigError as error:
+        print(f"hacm.evaluate: error: {error}", file=sys.stderr)
+        return 2
+    encoder = None if args.encoder.lower() == "none" else Path(args.encoder)
+    try:
+        run = Run(protocol=args.protocol, config=config, data_dir=args.data, out_dir=args.out, encoder_path=encoder,
+                  device=torch.device(args.device), show_progress=not args.no_progress)
+        metrics = evaluate(run)
+    except (StoreError, CheckpointError, RunError, ConfigError) as error:
+        print(f"hacm.evaluate: error: {error}", file=sys.stderr)
+        return 1
+    print(f"hacm.evaluate: {args.protocol} on {metrics['dataset'].get('benchmark')}: top-1 "
+          f"{100 * metrics['top1']:.2f} %, top-5 {100 * metrics['top5']:.2f} % ({metrics['mode']}); {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Classification heads on the encoder's token features (DESIGN §3).
+
+Both take encoder features (N, M, P, J, D): N samples, M bodies, P time patches, J token joints.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def pooled(features: torch.Tensor) -> torch.Tensor:
+    """Mean over bodies, time and joints: (N, M, P, J, D) -> (N, D)."""
+    return features.mean(dim=(1, 2, 3))
+
+
+class LinearHead(nn.Module):
+    """BatchNorm without affine parameters, then one Linear layer, on pooled features."""
+
+    def __init__(self, dim: int, classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(dim, affine=False)
+        self.linear = nn.Linear(dim, classes)
+        nn.init.trunc_normal_(self.linear.weight, std=0.01)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, pooled_features: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.norm(pooled_features))
+
+
+class FinetuneHead(nn.Module):
+    """Dropout, mean over time, joints concatenated, mean over bodies, Linear-BatchNorm-ReLU-Linear."""
+
+    def __init__(self, *, dim: int, joints: int, classes: int, hidden: int = 2048, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.mlp = nn.Sequential(nn.Linear(joints * dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, classes))
+        for module in self.mlp:
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        n, m, p, j, d = features.shape
+        x = self.dropout(features).mean(dim=2).reshape(n, m, j * d).mean(dim=1)
+        return self.mlp(x)
