@@ -1,10 +1,11 @@
-"""Pre-norm transformer blocks with fused attention (`scaled_dot_product_attention`)."""
+"""Pre-norm transformer blocks (attention kernels in `hacm.model.attention`)."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from hacm.model.attention import self_attention
 
 
 class DropPath(nn.Module):
@@ -30,16 +31,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, dim = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        if x.device.type == "cpu" and q.dtype == torch.bfloat16:
-            # PyTorch's CPU flash kernel is slower in bf16 than in float32 without AMX units; the
-            # float32 kernel is both faster and exact there. GPUs keep the low-precision kernel.
-            with torch.autocast(device_type="cpu", enabled=False):
-                out = F.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(batch, length, dim))
+        return self.proj(self_attention(self.qkv(x), heads=self.heads))
 
 
 class Block(nn.Module):
