@@ -39,7 +39,7 @@ from hacm.model.config import ModelConfig
 from hacm.model.heads import FinetuneHead, LinearHead, pooled
 from hacm.model.pretrainer import SkeletonEncoder
 from hacm.train.checkpoint import CheckpointError, atomic_save, git_commit, load_state, restore_rng_state, rng_state
-from hacm.train.engine import AUTOCAST_DTYPES, set_learning_rate
+from hacm.train.engine import AUTOCAST_DTYPES, backward_and_step, set_learning_rate
 from hacm.train.monitor import MetricsLog
 from hacm.train.pretraining import Feeder, RunError, load_encoder_file
 from hacm.train.schedules import warmup_cosine
@@ -308,20 +308,7 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict, *, subset: np.
                 loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
             if not math.isfinite(float(loss.detach())):
                 raise RunError(f"loss is {float(loss)} at epoch {epoch}; lower finetune.lr or use fp32")
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if settings.clip_grad is not None:
-                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
-                                               settings.clip_grad)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            backward_and_step(loss, optimizer, scaler, settings.clip_grad)
             total += float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)

@@ -24,6 +24,27 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, value: float) -> None:
         group["lr"] = value * group.get("lr_scale", 1.0)
 
 
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+                      clip_grad: float | None) -> float | None:
+    """Backward (scaled for fp16), optional gradient clipping, optimiser step; the gradient norm when clipped."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    grad_norm = None
+    if clip_grad is not None:
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, clip_grad))
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return grad_norm
+
+
 def train_one_epoch(
     model: torch.nn.Module,
     batches: Iterable,
@@ -62,21 +83,7 @@ def train_one_epoch(
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise NonFiniteLoss(f"loss is {loss_value} at epoch {epoch} step {step}; lower optim.lr or use fp32")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        grad_norm = None
-        if clip_grad is not None:
-            parameters = [p for p in model.parameters() if p.grad is not None]
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, clip_grad))
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
+        grad_norm = backward_and_step(loss, optimizer, scaler, clip_grad)
         values = {"loss": loss_value, "reconstruction": float(output.reconstruction.detach()),
                   "contrast": float(output.contrast.detach())}
         for key, value in values.items():
