@@ -21,7 +21,7 @@ def temporal_attention_scores(embeddings: torch.Tensor, w_q: torch.Tensor, w_k: 
     embeddings: (S, P, J, D) Euclidean token embeddings (with position embeddings). Per joint,
     A = softmax_keys(q k^T / sqrt(D)) over the P patches; score = sum over queries. -> (S, P, J)
     """
-    per_joint = embeddings.float().transpose(1, 2)  # (S, J, P, D)
+    per_joint = embeddings.float().transpose(1, 2).contiguous()  # (S, J, P, D); contiguous: else matmul expands W
     queries = per_joint @ w_q.float().t()
     keys = per_joint @ w_k.float().t()
     logits = queries @ keys.transpose(-1, -2) / embeddings.shape[-1] ** 0.5
