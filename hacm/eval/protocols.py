@@ -184,6 +184,14 @@ def _save(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimiz
                 run.out_dir / CHECKPOINT)
 
 
+def _log_epoch(run: Run, epoch: int, *, loss: float, train_top1: float, lr: float, test_top1) -> None:
+    """One epoch line in metrics.jsonl; the test split is scored every monitor.test_every epochs."""
+    record = {"kind": "epoch", "epoch": epoch, "loss": loss, "train_top1": train_top1, "lr": lr}
+    if run.config.monitor.test_every and epoch % run.config.monitor.test_every == 0:
+        record["test_top1"] = test_top1()
+    run.log.write(record)
+
+
 def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.Tensor, dict]:
     """Train the linear classifier; test logits and protocol facts."""
     settings, device = run.config.linear, run.device
@@ -235,11 +243,9 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
             total += float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
-        record = {"kind": "epoch", "epoch": epoch, "loss": total / seen, "train_top1": correct / seen,
-                  "lr": float(schedule[epoch * steps_per_epoch - 1])}
-        if run.config.monitor.test_every and epoch % run.config.monitor.test_every == 0:
-            record["test_top1"] = _linear_test_top1(head, test_features, run, device)
-        run.log.write(record)
+        _log_epoch(run, epoch, loss=total / seen, train_top1=correct / seen,
+                   lr=float(schedule[epoch * steps_per_epoch - 1]),
+                   test_top1=lambda: _linear_test_top1(head, test_features, run, device))
         _save(run, resolved, {"head": head}, optimizer, None, {}, epoch)
     head.eval()
     with torch.no_grad():
@@ -312,11 +318,9 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict, *, subset: np.
             total += float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
-        record = {"kind": "epoch", "epoch": epoch, "loss": total / seen, "train_top1": correct / seen,
-                  "lr": float(schedule[epoch * steps_per_epoch - 1])}
-        if run.config.monitor.test_every and epoch % run.config.monitor.test_every == 0:
-            record["test_top1"] = topk_accuracy(test_logits(), torch.from_numpy(run.test_store.labels), 1)
-        run.log.write(record)
+        _log_epoch(run, epoch, loss=total / seen, train_top1=correct / seen,
+                   lr=float(schedule[epoch * steps_per_epoch - 1]),
+                   test_top1=lambda: topk_accuracy(test_logits(), torch.from_numpy(run.test_store.labels), 1))
         _save(run, resolved, {"encoder": encoder, "head": head}, optimizer, scaler, {}, epoch)
     return test_logits(), {"mode": "finetune", "num_train": int(len(members))}
 
