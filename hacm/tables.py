@@ -1,0 +1,52 @@
+"""`python -m hacm.tables --plan PLAN.json --published config/published.yaml --out DIR`: the paper's tables.
+
+Reads the evaluation results (metrics.json files) a plan names, puts the published numbers beside
+them and writes DIR/NAME.csv, NAME.md, NAME.tex per table, DIR/pretraining.png and DIR/index.md.
+Plan format and CSV layout: hacm/report/tables.py; published numbers: hacm/report/published.py.
+Any bad input ends the run with one `hacm.tables: ...` line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PROG = "hacm.tables"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one `hacm.tables: error: ...` line and exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m hacm.tables", description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", type=Path, required=True, metavar="JSON",
+                        help="plan file written by the workflow (tables, rows, metrics files, curves)")
+    parser.add_argument("--published", type=Path, metavar="YAML",
+                        help="published numbers (config/published.yaml); without it no published rows are shown "
+                             "and a plan table that asks for them is an error")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (created)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from hacm.report import ReportError
+    from hacm.report.tables import make_report
+
+    try:
+        written = make_report(args.plan, args.published, args.out)
+    except ReportError as error:
+        raise SystemExit(f"{PROG}: {' '.join(str(error).split())}") from None
+    except OSError as error:
+        raise SystemExit(f"{PROG}: {' '.join(str(error).split())}") from None
+    print(f"{PROG}: wrote {len(written)} files to {args.out}: " + ", ".join(path.name for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""`python -m hacm.tables`: cells (mean ± std, "not run", "—"), the three formats, LaTeX escaping, the
+published-numbers file, one-line errors for bad plans, and the figure, on real and hand-made results."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from hacm.eval.metrics import validate_metrics
+from hacm.evaluate import main as evaluate_main
+from hacm.pretrain import main as pretrain_main
+from hacm.report import ReportError
+from hacm.report.figures import read_epoch_losses
+from hacm.report.published import (
+    SOURCE_FIELDS,
+    TABLE_COLUMNS,
+    PublishedError,
+    format_published,
+    load_published,
+    validate_published,
+)
+from hacm.report.tables import Cell, PlanError, latex_escape, load_plan, make_report
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = REPO / "config" / "published.yaml"
+ARCHITECTURE = {"frames": 24, "t_patch": 3, "dim": 32, "depth": 1, "heads": 4, "decoder_dim": 32, "decoder_depth": 1,
+                "decoder_heads": 4}
+COLUMNS = [{"key": "ntu60-xsub", "label": "NTU-60 x-sub"}, {"key": "ntu60-xview", "label": "NTU-60 x-view"},
+           {"key": "pku2-xsub", "label": "PKU-MMD II"}]
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def metrics_document(top1: float, *, seed: int = 0, top5: float | None = None, protocol: str = "linear") -> dict:
+    """A metrics.json as hacm.evaluate writes it (METRICS_SCHEMA), with the given accuracies."""
+    document = {
+        "protocol": protocol, "top1": top1, "top5": max(top1, 0.9) if top5 is None else top5,
+        "per_class_accuracy": {"0": top1, "1": top1}, "num_train": 10, "num_test": 10, "num_classes": 2,
+        "seed": seed, "encoder": {"path": None, "sha256": None, "method": "hacm"}, "config": {},
+        "git_commit": "0" * 40, "seconds": 1.0, "mode": "cached-features",
+        "dataset": {"dataset": "synthetic", "benchmark": "ntu60-xsub"},
+    }
+    validate_metrics(document)
+    return document
+
+
+def write_metrics(folder: Path, name: str, top1: float, *, seed: int = 0) -> Path:
+    path = folder / name / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics_document(top1, seed=seed)))
+    return path
+
+
+def write_log(path: Path, losses: list[float]) -> Path:
+    lines = []
+    for epoch, loss in enumerate(losses, start=1):
+        lines.append({"kind": "step", "epoch": epoch, "step": 0, "loss": loss + 0.1})
+        lines.append({"kind": "epoch", "epoch": epoch, "loss": loss, "reconstruction": loss, "contrast": 0.0})
+    lines.append({"kind": "done", "seconds": 3})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+@pytest.fixture()
+def handmade(tmp_path) -> dict:
+    """Three seeds on NTU-60 x-sub (50 / 60 / 70 %), one on x-view, none on PKU-MMD II; a baseline row."""
+    results = tmp_path / "results"
+    seeds = [write_metrics(results, f"hacm/seed{seed}", top1, seed=seed) for seed, top1 in enumerate([0.5, 0.6, 0.7])]
+    view = write_metrics(results, "hacm/xview", 0.8123)
+    baseline = write_metrics(results, "scratch/seed0", 0.25)
+    log = write_log(tmp_path / "pretrain.jsonl", [1.0, 0.8, 0.7])
+    plan = {
+        "dataset": "synthetic",
+        "tables": [
+            {"name": "linear", "title": "Linear evaluation (top-1 %)", "metric": "top1", "columns": COLUMNS,
+             "rows": [{"key": "hacm", "label": "HA-CM", "cells": {"ntu60-xsub": [str(p) for p in seeds],
+                                                                    "ntu60-xview": [str(view)], "pku2-xsub": []}},
+                      {"key": "scratch", "label": "No pretraining & 100% of_labels #1",
+                       "cells": {"ntu60-xsub": [str(baseline)]}}],
+             "published": "linear"},
+            {"name": "semi", "title": "Semi-supervised (top-1 %)", "metric": "top1",
+             "columns": [{"key": "ntu60-xsub-1", "label": "NTU-60 x-sub 1 %"}],
+             "rows": [{"key": "hacm", "label": "HA-CM", "cells": {}}], "published": None},
+        ],
+        "curves": [{"label": "HA-CM ntu60-xsub", "method": "hacm", "benchmark": "ntu60-xsub", "log": str(log)}],
+        "accuracy_figure": "linear",
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    return {"plan": path, "document": plan, "out": tmp_path / "report", "tmp": tmp_path}
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hacm.tables", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def markdown_cells(path: Path) -> list[list[str]]:
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.startswith("| ") and not line.startswith("| Method") and not line.startswith("| ---"):
+            parts = [part.strip().replace("\\|", "|") for part in re.split(r"(?<!\\)\|", line)[1:-1]]
+            rows.append(parts)
+    return rows
+
+
+def latex_cells(path: Path) -> list[list[str]]:
+    text = path.read_text()
+    body = text.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0]
+    rows = []
+    for line in body.splitlines():
+        if line.strip() in ("", "\\midrule"):
+            continue
+        assert line.endswith(" \\\\"), line
+        parts = [part.strip() for part in re.split(r"(?<!\\)&", line[:-3])]
+        rows.append([part.replace("$\\pm$", "±").replace("---", "—") for part in parts])
+    return rows
+
+
+def csv_cells(path: Path) -> list[dict]:
+    return list(csv.DictReader(open(path, newline="", encoding="utf-8")))
+
+
+# ---------------------------------------------------------------------------------------------- cells
+
+
+def test_cell_mean_and_sample_std():
+    cell = Cell.ours([20.0, 30.0, 40.0])
+    assert cell.mean == pytest.approx(30.0) and cell.std == pytest.approx(10.0) and cell.n == 3
+    assert cell.text() == "30.0 ± 10.0"
+    single = Cell.ours([81.23])
+    assert single.std is None and single.text() == "81.2" and single.n == 1
+    assert Cell.ours([]).text() == "not run" == Cell.ours([]).text(for_csv=True)
+    assert Cell.reported(None).text() == "—" and Cell.reported(None).text(for_csv=True) == "not reported"
+    assert Cell.reported(85.0).text() == "85.0" and Cell.reported(53.25).text() == "53.25"
+    assert format_published(84.9) == "84.9"
+
+
+def test_tables_from_handmade_metrics(handmade):
+    written = make_report(handmade["plan"], PUBLISHED, handmade["out"])
+    out = handmade["out"]
+    assert {path.name for path in written} == {"linear.csv", "linear.md", "linear.tex", "semi.csv", "semi.md",
+                                               "semi.tex", "pretraining.png", "index.md"}
+    rows = {(row["row"], row["column"]): row for row in csv_cells(out / "linear.csv")}
+    xsub = rows[("hacm", "ntu60-xsub")]
+    assert float(xsub["mean"]) == pytest.approx(60.0) and int(xsub["n"]) == 3
+    assert float(xsub["std"]) == pytest.approx(np.std([50.0, 60.0, 70.0], ddof=1))
+    assert xsub["shown"] == "60.0 ± 10.0" and xsub["source"] == "ours" and xsub["status"] == "ok"
+    view = rows[("hacm", "ntu60-xview")]
+    assert view["shown"] == "81.2" and view["std"] == "" and view["n"] == "1"
+    # An empty file list and a column key left out of the cells are both "not run".
+    assert rows[("hacm", "pku2-xsub")]["shown"] == "not run" == rows[("hacm", "pku2-xsub")]["status"]
+    assert rows[("scratch", "ntu60-xview")]["shown"] == "not run"
+    # Published rows follow ours; MacDiff gives no PKU-MMD number: "not reported" in the CSV, "—" in the tables.
+    labels = [row["label"] for row in csv_cells(out / "linear.csv")]
+    assert labels[0] == "HA-CM (ours, synthetic)" and labels.index("HA-CM [yin2024hacm]") > labels.index(
+        "No pretraining & 100% of_labels #1 (ours, synthetic)")
+    macdiff = [row for row in csv_cells(out / "linear.csv") if row["source"] == "wu2024macdiff"]
+    assert {row["column"]: row["shown"] for row in macdiff}["pku2-xsub"] == "not reported"
+    assert {row["column"]: row["status"] for row in macdiff}["pku2-xsub"] == "not reported"
+    md = (out / "linear.md").read_text()
+    assert "| MacDiff [wu2024macdiff] | 86.4 | 91.0 | — |" in md
+    assert "ours: embedded synthetic dataset" in md.lower()
+    # The footnote names every published row's source.
+    for row in load_published(PUBLISHED).table("linear").rows:
+        assert f"{row.method} [{row.citation}]: {row.source['authors']}" in md
+    # A table without published numbers has only our rows.
+    assert {row["source"] for row in csv_cells(out / "semi.csv")} == {"ours"}
+    index = (out / "index.md").read_text()
+    for name in ("linear.md", "linear.csv", "linear.tex", "semi.md", "pretraining.png"):
+        assert f"({name})" in index
+
+
+def test_the_three_formats_agree_on_every_number(handmade):
+    make_report(handmade["plan"], PUBLISHED, handmade["out"])
+    out = handmade["out"]
+    for name, ncols in (("linear", 3), ("semi", 1)):
+        md = markdown_cells(out / f"{name}.md")
+        tex = latex_cells(out / f"{name}.tex")
+        rows = csv_cells(out / f"{name}.csv")
+        shown = [("—" if row["shown"] == "not reported" else row["shown"]) for row in rows]
+        from_csv = [shown[i:i + ncols] for i in range(0, len(shown), ncols)]
+        assert [row[1:] for row in md] == [row[1:] for row in tex] == from_csv
+        assert len(md) == len({row["row"] for row in rows})
+        # The CSV numbers round to what the tables show.
+        for row in rows:
+            if row["status"] != "ok":
+                assert row["mean"] == ""
+                continue
+            if row["source"] == "ours":
+                expected = f"{float(row['mean']):.1f}" + (f" ± {float(row['std']):.1f}" if row["std"] else "")
+            else:
+                expected = format_published(float(row["mean"]))
+            assert row["shown"] == expected
+
+
+def test_latex_escaping(handmade):
+    assert latex_escape("a & b_c 50% $x$ #1 {y} ~ ^ \\ 1 ± 2 — x") == (
+        r"a \& b\_c 50\% \$x\$ \#1 \{y\} \textasciitilde{} \textasciicircum{} \textbackslash{} 1 $\pm$ 2 --- x")
+    make_report(handmade["plan"], PUBLISHED, handmade["out"])
+    tex = (handmade["out"] / "linear.tex").read_text()
+    assert r"No pretraining \& 100\% of\_labels \#1 (ours, synthetic)" in tex
+    assert r"\caption{Linear evaluation (top-1 \%)." in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"60.0 $\pm$ 10.0" in tex
+    # No unescaped special character is left outside the commands we write.
+    body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule", 1)[0]
+    assert not re.search(r"(?<!\\)[%#_]", body)
+    assert tex.count("{") == tex.count("}")
+
+
+# ------------------------------------------------------------------------------------ published numbers
+
+
+def test_published_file_validates_and_every_row_has_a_source():
+    published = load_published(PUBLISHED)
+    assert set(published.tables) == set(TABLE_COLUMNS)
+    methods = {row.method.split(" (")[0] for row in published.table("linear").rows}
+    assert {"HA-CM", "MAMP", "S-JEPA", "MacDiff"} <= methods
+    document = yaml.safe_load(PUBLISHED.read_text())
+    for name, table in published.tables.items():
+        assert len(table.rows) == len(document["tables"][name].get("rows") or [])
+        for row in table.rows:
+            assert set(row.source) == set(SOURCE_FIELDS)
+            assert all(value.strip() for value in row.source.values())
+            assert row.source["provenance"] in ("primary", "secondary")
+            assert row.source["read_at"] and row.source["table"]
+            assert row.values and set(row.values) <= set(TABLE_COLUMNS[name])
+            assert all(0 <= value <= 100 for value in row.values.values())
+
+
+def _document(**row_changes) -> dict:
+    row = {"method": "X", "citation": "x2024", "values": {"ntu60-xsub": 80.1},
+           "source": {field: "something" for field in SOURCE_FIELDS} | {"provenance": "primary", "year": 2024}}
+    row.update(row_changes)
+    return {"version": 1, "tables": {"linear": {"title": "Linear", "rows": [row]}}}
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"version": 1, "tables": {"knn": {"title": "k", "rows": []}}}, "unknown table 'knn'"),
+    (_document(values={"ntu60-xsubb": 80.0}), "unknown column key 'ntu60-xsubb'"),
+    (_document(values={"ntu60-xsub": 123.0}), "outside 0..100"),
+    (_document(values={"ntu60-xsub": "85"}), "must be a number"),
+    (_document(source=None), "source: must be a mapping"),
+    (_document(source={"authors": "A"}), "source: missing"),
+    (_document(source={field: "s" for field in SOURCE_FIELDS}), "provenance: must be one of"),
+    ({"version": 2, "tables": {}}, "'version' must be 1"),
+])
+def test_published_validation_errors(document, message):
+    with pytest.raises(PublishedError, match=re.escape(message)) as error:
+        validate_published(document, "published.yaml")
+    assert "\n" not in str(error.value)
+    assert _document()["tables"]["linear"]["rows"][0]["values"] == {"ntu60-xsub": 80.1}
+    validate_published(_document())  # the base document itself is valid
+
+
+def test_a_source_without_a_row_field_is_an_error(tmp_path):
+    document = _document()
+    del document["tables"]["linear"]["rows"][0]["source"]
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(PublishedError, match=r"rows\[0\]: missing 'source'"):
+        load_published(path)
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+def _bad_plan(handmade, change) -> Path:
+    document = json.loads(json.dumps(handmade["document"]))
+    change(document)
+    path = handmade["tmp"] / "bad.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _add_missing_file(document):
+    document["tables"][0]["rows"][0]["cells"]["ntu60-xsub"].append("results/does-not-exist/metrics.json")
+
+
+def _not_metrics(document):
+    path = Path(document["curves"][0]["log"])
+    document["tables"][0]["rows"][0]["cells"]["ntu60-xview"] = [str(path.with_name("not-metrics.json"))]
+    path.with_name("not-metrics.json").write_text(json.dumps({"top1": 0.5}))
+
+
+@pytest.mark.parametrize("change, names", [
+    (_add_missing_file, "results/does-not-exist/metrics.json"),
+    (lambda d: d["tables"][0].update(published="linaer"), "unknown table 'linaer'"),
+    (lambda d: d.update(accuracy_figure="nope"), "unknown table 'nope'"),
+    (lambda d: d["tables"][0]["rows"][0]["cells"].update({"ntu120-xset": []}), "'ntu120-xset'"),
+    (lambda d: d.update(dataset="imaginary"), "dataset"),
+    (lambda d: d["tables"].append(dict(d["tables"][1])), "'semi' appears twice"),
+    (lambda d: d["curves"][0].update(log="missing.jsonl"), "missing.jsonl"),
+    (_not_metrics, "not-metrics.json"),
+    (lambda d: d["tables"][0].update(metric="top3"), "'top3'"),
+    (lambda d: d.pop("tables"), "'tables'"),
+])
+def test_a_bad_plan_is_one_line_on_stderr(handmade, change, names):
+    plan = _bad_plan(handmade, change)
+    result = run_cli("--plan", str(plan), "--published", str(PUBLISHED), "--out", str(handmade["out"]))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hacm.tables:"), result.stderr
+    assert names in lines[0] and "Traceback" not in result.stderr
+
+
+def test_invalid_json_and_usage_errors_are_one_line(handmade, tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"dataset": "synthetic", ')
+    for args in (["--plan", str(broken), "--published", str(PUBLISHED), "--out", str(tmp_path / "o")],
+                 ["--plan", str(tmp_path / "absent.json"), "--out", str(tmp_path / "o")],
+                 ["--plan", str(handmade["plan"]), "--published", str(tmp_path / "absent.yaml"), "--out",
+                  str(tmp_path / "o")],
+                 ["--plan", str(handmade["plan"]), "--out", str(tmp_path / "o")],  # asks for published numbers
+                 ["--plan", str(handmade["plan"])]):
+        result = run_cli(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and len(lines) == 1 and lines[0].startswith("hacm.tables:"), result.stderr
+
+
+def test_relative_files_are_found_from_the_plan_folder(handmade, tmp_path):
+    document = json.loads(json.dumps(handmade["document"]))
+    results = handmade["tmp"]
+    document["tables"][0]["rows"][0]["cells"] = {
+        "ntu60-xsub": [str(Path(p).relative_to(results)) for p in document["tables"][0]["rows"][0]["cells"]["ntu60-xsub"]]}
+    document["curves"][0]["log"] = "pretrain.jsonl"
+    plan = results / "relative.json"
+    plan.write_text(json.dumps(document))
+    loaded = load_plan(plan, load_published(PUBLISHED))
+    assert all(path.is_file() for path in loaded.tables[0].rows[0].cells["ntu60-xsub"])
+    with pytest.raises(PlanError, match="file not found"):
+        document["curves"][0]["log"] = "nowhere.jsonl"
+        plan.write_text(json.dumps(document))
+        load_plan(plan)
+
+
+def test_log_reader_keeps_epoch_records_and_the_last_of_a_repeated_epoch(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    records = [{"kind": "step", "epoch": 1, "loss": 9.0}, {"kind": "epoch", "epoch": 1, "loss": 1.0},
+               {"kind": "epoch", "epoch": 2, "loss": 0.9}, {"kind": "epoch", "epoch": 2, "loss": 0.8},
+               {"kind": "knn", "epoch": 2, "knn_top1": 0.5}, {"kind": "epoch", "epoch": 3, "loss": 0.7}]
+    log.write_text("\n".join(json.dumps(record) for record in records) + "\n\n")
+    assert read_epoch_losses(log) == ([1, 2, 3], [1.0, 0.8, 0.7])
+    log.write_text(json.dumps(records[1]) + "\n{not json\n")
+    with pytest.raises(ReportError, match=r"metrics.jsonl:2: not a JSON line"):
+        read_epoch_losses(log)
+
+
+# ------------------------------------------------------------------------- real pretraining and evaluation
+
+
+@pytest.fixture(scope="module")
+def real_runs(synthetic_stores, tmp_path_factory) -> dict:
+    """A two-epoch pretraining and two linear evaluations (seeds 0 and 1) on the synthetic NTU-60 x-sub split."""
+    folder = tmp_path_factory.mktemp("tables_runs")
+    config = folder / "pretrain.yaml"
+    config.write_text(yaml.safe_dump({"model": ARCHITECTURE, "data": {"batch_size": 32},
+                                      "optim": {"epochs": 2, "warmup_epochs": 1, "lr": 2e-3},
+                                      "monitor": {"knn_every": 1}}))
+    data = synthetic_stores / "ntu60-xsub"
+    assert pretrain_main(["--config", str(config), "--data", str(data), "--out", str(folder / "pretrain"),
+                          "--no-progress"]) == 0
+    eval_config = folder / "eval.yaml"
+    eval_config.write_text(yaml.safe_dump({"model": ARCHITECTURE, "data": {"batch_size": 64}, "linear": {"epochs": 2}}))
+    metrics = []
+    for seed in (0, 1):
+        out = folder / f"linear-seed{seed}"
+        assert evaluate_main(["--protocol", "linear", "--config", str(eval_config), "--data", str(data), "--encoder",
+                              str(folder / "pretrain" / "encoder.pt"), "--out", str(out), "--set", f"seed={seed}",
+                              "--no-progress"]) == 0
+        metrics.append(out / "metrics.json")
+    return {"folder": folder, "log": folder / "pretrain" / "metrics.jsonl", "metrics": metrics}
+
+
+def test_end_to_end_on_real_runs(real_runs, tmp_path):
+    plan = {
+        "dataset": "synthetic",
+        "tables": [{"name": "linear", "title": "Linear evaluation (top-1 %)", "metric": "top1", "columns": COLUMNS,
+                    "rows": [{"key": "hacm", "label": "HA-CM",
+                              "cells": {"ntu60-xsub": [str(path) for path in real_runs["metrics"]]}}],
+                    "published": "linear"}],
+        "curves": [{"label": "HA-CM ntu60-xsub", "method": "hacm", "benchmark": "ntu60-xsub",
+                    "log": str(real_runs["log"])}],
+        "accuracy_figure": "linear",
+    }
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    out = tmp_path / "report"
+    result = run_cli("--plan", str(plan_path), "--published", "config/published.yaml", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "" or "Traceback" not in result.stderr
+    top1 = [100 * json.loads(path.read_text())["top1"] for path in real_runs["metrics"]]
+    row = next(row for row in csv_cells(out / "linear.csv") if row["row"] == "hacm" and row["column"] == "ntu60-xsub")
+    assert float(row["mean"]) == pytest.approx(np.mean(top1), abs=1e-5)
+    assert float(row["std"]) == pytest.approx(np.std(top1, ddof=1), abs=1e-5) and row["n"] == "2"
+    assert row["shown"] in (out / "linear.md").read_text()
+    figure = out / "pretraining.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(figure) as image:
+        assert image.format == "PNG" and image.size[0] > 800 and image.size[1] > 300
+    epochs, losses = read_epoch_losses(real_runs["log"])
+    assert epochs == [1, 2] and all(np.isfinite(losses))
