@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set linear.epochs=10 (repeatable)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--restart-on-change", action="store_true",
+                        help="discard a checkpoint written with another configuration instead of failing (the workflow "
+                             "reruns a job only when its configuration or inputs changed)")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     encoder = None if args.encoder.lower() == "none" else Path(args.encoder)
     try:
         run = Run(protocol=args.protocol, config=config, data_dir=args.data, out_dir=args.out, encoder_path=encoder,
-                  device=torch.device(args.device), show_progress=not args.no_progress)
+                  device=torch.device(args.device), show_progress=not args.no_progress,
+                  restart_on_change=args.restart_on_change)
         metrics = evaluate(run)
     except (StoreError, CheckpointError, RunError, ConfigError) as error:
         print(f"hacm.evaluate: error: {error}", file=sys.stderr)

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a config value, e.g. --set optim.epochs=10 (repeatable)")
     parser.add_argument("--stop-after-epochs", type=int, help="stop after this many epochs of this run "
                         "(for time-limited jobs; run again to continue)")
+    parser.add_argument("--restart-on-change", action="store_true",
+                        help="discard a checkpoint written with another configuration instead of failing (the workflow "
+                             "reruns a job only when its configuration or inputs changed)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -46,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     context = setup_distributed()
     try:
         record = run_pretraining(config, data_dir=args.data, out_dir=args.out, context=context,
-                                 stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress)
+                                 stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress,
+                                 restart_on_change=args.restart_on_change)
     except (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError) as error:
         print(f"hacm.pretrain: error: {error}", file=sys.stderr)
         return 1

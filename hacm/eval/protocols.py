@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -127,6 +128,7 @@ class Run:
     encoder_path: Path | None
     device: torch.device
     show_progress: bool = True
+    restart_on_change: bool = False  # discard a checkpoint written with another configuration
 
     def __post_init__(self) -> None:
         self.train_store = SkeletonStore(self.data_dir / "train")
@@ -136,6 +138,7 @@ class Run:
             raise RunError(f"{self.data_dir}: train and test stores disagree on the number of classes")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.out_dir / LOG, keep_through_epoch=None)
+        self.last_checkpoint = time.monotonic()
 
     def feeder(self, store: SkeletonStore, *, train: bool, frames: int) -> Feeder:
         on_device = self.config.data.loader == "device" or (self.config.data.loader == "auto"
@@ -165,6 +168,11 @@ def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optim
     if not path.exists():
         return 1
     state = load_state(path, map_location=run.device)
+    if state.get("config") != resolved and run.restart_on_change:
+        print(f"hacm.evaluate: {path} was written with another configuration or encoder; starting over",
+              file=sys.stderr)
+        path.unlink()
+        return 1
     if state.get("config") != resolved:
         raise RunError(f"{path} was written with another configuration or encoder; use a new --out or delete it")
     for key, module in modules.items():
@@ -177,7 +185,16 @@ def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optim
     return int(state["epoch"]) + 1
 
 
-def _save(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimizer, scaler, generators, epoch) -> None:
+CHECKPOINT_EVERY_S = 30.0  # short epochs (a linear head on cached features) are not worth a file each
+
+
+def _save(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimizer, scaler, generators, epoch,
+          *, last: bool) -> None:
+    """Checkpoint at the end and at most every CHECKPOINT_EVERY_S seconds (a resume repeats the rest)."""
+    now = time.monotonic()
+    if not last and now - run.last_checkpoint < CHECKPOINT_EVERY_S:
+        return
+    run.last_checkpoint = now
     atomic_save({**{key: module.state_dict() for key, module in modules.items()}, "optimizer": optimizer.state_dict(),
                  "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch,
                  "rng": rng_state(generators), "config": resolved, "git_commit": git_commit()},
@@ -246,7 +263,7 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
         _log_epoch(run, epoch, loss=total / seen, train_top1=correct / seen,
                    lr=float(schedule[epoch * steps_per_epoch - 1]),
                    test_top1=lambda: _linear_test_top1(head, test_features, run, device))
-        _save(run, resolved, {"head": head}, optimizer, None, {}, epoch)
+        _save(run, resolved, {"head": head}, optimizer, None, {}, epoch, last=epoch == settings.epochs)
     head.eval()
     with torch.no_grad():
         logits = head(test_features.to(device)).float().cpu()
@@ -321,7 +338,8 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict, *, subset: np.
         _log_epoch(run, epoch, loss=total / seen, train_top1=correct / seen,
                    lr=float(schedule[epoch * steps_per_epoch - 1]),
                    test_top1=lambda: topk_accuracy(test_logits(), torch.from_numpy(run.test_store.labels), 1))
-        _save(run, resolved, {"encoder": encoder, "head": head}, optimizer, scaler, {}, epoch)
+        _save(run, resolved, {"encoder": encoder, "head": head}, optimizer, scaler, {}, epoch,
+              last=epoch == settings.epochs)
     return test_logits(), {"mode": "finetune", "num_train": int(len(members))}
 
 

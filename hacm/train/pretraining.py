@@ -7,6 +7,7 @@ every random state and the resolved config; data order and augmentation are func
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +104,12 @@ def _knn_monitor(model: HACMPretrainer, train_feeder: Feeder, test_feeder: Feede
 
 
 def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, context: Distributed,
-                    stop_after_epochs: int | None = None, show_progress: bool = True) -> dict:
-    """Train (or resume) in `out_dir`; returns the last epoch's record."""
+                    stop_after_epochs: int | None = None, show_progress: bool = True,
+                    restart_on_change: bool = False) -> dict:
+    """Train (or resume) in `out_dir`; returns the last epoch's record.
+
+    A checkpoint written with another configuration is an error, or (restart_on_change, as the
+    workflow asks after a hyperparameter changed) discarded so that the run starts over."""
     device = context.device
     out_dir.mkdir(parents=True, exist_ok=True)
     train_store = SkeletonStore(data_dir / "train")
@@ -129,8 +134,13 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
     resolved = config.to_dict()
     start_epoch = 1
     checkpoint_path = out_dir / CHECKPOINT
-    if checkpoint_path.exists():
-        state = load_state(checkpoint_path, map_location=device)
+    state = load_state(checkpoint_path, map_location=device) if checkpoint_path.exists() else None
+    if state is not None and state.get("config") != resolved and restart_on_change and context.is_main:
+        print(f"hacm.pretrain: {checkpoint_path} was written with another configuration; starting over",
+              file=sys.stderr)
+        checkpoint_path.unlink()
+        state = None
+    if state is not None:
         if state.get("config") != resolved:
             raise RunError(f"{checkpoint_path} was written with another configuration; use a new --out "
                            "or delete the checkpoint to start over")
