@@ -40,3 +40,10 @@ def synthetic_stores(synthetic_raw, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic_stores")
     assert prepare_main(["synthetic", "--raw", str(synthetic_raw), "--out", str(out), "--workers", "2"]) == 0
     return out
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slurm: runs a workflow through a real single-node SLURM cluster (tests/slurm/start_cluster.sh); needs root",
+    )
