@@ -17,6 +17,7 @@ def test_readme_opens_with_two_commands():
     main, tests = readme_commands()
     assert "torch==2.13.0" in main and "torch==2.13.0" in tests
     assert "pytest" in tests
+    assert "snakemake" in main and main.endswith("all_tables"), "the main command runs the workflow's default target"
 
 
 def test_ci_runs_the_readme_test_command():

@@ -1,0 +1,66 @@
+"""`python -m hacm.configure {pretrain,evaluate,plan} --json TEXT --out FILE`: write one run's config.
+
+The workflow resolves every run's configuration from the validated workflow config and hands it here
+as JSON (a rule parameter, so that changing one hyperparameter reruns exactly the runs it reaches).
+The document is checked the way the stage that reads it will check it, so a bad value fails at this
+small local job with one line naming the key, before any pretraining starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from hacm.eval.config import EvalConfig
+from hacm.model.config import ConfigError
+from hacm.train.config import PretrainConfig
+
+KINDS = ("pretrain", "evaluate", "plan")
+
+
+def check(kind: str, document: dict) -> None:
+    """Raise ConfigError (or ValueError) when `document` is not a valid config of that kind."""
+    if kind == "pretrain":
+        PretrainConfig.from_dict(document)
+    elif kind == "evaluate":
+        EvalConfig.from_dict(document)
+    elif not isinstance(document.get("tables"), list):  # the rest is checked by hacm.tables, once the files exist
+        raise ValueError("a plan needs a list of tables")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hacm.configure", description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--json", required=True, help="the run's configuration as a JSON object")
+    parser.add_argument("--out", type=Path, required=True, help="file to write (YAML; JSON for a plan)")
+    args = parser.parse_args(argv)
+    try:
+        document = json.loads(args.json)
+        if not isinstance(document, dict):
+            raise ValueError("expected a JSON object")
+        check(args.kind, document)
+    except (ValueError, ConfigError, TypeError) as error:
+        print(f"hacm.configure: {args.out}: {error}", file=sys.stderr)
+        return 1
+    if args.kind == "plan":
+        text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    else:
+        text = yaml.safe_dump(document, sort_keys=True)
+    write_atomically(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

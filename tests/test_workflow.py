@@ -1,0 +1,138 @@
+"""The Snakemake workflow: lint, validation, the paper's plan, and the smoke config run end to end.
+
+Each run uses the repository's Snakefile with a fresh working directory (results, resources and
+Snakemake's metadata there), so the tests never touch the checkout's own results.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_CONFIG = REPO / "tests" / "data" / "smoke_config.yaml"
+TABLES = ("linear", "finetune", "semi", "transfer", "ablations")
+
+
+def snakemake(*args: str, workdir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> number of jobs ({} when nothing is to be done)."""
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M) if name != "total"}
+
+
+def write_config(path: Path, document: dict) -> Path:
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake("--lint", workdir=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_paper_config_plans_every_job_without_data(tmp_path):
+    jobs = planned_jobs(snakemake("-n", "all_tables", "--configfile", str(REPO / "config/paper.yaml"), workdir=tmp_path))
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    seeds = len(paper["seeds"])
+    methods, protocols = paper["methods"], paper["protocols"]
+    ablations = len(paper["ablations"]["variants"])
+    assert set(methods["hacm"]) == {"ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pku1-xsub", "pku2-xsub"}
+    assert jobs["fetch"] == jobs["prepare"] == 4  # NTU-60, NTU-120, PKU-MMD I and II
+    assert jobs["pretrain"] == seeds * (sum(map(len, methods.values())) + ablations)
+    linear = sum(len(methods.get(m, protocols["linear"]["benchmarks"])) for m in protocols["linear"]["methods"])
+    finetune = len(protocols["finetune"]["benchmarks"]) * len(protocols["finetune"]["methods"])
+    semi = protocols["semi"]
+    semi_runs = len(semi["benchmarks"]) * len(semi["fractions"]) * semi["draws"] * len(semi["methods"])
+    transfer = len(protocols["transfer"]["sources"]) * len(protocols["transfer"]["methods"])
+    assert jobs["evaluate"] == seeds * (linear + finetune + semi_runs + transfer + ablations)
+    assert jobs["tables"] == 1 and "synthetic_dataset" not in jobs
+
+
+def test_unknown_keys_are_rejected_with_their_name(tmp_path):
+    smoke = yaml.safe_load(SMOKE_CONFIG.read_text())
+    bad_top = write_config(tmp_path / "top.yaml", {**smoke, "epochs": 3})
+    result = snakemake("-n", "--configfile", str(bad_top), workdir=tmp_path)
+    assert result.returncode != 0 and "'epochs' was unexpected" in result.stdout + result.stderr
+    nested = yaml.safe_load(SMOKE_CONFIG.read_text())
+    nested["pretrain"]["model"]["dimension"] = 8
+    result = snakemake("-n", "--configfile", str(write_config(tmp_path / "nested.yaml", nested)), workdir=tmp_path)
+    assert result.returncode != 0 and "dimension" in result.stdout + result.stderr
+
+
+def test_an_ablation_target_builds_only_its_row(tmp_path):
+    jobs = planned_jobs(snakemake("-n", "ablation_euclidean", workdir=tmp_path))
+    assert jobs == {"synthetic_dataset": 1, "pretrain_config": 1, "pretrain": 1, "evaluate_config": 1, "evaluate": 1,
+                    "ablation_euclidean": 1}
+
+
+def test_a_missing_archive_fails_with_what_to_get(tmp_path):
+    config = write_config(tmp_path / "real.yaml", {
+        "dataset": "real", "methods": {"hacm": ["pku1-xsub"]},
+        "protocols": {"linear": {"benchmarks": ["pku1-xsub"], "methods": ["hacm"]},
+                      "finetune": {"benchmarks": []}, "semi": {"benchmarks": []}, "transfer": {"sources": []}},
+    })
+    result = snakemake("--cores", "1", "resources/raw/pku1/FETCHED.json", "--configfile", str(config),
+                       workdir=tmp_path, timeout=300)
+    assert result.returncode != 0
+    log = (tmp_path / "results/logs/data/fetch_pku1.log").read_text()
+    assert "resources/archives" in log and "missing" in log.lower(), log
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake("--cores", "2", "all_tables", "--configfile", str(SMOKE_CONFIG), workdir=workdir)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return workdir
+
+
+def test_smoke_config_builds_every_table(smoke_run):
+    tables = smoke_run / "results" / "tables"
+    for name in TABLES:
+        for suffix in ("csv", "md", "tex"):
+            assert (tables / f"{name}.{suffix}").stat().st_size > 0
+    assert (tables / "pretraining.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(tables / "linear.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    ours = {(r["row"], r["column"]): r for r in rows if r["n"]}
+    assert {("hacm", "ntu60-xsub"), ("random", "ntu60-xsub"), ("hacm", "pku2-xsub"), ("random", "pku2-xsub")} <= set(ours)
+    not_run = [r for r in rows if r["row"] == "mae"]  # in the table, never pretrained
+    assert len(not_run) == 2 and {r["status"] for r in not_run} == {"not run"}
+    run_config = yaml.safe_load((smoke_run / "results/ntu60_xsub/hacm-euclidean/pretrain/seed0/run.yaml").read_text())
+    assert run_config["model"]["hyperbolic"] is False and run_config["method"] == "hacm"
+
+
+def test_an_unchanged_target_does_nothing(smoke_run):
+    assert planned_jobs(snakemake("-n", "all_tables", "--configfile", str(SMOKE_CONFIG), workdir=smoke_run)) == {}
+
+
+def test_one_hyperparameter_reruns_exactly_the_runs_it_reaches(smoke_run, tmp_path):
+    changed = yaml.safe_load(SMOKE_CONFIG.read_text())
+    changed["evaluate"]["linear"]["epochs"] = 3
+    config = write_config(tmp_path / "changed.yaml", changed)
+    jobs = planned_jobs(snakemake("-n", "all_tables", "--configfile", str(config), workdir=smoke_run))
+    linear_runs = 2 * 2 + 1  # (hacm, random) x (ntu60-xsub, pku2-xsub) and the ablation
+    assert jobs == {"evaluate_config": linear_runs, "evaluate": linear_runs, "tables": 1, "all_tables": 1}
+    changed = yaml.safe_load(SMOKE_CONFIG.read_text())
+    changed["ablations"]["variants"]["euclidean"]["pretrain"]["model"]["curvature"] = 2.0
+    config = write_config(tmp_path / "ablation.yaml", changed)
+    jobs = planned_jobs(snakemake("-n", "ablation_euclidean", "--configfile", str(config), workdir=smoke_run))
+    assert jobs == {"pretrain_config": 1, "pretrain": 1, "evaluate": 1, "ablation_euclidean": 1}

@@ -1,0 +1,66 @@
+# Dataset acquisition and conversion. The synthetic dataset is generated; a real one is verified (and
+# downloaded when fetch.urls names a URL) from paths.archives, extracted, then converted.
+
+
+rule synthetic_dataset:
+    output:
+        report=f"{PATHS['data']}/synthetic/report.json",
+    params:
+        raw=f"{PATHS['raw']}/synthetic",
+        out=lambda wildcards, output: str(Path(output.report).parent),
+        seed=config["prepare"]["synthetic_seed"],
+        max_bad=config["prepare"]["max_bad_fraction"],
+    log:
+        f"{LOGS}/data/synthetic.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: config["resources"]["data_threads"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m hacm.prepare synthetic --raw {params.raw} --out {params.out} --seed {params.seed}"
+        " --workers {threads} --max-bad-fraction {params.max_bad} > {log} 2>&1"
+
+
+rule fetch:
+    output:
+        fetched=f"{PATHS['raw']}/{{dataset}}/FETCHED.json",
+    params:
+        archives=PATHS["archives"],
+        raw=lambda wildcards: f"{PATHS['raw']}/{wildcards.dataset}",
+        urls=lambda wildcards: " ".join(f"--url {name}={url}" for name, url in config["fetch"]["urls"].items()),
+    log:
+        f"{LOGS}/data/fetch_{{dataset}}.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: config["resources"]["data_threads"]
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    shell:
+        # A missing archive fails here with hacm.fetch's message (what to get, where to put it).
+        "python -m hacm.fetch {wildcards.dataset} --archives {params.archives} --raw {params.raw}"
+        " {params.urls} --workers {threads} > {log} 2>&1 || {{ tail -n 5 {log} >&2; exit 1; }}"
+
+
+rule prepare:
+    input:
+        fetched=rules.fetch.output.fetched,
+    output:
+        report=f"{PATHS['data']}/{{dataset}}/report.json",
+    params:
+        raw=lambda wildcards: f"{PATHS['raw']}/{wildcards.dataset}",
+        out=lambda wildcards, output: str(Path(output.report).parent),
+        max_bad=config["prepare"]["max_bad_fraction"],
+    log:
+        f"{LOGS}/data/prepare_{{dataset}}.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: config["resources"]["data_threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "python -m hacm.prepare {wildcards.dataset} --raw {params.raw} --out {params.out}"
+        " --workers {threads} --max-bad-fraction {params.max_bad} > {log} 2>&1"

@@ -1,0 +1,56 @@
+# Evaluation: linear, fine-tune, semi-supervised (per draw) and transfer runs of every encoder.
+
+
+localrules:
+    evaluate_config,
+
+
+rule evaluate_config:
+    output:
+        config=f"{RESULTS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}/run.yaml",
+    params:
+        document=lambda wildcards: as_json(evaluate_document(wildcards.method, wildcards.protocol, wildcards.seed)),
+    log:
+        f"{LOGS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}.config.log",
+    wildcard_constraints:
+        protocol="linear|finetune|semi[0-9.]+-draw[0-9]+|transfer-from-[a-z0-9]+_[a-z]+",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m hacm.configure evaluate --json {params.document:q} --out {output.config} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        config=rules.evaluate_config.output.config,
+        data=lambda wildcards: data_report(benchmark_of(wildcards.bench)),
+        encoder=evaluation_encoder,
+    output:
+        metrics=f"{RESULTS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}/metrics.json",
+        predictions=f"{RESULTS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}/predictions.csv",
+        confusion=report(
+            f"{RESULTS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}/confusion.png",
+            category="Confusion matrices",
+            subcategory="{bench}",
+            labels={"benchmark": "{bench}", "method": "{method}", "protocol": "{protocol}", "seed": "{seed}"},
+        ),
+    params:
+        kind=lambda wildcards: protocol_kind(wildcards.protocol),
+        data=lambda wildcards: data_dir(benchmark_of(wildcards.bench)),
+        encoder=lambda wildcards, input: input.encoder or "none",
+        out=lambda wildcards, output: str(Path(output.metrics).parent),
+    log:
+        f"{LOGS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}.log",
+    wildcard_constraints:
+        protocol="linear|finetune|semi[0-9.]+-draw[0-9]+|transfer-from-[a-z0-9]+_[a-z]+",
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["eval_runtime"],
+    shell:
+        "OMP_NUM_THREADS={threads} python -m hacm.evaluate --protocol {params.kind} --config {input.config}"
+        " --data {params.data} --encoder {params.encoder} --out {params.out} --restart-on-change --no-progress"
+        " > {log} 2>&1"
