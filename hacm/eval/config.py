@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
-from hacm.model.config import PRESETS, ConfigError, ModelConfig
-from hacm.train.config import PRECISIONS, DataConfig, apply_overrides, load_yaml, require, section_from_dict
+from hacm.model.config import ModelConfig
+from hacm.train.config import (
+    PRECISIONS,
+    DataConfig,
+    apply_overrides,
+    load_yaml,
+    require,
+    section_from_dict,
+    top_level_fields,
+)
 
 PROTOCOLS = ("linear", "finetune", "semi", "transfer")
 
@@ -88,20 +96,11 @@ class EvalConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> EvalConfig:
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r}; known top-level keys: {', '.join(sorted(known))}")
-        method = data.get("method", "hacm")
-        if method not in PRESETS:
-            raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")
-        seed = data.get("seed", 0)
-        require(isinstance(seed, int) and seed >= 0, "seed", "must be a non-negative integer")
+        data, method, seed, model = top_level_fields(cls, data)
         return cls(
             seed=seed,
             method=method,
-            model=ModelConfig.from_dict({**PRESETS[method], **(data.get("model") or {})}),
+            model=model,
             data=section_from_dict(DataConfig, data.get("data"), "data"),
             linear=section_from_dict(LinearConfig, data.get("linear"), "linear"),
             finetune=section_from_dict(FinetuneConfig, data.get("finetune"), "finetune"),

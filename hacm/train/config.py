@@ -102,25 +102,31 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PretrainConfig:
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r}; known top-level keys: {', '.join(sorted(known))}")
-        method = data.get("method", "hacm")
-        if method not in PRESETS:
-            raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")
-        model_fields = {**PRESETS[method], **(data.get("model") or {})}
-        seed = data.get("seed", 0)
-        require(isinstance(seed, int) and seed >= 0, "seed", "must be a non-negative integer")
+        data, method, seed, model = top_level_fields(cls, data)
         return cls(
             seed=seed,
             method=method,
-            model=ModelConfig.from_dict(model_fields),
+            model=model,
             data=section_from_dict(DataConfig, data.get("data"), "data"),
             optim=section_from_dict(OptimConfig, data.get("optim"), "optim"),
             monitor=section_from_dict(MonitorConfig, data.get("monitor"), "monitor"),
         )
+
+
+def top_level_fields(cls, data: dict | None) -> tuple[dict, str, int, ModelConfig]:
+    """The parts every stage config shares: unknown top-level keys rejected by name, the method preset
+    (its model fields under the document's own `model` keys), and the seed."""
+    data = dict(data or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}; known top-level keys: {', '.join(sorted(known))}")
+    method = data.get("method", "hacm")
+    if method not in PRESETS:
+        raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")
+    seed = data.get("seed", 0)
+    require(isinstance(seed, int) and seed >= 0, "seed", "must be a non-negative integer")
+    return data, method, seed, ModelConfig.from_dict({**PRESETS[method], **(data.get("model") or {})})
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
