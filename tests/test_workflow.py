@@ -136,3 +136,11 @@ def test_one_hyperparameter_reruns_exactly_the_runs_it_reaches(smoke_run, tmp_pa
     config = write_config(tmp_path / "ablation.yaml", changed)
     jobs = planned_jobs(snakemake("-n", "ablation_euclidean", "--configfile", str(config), workdir=smoke_run))
     assert jobs == {"pretrain_config": 1, "pretrain": 1, "evaluate": 1, "ablation_euclidean": 1}
+
+
+def test_report_bundles_tables_and_figures(smoke_run):
+    result = snakemake("--report", "report.html", "--configfile", str(SMOKE_CONFIG), workdir=smoke_run)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    html = (smoke_run / "report.html").read_text(errors="replace")
+    for name in ("linear.md", "ablations.tex", "pretraining.png", "loss_curve.png"):
+        assert name in html

@@ -349,6 +349,9 @@ def evaluate(run: Run) -> dict:
     config = run.config
     run.out_dir.mkdir(parents=True, exist_ok=True)
     drop_path = config.finetune.drop_path if run.protocol != "linear" else 0.0
+    # Heads are initialised from the global generator: seed it so a run does not depend on what the
+    # process did before (tests run several evaluations in one process).
+    torch.manual_seed(config.seed)
     loaded = build_encoder(run.encoder_path, config, drop_path=drop_path)
     resolved = {"protocol": run.protocol, "encoder_sha256": loaded.sha256, "config": config.to_dict(),
                 "data": str(run.data_dir)}

@@ -148,7 +148,28 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"model: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
-        return cls(**data)
+        return cls(**coerce_numbers(cls, data, "model"))
+
+
+def coerce_numbers(cls, data: dict, section: str) -> dict:
+    """Numbers written as text turned into numbers, anything else in a number's place a clear error.
+
+    YAML 1.1 (PyYAML, Snakemake) reads `1e-3` as the string "1e-3"; the intended value is plain."""
+    types = {f.name: str(f.type) for f in fields(cls)}
+    result = dict(data)
+    for key, value in data.items():
+        kind = types.get(key, "")
+        if kind.split(" |")[0] not in ("int", "float") or value is None:
+            continue
+        if isinstance(value, str):
+            try:
+                value = float(value) if kind.startswith("float") else int(value)
+            except ValueError:
+                raise ConfigError(f"{section}.{key}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{section}.{key}: expected a number, got {value!r}")
+        result[key] = float(value) if kind.startswith("float") else value
+    return result
 
 
 # Baselines as presets of the same fields (DESIGN §2.9).

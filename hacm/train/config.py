@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from hacm.model.config import PRESETS, ConfigError, ModelConfig
+from hacm.model.config import PRESETS, ConfigError, ModelConfig, coerce_numbers
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 LOADERS = ("auto", "device", "workers")
@@ -25,7 +25,7 @@ def section_from_dict(cls, data: dict | None, section: str):
     if unknown:
         raise ConfigError(f"{section}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
     try:
-        return cls(**data)
+        return cls(**coerce_numbers(cls, data, section))
     except TypeError as error:
         raise ConfigError(f"{section}: {error}") from None
 

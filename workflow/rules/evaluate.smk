@@ -16,6 +16,10 @@ rule evaluate_config:
         protocol="linear|finetune|semi[0-9.]+-draw[0-9]+|transfer-from-[a-z0-9]+_[a-z]+",
     conda:
         "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
     shell:
         "python -m hacm.configure evaluate --json {params.document:q} --out {output.config} > {log} 2>&1"
 

@@ -14,6 +14,10 @@ rule pretrain_config:
         f"{LOGS}/{{bench}}/{{method}}/pretrain/seed{{seed}}.config.log",
     conda:
         "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
     shell:
         "python -m hacm.configure pretrain --json {params.document:q} --out {output.config} > {log} 2>&1"
 

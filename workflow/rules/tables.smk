@@ -14,6 +14,10 @@ rule tables_plan:
         f"{LOGS}/tables/plan.log",
     conda:
         "../../envs/tables.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
     shell:
         "python -m hacm.configure plan --json {params.document:q} --out {output.plan} > {log} 2>&1"
 
