@@ -8,3 +8,23 @@ figures:   the pretraining-loss and accuracy figure.
 
 class ReportError(ValueError):
     """Input that cannot be turned into a report; the message is one line naming what is wrong."""
+
+
+def one_line(text: object) -> str:
+    """Text with its whitespace runs (newlines too) folded into single spaces."""
+    return " ".join(str(text).split())
+
+
+def read_document(path, parse, error: type[ReportError], what: str, syntax_errors: tuple[type[Exception], ...]):
+    """`parse(text)` of a file, every failure as `error` with one line naming the file and the cause."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except syntax_errors as cause:
+        raise error(f"{path}: not valid {what}: {one_line(cause)}") from None
+    except (OSError, UnicodeDecodeError) as cause:
+        raise error(f"{path}: cannot be read: {one_line(cause)}") from None

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from hacm.report import ReportError
+from hacm.report import ReportError, one_line, read_document
 
 MAIN_COLUMNS = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pku1-xsub", "pku2-xsub")
 SEMI_COLUMNS = ("ntu60-xsub-1", "ntu60-xsub-10", "ntu60-xview-1", "ntu60-xview-10")
@@ -104,14 +104,10 @@ class Published:
         return self.tables[name]
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def _text(value: object, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
         raise PublishedError(f"{where}: must be a non-empty text")
-    return _one_line(value)
+    return one_line(value)
 
 
 def _value(value: object, where: str) -> float:
@@ -208,16 +204,8 @@ def validate_published(document: object, path: Path | str = "published.yaml") ->
 
 def load_published(path: Path | str) -> Published:
     """Read and validate a published-numbers YAML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise PublishedError(f"{path}: published-numbers file not found")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise PublishedError(f"{path}: not valid YAML: {_one_line(error)}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise PublishedError(f"{path}: cannot be read: {_one_line(error)}") from None
-    return validate_published(document, path)
+    document = read_document(path, yaml.safe_load, PublishedError, "published-numbers YAML", (yaml.YAMLError,))
+    return validate_published(document, Path(path))
 
 
 def format_published(value: float) -> str:

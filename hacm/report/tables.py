@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hacm.report import ReportError
+from hacm.report import ReportError, one_line, read_document
 from hacm.report.published import Published, PublishedRow, PublishedTable, format_published, load_published
 
 PROG = "hacm.tables"
@@ -108,10 +108,6 @@ class Plan:
         return next(table for table in self.tables if table.name == name)
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def _keys(raw: dict, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
     missing = [key for key in required if key not in raw]
     if missing:
@@ -124,7 +120,7 @@ def _keys(raw: dict, where: str, required: tuple[str, ...], optional: tuple[str,
 def _text(value: object, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise PlanError(f"{where}: must be a non-empty string, got {value!r}")
-    return _one_line(value)
+    return one_line(value)
 
 
 def _list(value: object, where: str, *, empty: bool = True) -> list:
@@ -246,16 +242,8 @@ def parse_plan(document: object, path: Path | str, published: Published | None =
 
 
 def load_plan(path: Path | str, published: Published | None = None) -> Plan:
-    path = Path(path)
-    if not path.is_file():
-        raise PlanError(f"{path}: plan file not found")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise PlanError(f"{path}: not valid JSON: {error}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise PlanError(f"{path}: cannot be read: {_one_line(error)}") from None
-    return parse_plan(document, path, published)
+    document = read_document(path, json.loads, PlanError, "plan JSON", (json.JSONDecodeError,))
+    return parse_plan(document, Path(path), published)
 
 
 # ---------------------------------------------------------------------------------------------- cells
@@ -273,12 +261,12 @@ def read_metric(path: Path, metric: str, where: str = "") -> float:
     except json.JSONDecodeError as error:
         raise PlanError(f"{prefix}{path}: not valid JSON: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise PlanError(f"{prefix}{path}: cannot be read: {_one_line(error)}") from None
+        raise PlanError(f"{prefix}{path}: cannot be read: {one_line(error)}") from None
     try:
         validate_metrics(document)
     except jsonschema.ValidationError as error:
         at = "/".join(str(part) for part in error.absolute_path) or "top level"
-        raise PlanError(f"{prefix}{path}: not a hacm.evaluate metrics.json ({at}: {_one_line(error.message)})") from None
+        raise PlanError(f"{prefix}{path}: not a hacm.evaluate metrics.json ({at}: {one_line(error.message)})") from None
     value = document.get(metric)
     if value is None:
         raise PlanError(f"{prefix}{path}: has no metric {metric!r}")
@@ -424,7 +412,7 @@ def write_csv(table: Table, path: Path) -> None:
 
 
 def _md(text: str) -> str:
-    return _one_line(text).replace("\\", "\\\\").replace("|", "\\|")
+    return one_line(text).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _run_counts(row: Row, table: Table) -> str:
@@ -465,7 +453,7 @@ _LATEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{"
 
 def latex_escape(text: str) -> str:
     """Plain text as LaTeX source: the special characters escaped, ± as $\\pm$, dashes as --- / --."""
-    return "".join(_LATEX.get(char, char) for char in _one_line(text))
+    return "".join(_LATEX.get(char, char) for char in one_line(text))
 
 
 def latex(table: Table, *, generated_from: str = "") -> str:
@@ -525,7 +513,7 @@ def make_report(plan_path: Path | str, published_path: Path | str | None, out_di
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ReportError(f"{out_dir}: cannot create the output folder: {_one_line(error)}") from None
+        raise ReportError(f"{out_dir}: cannot create the output folder: {one_line(error)}") from None
     written = []
     for table in tables:
         for suffix, render in (("csv", None), ("md", markdown), ("tex", latex)):
