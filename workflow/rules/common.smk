@@ -117,8 +117,15 @@ def pretrain_document(method, seed):
     return {**document, "method": base_method(method), "seed": int(seed)}
 
 
+# The evaluate sections each protocol reads: a run's document holds only those, so that changing, say,
+# the linear epochs reruns the linear runs and nothing else.
+SECTIONS_READ = {"linear": ("data", "linear", "monitor"), "finetune": ("data", "finetune", "monitor"),
+                 "semi": ("data", "finetune", "monitor"), "transfer": ("data", "finetune", "monitor")}
+
+
 def evaluate_document(method, protocol, seed):
-    document = copy.deepcopy(config["evaluate"])
+    read = SECTIONS_READ[protocol_kind(protocol)]
+    document = {key: copy.deepcopy(value) for key, value in config["evaluate"].items() if key in read}
     document["seed"] = int(seed)
     # The random-encoder rows use the pretraining architecture (HA-CM's tokens).
     document["method"] = "hacm" if method == RANDOM else base_method(method)
