@@ -23,7 +23,6 @@ RESULTS = PATHS["results"]
 LOGS = f"{RESULTS}/logs"
 PRETRAINED = ("hacm", "mae", "mamp")
 RANDOM = "random"  # the randomly initialised encoder: the "no pretraining" rows
-DATASET_OF = {"ntu60": "ntu60", "ntu120": "ntu120", "pku1": "pku1", "pku2": "pku2"}
 ABLATIONS = config["ablations"]["variants"]
 ABLATION_BENCHMARK = config["ablations"]["benchmark"]
 SEEDS = config["seeds"]
@@ -34,6 +33,7 @@ wildcard_constraints:
     method="[a-z0-9_.-]+",
     seed="[0-9]+",
     dataset="ntu60|ntu120|pku1|pku2",
+    protocol="linear|finetune|semi[0-9.]+-draw[0-9]+|transfer-from-[a-z0-9]+_[a-z]+",
 
 
 # --- names ------------------------------------------------------------------------------------------

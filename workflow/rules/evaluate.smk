@@ -12,8 +12,6 @@ rule evaluate_config:
         document=lambda wildcards: as_json(evaluate_document(wildcards.method, wildcards.protocol, wildcards.seed)),
     log:
         f"{LOGS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}.config.log",
-    wildcard_constraints:
-        protocol="linear|finetune|semi[0-9.]+-draw[0-9]+|transfer-from-[a-z0-9]+_[a-z]+",
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -45,8 +43,6 @@ rule evaluate:
         out=lambda wildcards, output: str(Path(output.metrics).parent),
     log:
         f"{LOGS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}.log",
-    wildcard_constraints:
-        protocol="linear|finetune|semi[0-9.]+-draw[0-9]+|transfer-from-[a-z0-9]+_[a-z]+",
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["threads"]

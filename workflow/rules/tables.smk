@@ -5,11 +5,14 @@ localrules:
     tables_plan,
 
 
+TABLES_PLAN = tables_plan()
+
+
 rule tables_plan:
     output:
         plan=f"{TABLES_DIR}/plan.json",
     params:
-        document=as_json(tables_plan()),
+        document=as_json(TABLES_PLAN),
     log:
         f"{LOGS}/tables/plan.log",
     conda:
@@ -26,7 +29,7 @@ rule tables:
     input:
         plan=rules.tables_plan.output.plan,
         published=f"{workflow.basedir}/config/published.yaml",
-        results=plan_inputs(tables_plan()),
+        results=plan_inputs(TABLES_PLAN),
     output:
         **{
             f"{name}_{suffix}": report(
