@@ -77,6 +77,12 @@ def test_changed_config_does_not_resume_silently(synthetic_stores, tiny_config, 
     assert run(tiny_config, data, tmp_path / "r", "--stop-after-epochs", "1") == 0
     assert run(tiny_config, data, tmp_path / "r", "--set", "optim.lr=0.1") == 1
     assert "another configuration" in capsys.readouterr().err
+    # The workflow's mode: start over (the first epoch again), and the old checkpoint is replaced.
+    assert run(tiny_config, data, tmp_path / "r", "--set", "optim.lr=0.1", "--restart-on-change",
+               "--stop-after-epochs", "1") == 0
+    assert "starting over" in capsys.readouterr().err
+    state = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["config"]["optim"]["lr"] == 0.1
 
 
 def test_user_mistakes_are_one_line_errors(synthetic_stores, tiny_config, tmp_path):

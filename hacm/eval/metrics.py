@@ -1,4 +1,4 @@
-"""Evaluation outputs: accuracies, per-class accuracy, predictions table, confusion matrix, metrics schema."""
+"""Evaluation outputs: accuracies, per-class accuracy, predictions table, confusion matrix (schema: hacm.eval.schema)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hacm.eval.schema import METRICS_SCHEMA, validate_metrics  # noqa: F401 (re-exported)
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     k = min(k, logits.shape[1])
@@ -58,9 +57,6 @@ def plot_confusion(path: Path, matrix: np.ndarray, *, title: str) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
-
-
-
 
 
 def write_json(path: Path, document: dict) -> None:

@@ -9,10 +9,8 @@ transfer  fine-tune an encoder pretrained on another dataset on this dataset's c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
+from hacm.data.archives import sha256_of
 from hacm.data.loader import epoch_batches
 from hacm.data.storage import SkeletonStore
 from hacm.eval.config import EvalConfig
@@ -31,15 +30,23 @@ from hacm.eval.metrics import (
     per_class_accuracy,
     plot_confusion,
     topk_accuracy,
-    validate_metrics,
     write_json,
     write_predictions,
 )
+from hacm.eval.schema import validate_metrics
 from hacm.eval.subsets import per_class_subset, subset_digest, subset_seed
 from hacm.model.config import ModelConfig
 from hacm.model.heads import FinetuneHead, LinearHead, pooled
 from hacm.model.pretrainer import SkeletonEncoder
-from hacm.train.checkpoint import CheckpointError, atomic_save, git_commit, load_state, restore_rng_state, rng_state
+from hacm.train.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    git_commit,
+    load_resumable,
+    load_state,
+    restore_rng_state,
+    rng_state,
+)
 from hacm.train.engine import AUTOCAST_DTYPES, backward_and_step, set_learning_rate
 from hacm.train.monitor import MetricsLog
 from hacm.train.pretraining import Feeder, RunError, load_encoder_file
@@ -63,14 +70,6 @@ class LoadedEncoder:
     method: str
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_encoder(path: Path | None, config: EvalConfig, *, drop_path: float = 0.0) -> LoadedEncoder:
     """The pretrained encoder of an encoder file, or (path None) a randomly initialised one."""
     if path is None:
@@ -88,7 +87,7 @@ def build_encoder(path: Path | None, config: EvalConfig, *, drop_path: float = 0
     except RuntimeError as error:
         first = str(error).splitlines()[1:2] or [str(error)]
         raise CheckpointError(f"{path}: weights do not match the encoder they describe ({first[0].strip()})") from None
-    return LoadedEncoder(encoder, model_config, str(path), file_sha256(path), str(state.get("method", "unknown")))
+    return LoadedEncoder(encoder, model_config, str(path), sha256_of(path).sha256, str(state.get("method", "unknown")))
 
 
 def layer_id(name: str, depth: int) -> int:
@@ -128,7 +127,7 @@ class Run:
     encoder_path: Path | None
     device: torch.device
     show_progress: bool = True
-    restart_on_change: bool = False  # discard a checkpoint written with another configuration
+    restart_on_change: bool = False  # start over from a checkpoint written with another configuration
 
     def __post_init__(self) -> None:
         self.train_store = SkeletonStore(self.data_dir / "train")
@@ -164,17 +163,10 @@ def encode_pooled(encoder: SkeletonEncoder, feeder: Feeder, batches, device, aut
 
 def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimizer, scaler, generators) -> int:
     """Load the run's checkpoint when there is one; the first epoch still to train."""
-    path = run.out_dir / CHECKPOINT
-    if not path.exists():
+    state = load_resumable(run.out_dir / CHECKPOINT, resolved, restart_on_change=run.restart_on_change,
+                           map_location=run.device)
+    if state is None:
         return 1
-    state = load_state(path, map_location=run.device)
-    if state.get("config") != resolved and run.restart_on_change:
-        print(f"hacm.evaluate: {path} was written with another configuration or encoder; starting over",
-              file=sys.stderr)
-        path.unlink()
-        return 1
-    if state.get("config") != resolved:
-        raise RunError(f"{path} was written with another configuration or encoder; use a new --out or delete it")
     for key, module in modules.items():
         module.load_state_dict(state[key])
     optimizer.load_state_dict(state["optimizer"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -54,6 +55,26 @@ def load_state(path: Path, *, map_location="cpu") -> dict:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} does not hold a checkpoint dictionary")
     return state
+
+
+def load_resumable(path: Path, resolved: dict, *, restart_on_change: bool, map_location="cpu",
+                   announce: bool = True) -> dict | None:
+    """The checkpoint to resume from: None when there is none, or when it was written with another
+    configuration and `restart_on_change` (it is then left to be overwritten by the new run's first
+    save, so that no process of a data-parallel job deletes what another is reading); otherwise a
+    changed configuration is an error rather than mixed in."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = load_state(path, map_location=map_location)
+    if state.get("config") == resolved:
+        return state
+    if not restart_on_change:
+        raise CheckpointError(f"{path} was written with another configuration; use a new --out or delete it "
+                              "to start over")
+    if announce:
+        print(f"{path} was written with another configuration; starting over", file=sys.stderr)
+    return None
 
 
 def _reason(error: Exception) -> str:

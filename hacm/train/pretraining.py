@@ -7,7 +7,6 @@ every random state and the resolved config; data order and augmentation are func
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,15 @@ from torch.nn.parallel import DistributedDataParallel
 from hacm.data.loader import DeviceBatches, SkeletonDataset, epoch_batches, make_loader
 from hacm.data.storage import SkeletonStore
 from hacm.model.pretrainer import HACMPretrainer
-from hacm.train.checkpoint import CheckpointError, atomic_save, git_commit, load_state, restore_rng_state, rng_state
+from hacm.train.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    git_commit,
+    load_resumable,
+    load_state,
+    restore_rng_state,
+    rng_state,
+)
 from hacm.train.config import PretrainConfig
 from hacm.train.distributed import Distributed
 from hacm.train.engine import AUTOCAST_DTYPES, train_one_epoch
@@ -109,7 +116,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
     """Train (or resume) in `out_dir`; returns the last epoch's record.
 
     A checkpoint written with another configuration is an error, or (restart_on_change, as the
-    workflow asks after a hyperparameter changed) discarded so that the run starts over."""
+    workflow asks after a hyperparameter changed) ignored: the run starts over and overwrites it."""
     device = context.device
     out_dir.mkdir(parents=True, exist_ok=True)
     train_store = SkeletonStore(data_dir / "train")
@@ -134,16 +141,9 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
     resolved = config.to_dict()
     start_epoch = 1
     checkpoint_path = out_dir / CHECKPOINT
-    state = load_state(checkpoint_path, map_location=device) if checkpoint_path.exists() else None
-    if state is not None and state.get("config") != resolved and restart_on_change and context.is_main:
-        print(f"hacm.pretrain: {checkpoint_path} was written with another configuration; starting over",
-              file=sys.stderr)
-        checkpoint_path.unlink()
-        state = None
+    state = load_resumable(checkpoint_path, resolved, restart_on_change=restart_on_change, map_location=device,
+                           announce=context.is_main)
     if state is not None:
-        if state.get("config") != resolved:
-            raise RunError(f"{checkpoint_path} was written with another configuration; use a new --out "
-                           "or delete the checkpoint to start over")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
