@@ -8,6 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# The tiny encoder the evaluation and table tests share (seconds to pretrain, any accuracy).
+TINY_ARCHITECTURE = {"frames": 24, "t_patch": 3, "dim": 32, "depth": 1, "heads": 4, "decoder_dim": 32,
+                     "decoder_depth": 1, "decoder_heads": 4}
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +43,24 @@ def synthetic_stores(synthetic_raw, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic_stores")
     assert prepare_main(["synthetic", "--raw", str(synthetic_raw), "--out", str(out), "--workers", "2"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pretraining(synthetic_stores, tmp_path_factory) -> Path:
+    """A two-epoch pretraining of TINY_ARCHITECTURE on synthetic NTU-60 x-sub (with the kNN monitor):
+    its run folder, holding encoder.pt and metrics.jsonl."""
+    import yaml
+
+    from hacm.pretrain import main as pretrain_main
+
+    folder = tmp_path_factory.mktemp("tiny_pretraining")
+    config = folder / "pretrain.yaml"
+    config.write_text(yaml.safe_dump({"model": TINY_ARCHITECTURE, "data": {"batch_size": 32},
+                                      "optim": {"epochs": 2, "warmup_epochs": 1, "lr": 2e-3},
+                                      "monitor": {"knn_every": 1}}))
+    assert pretrain_main(["--config", str(config), "--data", str(synthetic_stores / "ntu60-xsub"), "--out",
+                          str(folder / "run"), "--no-progress"]) == 0
+    return folder / "run"
 
 
 def pytest_configure(config):

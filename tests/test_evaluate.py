@@ -13,16 +13,14 @@ import pytest
 import torch
 import yaml
 
-from hacm.eval.metrics import validate_metrics
+from hacm.eval.schema import validate_metrics
 from hacm.eval.subsets import per_class_subset, subset_seed
 from hacm.evaluate import main as evaluate_main
-from hacm.pretrain import main as pretrain_main
+from tests.conftest import TINY_ARCHITECTURE
 
-ARCHITECTURE = {"frames": 24, "t_patch": 3, "dim": 32, "depth": 1, "heads": 4, "decoder_dim": 32, "decoder_depth": 1,
-                "decoder_heads": 4}
 EVAL = {
     "seed": 0,
-    "model": ARCHITECTURE,
+    "model": TINY_ARCHITECTURE,
     "data": {"batch_size": 64},
     "linear": {"epochs": 3},
     "finetune": {"epochs": 2, "warmup_epochs": 1, "lr": 1e-3, "hidden": 64, "drop_path": 0.1},
@@ -31,15 +29,8 @@ EVAL = {
 
 
 @pytest.fixture(scope="module")
-def encoder_file(synthetic_stores, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("pretrained")
-    config = folder / "pretrain.yaml"
-    config.write_text(yaml.safe_dump({"model": ARCHITECTURE, "data": {"batch_size": 32},
-                                      "optim": {"epochs": 2, "warmup_epochs": 1, "lr": 2e-3},
-                                      "monitor": {"knn_every": 0}}))
-    assert pretrain_main(["--config", str(config), "--data", str(synthetic_stores / "ntu60-xsub"), "--out",
-                          str(folder / "run"), "--no-progress"]) == 0
-    return folder / "run" / "encoder.pt"
+def encoder_file(tiny_pretraining) -> Path:
+    return tiny_pretraining / "encoder.pt"
 
 
 @pytest.fixture()

@@ -7,8 +7,6 @@ whenever the daemons cannot start, it fails with the reason.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,7 +14,7 @@ import time
 
 import pytest
 
-from tests.slurm_cluster import SlurmStartError, local_slurm, write_test_profile
+from tests.slurm_cluster import SlurmStartError, local_slurm, require_slurm_prerequisites, write_test_profile
 
 pytestmark = pytest.mark.slurm
 
@@ -37,11 +35,7 @@ SNAKEFILE = textwrap.dedent(
 
 
 def test_workflow_via_sbatch(tmp_path):
-    if os.geteuid() != 0 and not os.environ.get("CI"):
-        pytest.skip("the local SLURM cluster needs root (apt-get install, daemons as root); "
-                    "set CI=1 to make this a failure instead")
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.fail("snakemake-executor-plugin-slurm is not installed: pip install snakemake-executor-plugin-slurm")
+    require_slurm_prerequisites()
 
     workdir = tmp_path / "wf"
     workdir.mkdir()

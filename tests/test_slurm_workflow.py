@@ -7,8 +7,6 @@ with the reason.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.slurm_cluster import SlurmStartError, local_slurm, write_test_profile
+from tests.slurm_cluster import SlurmStartError, local_slurm, require_slurm_prerequisites, write_test_profile
 
 pytestmark = pytest.mark.slurm
 
@@ -52,11 +50,7 @@ def test_profile_dry_run_from_the_repository_root(tmp_path):
 
 
 def test_workflow_through_sbatch(tmp_path):
-    if os.geteuid() != 0 and not os.environ.get("CI"):
-        pytest.skip("the local SLURM cluster needs root (apt-get install, daemons as root); "
-                    "set CI=1 to make this a failure instead")
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.fail("snakemake-executor-plugin-slurm is not installed: pip install -e '.[dev]'")
+    require_slurm_prerequisites()
     workdir = tmp_path / "run"
     workdir.mkdir()
     profile = write_test_profile(tmp_path / "profile", REPO / "slurm" / "config.yaml")

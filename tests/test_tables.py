@@ -15,9 +15,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from hacm.eval.metrics import validate_metrics
+from hacm.eval.schema import validate_metrics
 from hacm.evaluate import main as evaluate_main
-from hacm.pretrain import main as pretrain_main
 from hacm.report import ReportError
 from hacm.report.figures import read_epoch_losses
 from hacm.report.published import (
@@ -29,11 +28,9 @@ from hacm.report.published import (
     validate_published,
 )
 from hacm.report.tables import Cell, PlanError, latex_escape, load_plan, make_report
+from tests.conftest import REPO, TINY_ARCHITECTURE
 
-REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "config" / "published.yaml"
-ARCHITECTURE = {"frames": 24, "t_patch": 3, "dim": 32, "depth": 1, "heads": 4, "decoder_dim": 32, "decoder_depth": 1,
-                "decoder_heads": 4}
 COLUMNS = [{"key": "ntu60-xsub", "label": "NTU-60 x-sub"}, {"key": "ntu60-xview", "label": "NTU-60 x-view"},
            {"key": "pku2-xsub", "label": "PKU-MMD II"}]
 
@@ -360,26 +357,21 @@ def test_log_reader_keeps_epoch_records_and_the_last_of_a_repeated_epoch(tmp_pat
 
 
 @pytest.fixture(scope="module")
-def real_runs(synthetic_stores, tmp_path_factory) -> dict:
-    """A two-epoch pretraining and two linear evaluations (seeds 0 and 1) on the synthetic NTU-60 x-sub split."""
+def real_runs(tiny_pretraining, synthetic_stores, tmp_path_factory) -> dict:
+    """The shared two-epoch pretraining and two linear evaluations (seeds 0 and 1) on synthetic NTU-60 x-sub."""
     folder = tmp_path_factory.mktemp("tables_runs")
-    config = folder / "pretrain.yaml"
-    config.write_text(yaml.safe_dump({"model": ARCHITECTURE, "data": {"batch_size": 32},
-                                      "optim": {"epochs": 2, "warmup_epochs": 1, "lr": 2e-3},
-                                      "monitor": {"knn_every": 1}}))
     data = synthetic_stores / "ntu60-xsub"
-    assert pretrain_main(["--config", str(config), "--data", str(data), "--out", str(folder / "pretrain"),
-                          "--no-progress"]) == 0
     eval_config = folder / "eval.yaml"
-    eval_config.write_text(yaml.safe_dump({"model": ARCHITECTURE, "data": {"batch_size": 64}, "linear": {"epochs": 2}}))
+    eval_config.write_text(yaml.safe_dump({"model": TINY_ARCHITECTURE, "data": {"batch_size": 64},
+                                           "linear": {"epochs": 2}}))
     metrics = []
     for seed in (0, 1):
         out = folder / f"linear-seed{seed}"
         assert evaluate_main(["--protocol", "linear", "--config", str(eval_config), "--data", str(data), "--encoder",
-                              str(folder / "pretrain" / "encoder.pt"), "--out", str(out), "--set", f"seed={seed}",
+                              str(tiny_pretraining / "encoder.pt"), "--out", str(out), "--set", f"seed={seed}",
                               "--no-progress"]) == 0
         metrics.append(out / "metrics.json")
-    return {"folder": folder, "log": folder / "pretrain" / "metrics.jsonl", "metrics": metrics}
+    return {"folder": folder, "log": tiny_pretraining / "metrics.jsonl", "metrics": metrics}
 
 
 def test_end_to_end_on_real_runs(real_runs, tmp_path):
