@@ -48,7 +48,7 @@ def test_cross_contrast_loss_by_hand():
         similarity = _softmax_rows([[sum(a * b for a, b in zip(l, r)) for r in right] for l in left])
         return sum((similarity[i][j] - (i == j)) ** 2 for i in range(2) for j in range(2)) / 4
 
-    expected = mse_to_identity(h_t, h) + mse_to_identity(h_s, h) + mse_to_identity(h_s, h_t)
+    expected = mse_to_identity(h_t, h) + mse_to_identity(h_s, h) + mse_to_identity(h_t, h_s)  # DESIGN §2.8
     model = HACMPretrainer(ModelConfig(**{**SMALL, "dim": 2, "heads": 1}))
     assert model.cross_contrast(latent, temporal_count=1).item() == pytest.approx(expected, rel=1e-6)
 
@@ -61,7 +61,7 @@ def test_gradients_reach_every_trainable_parameter_but_not_the_selection_project
     output = model(torch.randn(3, 3, config.frames, 25, 2), generator=torch.Generator().manual_seed(0))
     output.loss.backward()
     for name, parameter in model.named_parameters():
-        if name in ("w_q", "w_k", "encoder.manifold.isp_c"):  # selection projections; fixed curvature
+        if name in ("w_q", "w_k", "b_q", "b_k", "encoder.manifold.isp_c"):  # selection projections; fixed curvature
             assert not parameter.requires_grad and parameter.grad is None
         else:
             assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name

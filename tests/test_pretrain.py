@@ -55,6 +55,9 @@ def test_outputs_and_checkpoint_contents(synthetic_stores, tiny_config, tmp_path
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2, 3] and 0 <= epochs[-1]["knn_top1"] <= 1
+    # The masking monitor: each group's agreement with random masking, logged with the kNN accuracy.
+    assert set(epochs[-1]["masking_agreement"]) == {"temporal", "spatial"}
+    assert all(0 < value <= 1 for value in epochs[-1]["masking_agreement"].values())
     assert any(r["kind"] == "step" for r in records)
 
 

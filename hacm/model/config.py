@@ -17,6 +17,7 @@ TEMPORAL_CRITERIA = ("attention", "random")
 SPATIAL_CRITERIA = ("hierarchy", "random")
 TARGETS = ("motion", "coordinates")
 TOKEN_JOINTS = ("limbs", "all")
+SCORE_SCALINGS = ("max", "minmax")
 
 
 class ConfigError(ValueError):
@@ -49,11 +50,13 @@ class ModelConfig:
     single_criterion: str = "attention"  # the criterion of masking="single"
     mask_ratio: float = 0.9
     keep_high_scores: bool = True  # high-score tokens are more likely to stay visible (authors' code)
-    score_temperature: float = 0.9  # s / (temperature * max s + eps) before the softmax
+    score_scaling: str = "max"  # max: s / (temperature * max s + eps) (the release); minmax: range to 1/temperature
+    score_temperature: float = 0.9  # the release's 0.9 (mask_hyper_matrix); MAMP's tau; minmax e.g. 0.25
     parent_weight: float = 0.01  # lambda of the parent distance in the spatial criterion
     # Geometry, target, losses
     hyperbolic: bool = True
     curvature: float = 1.0
+    embedding_clip: float | None = None  # clip token embeddings to this norm before expmap0 (None: as the release)
     target: str = "motion"
     contrast_weight: float = 1.0  # lambda_cc; 0 turns the cross-contrast loss off
 
@@ -126,6 +129,8 @@ class ModelConfig:
         need(0.0 < self.mask_ratio < 1.0, "mask_ratio", "must lie in (0, 1)")
         need(self.curvature > 0, "curvature", "must be positive")
         need(self.score_temperature > 0, "score_temperature", "must be positive")
+        need(self.score_scaling in SCORE_SCALINGS, "score_scaling", f"must be one of {SCORE_SCALINGS}")
+        need(self.embedding_clip is None or self.embedding_clip > 0, "embedding_clip", "must be positive or null")
         need(self.drop_path >= 0 and self.parent_weight >= 0 and self.contrast_weight >= 0, "contrast_weight",
              "weights and drop_path must be non-negative")
         need(not (self.contrast_weight > 0 and self.masking != "cross"), "contrast_weight",

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hacm.model.transformer import init_weights
+
 
 def pooled(features: torch.Tensor) -> torch.Tensor:
     """Mean over bodies, time and joints: (N, M, P, J, D) -> (N, D)."""
@@ -15,11 +17,12 @@ def pooled(features: torch.Tensor) -> torch.Tensor:
 
 
 class LinearHead(nn.Module):
-    """BatchNorm without affine parameters, then one Linear layer, on pooled features."""
+    """BatchNorm without affine parameters (eps 1e-6), then one Linear layer, on pooled features
+    (the release's main_linprobe.py: BatchNorm1d(affine=False, eps=1e-6), fc trunc-normal 0.01 as MoCo v3)."""
 
     def __init__(self, dim: int, classes: int) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm1d(dim, affine=False)
+        self.norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6)
         self.linear = nn.Linear(dim, classes)
         nn.init.trunc_normal_(self.linear.weight, std=0.01)
         nn.init.zeros_(self.linear.bias)
@@ -36,10 +39,7 @@ class FinetuneHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.mlp = nn.Sequential(nn.Linear(joints * dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, classes))
-        for module in self.mlp:
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
+        self.mlp.apply(init_weights)  # xavier-uniform, as the release's model/transformer.py initialises its head
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         n, m, p, j, d = features.shape

@@ -13,6 +13,9 @@ import geoopt
 import torch
 
 _MIN_DENOMINATOR = 1e-15
+# The release projects to radius (1 - 1e-5) / sqrt(c) whatever the dtype (model_hacm/transformer.py,
+# HyperbolicEmbedding.project); geoopt's float32 projection would clip at 1 - 4e-3.
+BALL_MARGIN = 1e-5
 
 
 def _full_precision(tensor: torch.Tensor) -> torch.Tensor:
@@ -23,10 +26,26 @@ def ball(curvature: float) -> geoopt.PoincareBall:
     return geoopt.PoincareBall(c=curvature, learnable=False)  # the curvature is a setting, not learnt
 
 
-def to_ball(vectors: torch.Tensor, manifold: geoopt.PoincareBall) -> torch.Tensor:
-    """proj(expmap0(v)) along the last dimension, outside autocast and in float32 at least."""
+def ball_radius(curvature: float) -> float:
+    """The radius points are projected to: (1 - BALL_MARGIN) / sqrt(c)."""
+    return (1.0 - BALL_MARGIN) / curvature**0.5
+
+
+def clip_norm(vectors: torch.Tensor, radius: float) -> torch.Tensor:
+    """Feature clipping: v * min(1, radius / |v|) along the last dimension (DESIGN §2.2 embedding_clip)."""
+    norms = vectors.norm(dim=-1, keepdim=True).clamp_min(_MIN_DENOMINATOR)
+    return vectors * (radius / norms).clamp(max=1.0)
+
+
+def to_ball(vectors: torch.Tensor, manifold: geoopt.PoincareBall, *, clip: float | None = None) -> torch.Tensor:
+    """proj(expmap0(v)) along the last dimension, outside autocast and in float32 at least.
+
+    clip: the Euclidean norm v is clipped to first (None: no clipping, as the release)."""
     with torch.autocast(device_type=vectors.device.type, enabled=False):
-        return manifold.projx(manifold.expmap0(_full_precision(vectors)))
+        vectors = _full_precision(vectors)
+        if clip is not None:
+            vectors = clip_norm(vectors, clip)
+        return clip_norm(manifold.expmap0(vectors, project=False), ball_radius(float(manifold.c)))
 
 
 def _arcosh1p(u: torch.Tensor) -> torch.Tensor:

@@ -15,17 +15,21 @@ _EPS = 1e-6
 _UNIFORM_EPS = 1e-12
 
 
-def temporal_attention_scores(embeddings: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor) -> torch.Tensor:
-    """Attention each token receives from the other time patches of its joint.
+def temporal_attention_scores(
+    embeddings: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, b_q: torch.Tensor, b_k: torch.Tensor
+) -> torch.Tensor:
+    """How strongly each joint dominates the attention into its time patch (DESIGN §2.4, the release's
+    formula in model_hacm/transformer.py forward_encoder + mask_hyper_matrix).
 
-    embeddings: (S, P, J, D) Euclidean token embeddings (with position embeddings). Per joint,
-    A = softmax_keys(q k^T / sqrt(D)) over the P patches; score = sum over queries. -> (S, P, J)
+    embeddings: (S, P, J, D) Euclidean token embeddings (with position embeddings). q = W_q e + b_q,
+    k = W_k e + b_k; l[v, t, u] = q[t, v] . k[u, v] * sqrt(D); A = softmax of l over the joints v;
+    score of token (u, v) = sum over t of A[v, t, u]. -> (S, P, J)
     """
     per_joint = embeddings.float().transpose(1, 2).contiguous()  # (S, J, P, D); contiguous: else matmul expands W
-    queries = per_joint @ w_q.float().t()
-    keys = per_joint @ w_k.float().t()
-    logits = queries @ keys.transpose(-1, -2) / embeddings.shape[-1] ** 0.5
-    received = logits.softmax(dim=-1).sum(dim=-2)  # (S, J, P): column sums
+    queries = per_joint @ w_q.float().t() + b_q.float()
+    keys = per_joint @ w_k.float().t() + b_k.float()
+    logits = queries @ keys.transpose(-1, -2) * embeddings.shape[-1] ** 0.5  # (S, J, P_t, P_u)
+    received = logits.softmax(dim=1).sum(dim=2)  # softmax over joints, summed over the query patches t
     return received.transpose(1, 2)
 
 
@@ -54,20 +58,35 @@ def motion_scores(patches: torch.Tensor) -> torch.Tensor:
     return torch.cat([motion[:, :1], motion], dim=1)
 
 
-def gumbel_selection_keys(
-    scores: torch.Tensor, uniforms: torch.Tensor, *, temperature: float, keep_high: bool
-) -> torch.Tensor:
-    """log softmax(s / (temperature * max s + eps)) + Gumbel noise; negated when low scores are kept."""
+def scaled_scores(scores: torch.Tensor, *, scaling: str, temperature: float) -> torch.Tensor:
+    """Scores put on the scale the softmax sees (DESIGN §2.6), per row.
+
+    max (the release, MAMP): s / (temperature * max s + eps); for s >= 0 the spread is at most 1/temperature.
+    minmax: (s - min s) / (max s - min s + eps) / temperature; a spread of exactly 1/temperature."""
     scores = scores.float()
-    scaled = scores / (temperature * scores.max(dim=-1, keepdim=True).values + _EPS)
-    gumbel = -torch.log(-torch.log(uniforms.float().clamp(_UNIFORM_EPS, 1.0 - _UNIFORM_EPS)))
-    keys = scaled.log_softmax(dim=-1) + gumbel
+    if scaling == "max":
+        return scores / (temperature * scores.max(dim=-1, keepdim=True).values + _EPS)
+    low, high = scores.min(dim=-1, keepdim=True).values, scores.max(dim=-1, keepdim=True).values
+    return (scores - low) / (high - low + _EPS) / temperature
+
+
+def gumbel_noise(uniforms: torch.Tensor) -> torch.Tensor:
+    return -torch.log(-torch.log(uniforms.float().clamp(_UNIFORM_EPS, 1.0 - _UNIFORM_EPS)))
+
+
+def gumbel_selection_keys(
+    scores: torch.Tensor, uniforms: torch.Tensor, *, temperature: float, keep_high: bool, scaling: str = "max"
+) -> torch.Tensor:
+    """log softmax(scaled scores) + Gumbel noise; negated when low scores are kept."""
+    scaled = scaled_scores(scores, scaling=scaling, temperature=temperature)
+    keys = scaled.log_softmax(dim=-1) + gumbel_noise(uniforms)
     return keys if keep_high else -keys
 
 
 def select_visible(
-    scores: torch.Tensor, uniforms: torch.Tensor, count: int, *, temperature: float, keep_high: bool
+    scores: torch.Tensor, uniforms: torch.Tensor, count: int, *, temperature: float, keep_high: bool,
+    scaling: str = "max",
 ) -> torch.Tensor:
     """Indices (S, count), ascending, of the tokens that stay visible in each row of a group."""
-    keys = gumbel_selection_keys(scores, uniforms, temperature=temperature, keep_high=keep_high)
+    keys = gumbel_selection_keys(scores, uniforms, temperature=temperature, keep_high=keep_high, scaling=scaling)
     return keys.topk(count, dim=-1, sorted=False).indices.sort(dim=-1).values

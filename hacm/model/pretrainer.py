@@ -92,8 +92,14 @@ class SkeletonEncoder(nn.Module):
         """(S, C, T, V) -> embeddings of the token joints (and of the trunk, for the hierarchy)."""
         features = self.patch_embed(sequences).permute(0, 2, 3, 1)  # (S, P, V, D)
         euclidean = features[:, :, self.token_joints] + self.joint_embed + self.time_embed
-        points = to_ball(euclidean, self.manifold) if self.manifold is not None else euclidean
+        points = self.to_points(euclidean)
         return TokenSet(euclidean=euclidean, points=points, trunk=features[:, :, self.trunk_joints])
+
+    def to_points(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Embeddings as the encoder consumes them: in the ball (after the optional clipping) when hyperbolic."""
+        if self.manifold is None:
+            return embeddings
+        return to_ball(embeddings, self.manifold, clip=self.config.embedding_clip)
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(S, K, D) token points -> (S, K, D) encoder outputs."""
@@ -112,6 +118,14 @@ class MaskPlan:
     visible: torch.Tensor  # (S, K) natural indices: temporal group's first, then the spatial group's
     temporal_count: int  # how many of the K come from the temporal group (0 without cross grouping)
     masked: torch.Tensor  # (S, L) True where masked
+
+
+@dataclass
+class GroupScores:
+    criterion: str  # attention | hierarchy | motion | random
+    members: torch.Tensor  # (L_group,) natural indices of the group's tokens
+    scores: torch.Tensor  # (S, L_group) float32
+    visible_count: int  # K = floor((1 - r) L_group)
 
 
 @dataclass
@@ -145,12 +159,15 @@ class HACMPretrainer(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = SkeletonEncoder(config)
-        # The temporal criterion's projections select tokens (a discrete choice): no gradient reaches
-        # them, they keep their initial values and travel with the checkpoint.
+        # The temporal criterion's projections (the release's l1 / l2: Linear D->D, xavier-uniform, zero
+        # bias) select tokens, a discrete choice: no gradient reaches them, they keep their initial values
+        # and travel with the checkpoint.
         self.w_q = nn.Parameter(torch.empty(config.dim, config.dim), requires_grad=False)
         self.w_k = nn.Parameter(torch.empty(config.dim, config.dim), requires_grad=False)
-        nn.init.trunc_normal_(self.w_q, std=0.02)
-        nn.init.trunc_normal_(self.w_k, std=0.02)
+        self.b_q = nn.Parameter(torch.zeros(config.dim), requires_grad=False)
+        self.b_k = nn.Parameter(torch.zeros(config.dim), requires_grad=False)
+        nn.init.xavier_uniform_(self.w_q)
+        nn.init.xavier_uniform_(self.w_k)
         self.decoder_embed = nn.Linear(config.dim, config.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_dim))
         self.decoder_joint_embed = nn.Parameter(torch.zeros(1, 1, config.joints_per_patch, config.decoder_dim))
@@ -171,18 +188,38 @@ class HACMPretrainer(nn.Module):
         """(S, len(patch_ids) * J) scores of the tokens of the given time patches, natural order."""
         config = self.config
         if criterion == "attention":
-            scores = temporal_attention_scores(tokens.euclidean[:, patch_ids], self.w_q, self.w_k)
+            scores = temporal_attention_scores(tokens.euclidean[:, patch_ids], self.w_q, self.w_k, self.b_q, self.b_k)
         elif criterion == "hierarchy":
             trunk = tokens.trunk[:, patch_ids]
-            if config.hyperbolic:
-                parents = to_ball(trunk, self.encoder.manifold).mean(dim=2)
-            else:
-                parents = trunk.float().mean(dim=2)
+            parents = self.encoder.to_points(trunk).float().mean(dim=2)
             scores = spatial_hierarchy_scores(tokens.points[:, patch_ids], parents, curvature=config.curvature,
                                               parent_weight=config.parent_weight, hyperbolic=config.hyperbolic)
         else:  # random: equal scores, so the Gumbel noise alone decides
             scores = tokens.euclidean.new_zeros(tokens.euclidean.shape[0], len(patch_ids), config.joints_per_patch)
         return scores.reshape(scores.shape[0], -1).float()
+
+    @torch.no_grad()
+    def group_scores(self, sequences: torch.Tensor, tokens: TokenSet) -> list[GroupScores]:
+        """Each masking group's members (natural indices), scores (S, L_group) and visible count."""
+        config = self.config
+        all_patches = torch.arange(config.patches, device=sequences.device)
+        if config.masking == "cross":
+            groups = [(config.temporal_criterion, self.temporal_group, all_patches[0::2]),
+                      (config.spatial_criterion, self.spatial_group, all_patches[1::2])]
+        else:
+            natural = torch.arange(config.tokens, device=sequences.device)
+            criterion = config.single_criterion if config.masking == "single" else config.masking
+            groups = [(criterion, natural, all_patches)]
+        result = []
+        for criterion, members, patch_ids in groups:
+            if criterion == "motion":
+                patches = patchify(sequences[:, :, :, self.encoder.token_joints].float(), config.t_patch)
+                scores = motion_scores(patches).reshape(sequences.shape[0], -1)
+            else:
+                scores = self._criterion_scores(criterion, tokens, patch_ids)
+            result.append(GroupScores(criterion=criterion, members=members, scores=scores,
+                                      visible_count=config.visible_per_group(scores.shape[1])))
+        return result
 
     @torch.no_grad()
     def plan_masks(
@@ -195,36 +232,15 @@ class HACMPretrainer(nn.Module):
         total: int | None = None,
     ) -> MaskPlan:
         config = self.config
-        count = sequences.shape[0]
-        device = sequences.device
-        all_patches = torch.arange(config.patches, device=device)
-        if config.masking == "cross":
-            groups = [
-                (config.temporal_criterion, self.temporal_group, all_patches[0::2]),
-                (config.spatial_criterion, self.spatial_group, all_patches[1::2]),
-            ]
-            temperature, keep_high = config.score_temperature, config.keep_high_scores
-        else:
-            natural = torch.arange(config.tokens, device=device)
-            if config.masking == "single":
-                criterion = "attention" if config.single_criterion == "attention" else "hierarchy"
-            else:
-                criterion = config.masking
-            groups = [(criterion, natural, all_patches)]
-            temperature, keep_high = config.score_temperature, config.keep_high_scores
+        count, device = sequences.shape[0], sequences.device
         chosen, temporal_count = [], 0
-        for index, (criterion, members, patch_ids) in enumerate(groups):
-            if criterion == "motion":
-                patches = patchify(sequences[:, :, :, self.encoder.token_joints].float(), config.t_patch)
-                scores = motion_scores(patches).reshape(count, -1)
-            else:
-                scores = self._criterion_scores(criterion, tokens, patch_ids)
-            uniforms = draw_uniforms(generator, tuple(scores.shape), offset=offset, total=total, device=device)
-            visible_count = config.visible_per_group(scores.shape[1])
-            local = select_visible(scores, uniforms, visible_count, temperature=temperature, keep_high=keep_high)
-            chosen.append(members[local])
+        for index, group in enumerate(self.group_scores(sequences, tokens)):
+            uniforms = draw_uniforms(generator, tuple(group.scores.shape), offset=offset, total=total, device=device)
+            local = select_visible(group.scores, uniforms, group.visible_count, temperature=config.score_temperature,
+                                   keep_high=config.keep_high_scores, scaling=config.score_scaling)
+            chosen.append(group.members[local])
             if config.masking == "cross" and index == 0:
-                temporal_count = visible_count
+                temporal_count = group.visible_count
         visible = torch.cat(chosen, dim=1)
         masked = torch.ones(count, config.tokens, dtype=torch.bool, device=device)
         masked.scatter_(1, visible, False)
@@ -254,7 +270,8 @@ class HACMPretrainer(nn.Module):
         return normalise_tokens(self.raw_target(sequences))
 
     def cross_contrast(self, latent: torch.Tensor, temporal_count: int) -> torch.Tensor:
-        """MSE(softmax(h_T h^T), I) + MSE(softmax(h_S h^T), I) + MSE(softmax(h_S h_T^T), I) over the (global) batch."""
+        """MSE(softmax(h_T h^T), I) + MSE(softmax(h_S h^T), I) + MSE(softmax(h_T h_S^T), I) over the (global) batch
+        (DESIGN §2.8; the release's similarity_matrix_inter puts the temporal group's mean on the rows)."""
         latent = latent.float()
         h_temporal = latent[:, :temporal_count].mean(dim=1)
         h_spatial = latent[:, temporal_count:].mean(dim=1)
@@ -265,7 +282,7 @@ class HACMPretrainer(nn.Module):
             h_temporal, h_spatial, h_all = (torch.cat(all_gather(h), dim=0) for h in (h_temporal, h_spatial, h_all))
         identity = torch.eye(h_all.shape[0], device=latent.device)
         total = latent.new_zeros(())
-        for left, right in ((h_temporal, h_all), (h_spatial, h_all), (h_spatial, h_temporal)):
+        for left, right in ((h_temporal, h_all), (h_spatial, h_all), (h_temporal, h_spatial)):
             similarity = (left @ right.t()).softmax(dim=1)
             total = total + (similarity - identity).pow(2).mean()
         return total

@@ -65,9 +65,10 @@ class Transformer(nn.Module):
 
 
 def init_weights(module: nn.Module) -> None:
-    """Truncated-normal linear weights, zero biases, unit LayerNorms (as MAE and MAMP)."""
+    """Xavier-uniform linear weights, zero biases, unit LayerNorms (the release's and MAMP's _init_weights,
+    "following official JAX ViT")."""
     if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.xavier_uniform_(module.weight)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.LayerNorm):

@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from hacm.data.loader import DeviceBatches, SkeletonDataset, epoch_batches, make_loader
 from hacm.data.storage import SkeletonStore
+from hacm.model.mask_diagnostic import diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer
 from hacm.train.checkpoint import (
     CheckpointError,
@@ -40,6 +41,9 @@ LOSS_CURVE = "loss_curve.png"
 RESOLVED_CONFIG = "config.yaml"
 ENCODER_KIND = "hacm-encoder"
 _NO_DECAY_NAMES = ("joint_embed", "time_embed", "mask_token")
+# The masking monitor: agreement with random masking on the first body sequences of the test split.
+MONITOR_SEQUENCES = 40
+MONITOR_DRAWS = 50
 
 
 class RunError(RuntimeError):
@@ -159,9 +163,10 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
     feed = dict(frames=config.model.frames, seed=config.seed, device=device, on_device=on_device,
                 workers=config.data.workers, rotation=config.data.rotation)
     train_feeder = Feeder(train_store, train=True, **feed)
-    monitor_feeders = None
+    monitor_feeders = monitor_bodies = None
     if test_store is not None and config.monitor.knn_every and context.is_main:
         monitor_feeders = (Feeder(train_store, train=False, **feed), Feeder(test_store, train=False, **feed))
+        monitor_bodies = present_bodies(test_store, frames=config.model.frames, count=MONITOR_SEQUENCES).to(device)
 
     network = model
     if context.enabled:
@@ -192,6 +197,8 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         last = epoch == config.optim.epochs
         if monitor_feeders and (epoch % config.monitor.knn_every == 0 or last):
             record["knn_top1"] = _knn_monitor(model, *monitor_feeders, config, device)
+            record["masking_agreement"] = diagnose_masking(model, monitor_bodies, draws=MONITOR_DRAWS,
+                                                           seed=config.seed).agreement_by_group()
         if context.is_main:
             log.write(record)
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

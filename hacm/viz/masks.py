@@ -31,6 +31,7 @@ from hacm.data.augment import augment_batch
 from hacm.data.ntu import load_sample
 from hacm.data.storage import SkeletonStore, StoreError
 from hacm.model.config import PRESETS, ConfigError, ModelConfig
+from hacm.model.mask_diagnostic import MaskingDiagnostic, diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer, to_sequences
 from hacm.train.checkpoint import CheckpointError, load_state
 
@@ -61,6 +62,7 @@ FIGURE_DPI = 150
 GIF_DPI = 90
 GIF_FPS = 4
 SHOWN_PATCHES = 8
+FIGURE_DRAWS = 200  # Gumbel draws behind each panel's agreement figure
 
 
 class VisualizeError(ValueError):
@@ -241,6 +243,7 @@ class CriterionMask:
     title: str
     config: ModelConfig
     masked: np.ndarray  # (S, L) bool, one row per body; token n = patch * J + joint index
+    agreement: float  # share of visible tokens random masking keeps too, same noise (DESIGN §2.10)
 
     def visible_count(self, body: int) -> int:
         return int((~self.masked[body]).sum())
@@ -270,6 +273,7 @@ def single_threaded():
 def plan_criterion_masks(x: torch.Tensor, *, config: ModelConfig, state: dict, seed: int) -> list[CriterionMask]:
     """The mask of every criterion for a (1, C, T, V, M) batch, same weights, same seeded generator."""
     sequences = to_sequences(x)
+    present = x[..., [body for body in range(x.shape[-1]) if x[..., body].any()]]
     masks = []
     with single_threaded():
         for criterion in CRITERIA:
@@ -277,8 +281,9 @@ def plan_criterion_masks(x: torch.Tensor, *, config: ModelConfig, state: dict, s
             model = criterion_model(panel, state)
             tokens = model.encoder.embed(sequences)
             plan = model.plan_masks(sequences, tokens, generator=torch.Generator().manual_seed(seed))
+            agreement = diagnose_masking(model, present, draws=FIGURE_DRAWS, seed=seed).groups[0].agreement
             masks.append(CriterionMask(criterion=criterion, title=criterion_title(criterion, panel), config=panel,
-                                       masked=plan.masked.numpy()))
+                                       masked=plan.masked.numpy(), agreement=agreement))
     return masks
 
 
@@ -383,7 +388,8 @@ def draw_mask_figure(masks: list[CriterionMask], *, context: FigureContext) -> F
         draw_token_grid(axes[-1], grid=grid, token_joint_ids=config.token_joint_ids, shown=shown)
         axes[-1].set_title("token grid: limb joint × time patch", fontsize=7, pad=3)
         row.suptitle(f"({chr(ord('a') + row_index)}) {mask.title} — {mask.visible_count(context.body)} of "
-                     f"{config.tokens} visible", x=0.01, ha="left", fontsize=10, fontweight="bold")
+                     f"{config.tokens} visible · agreement with random masking {mask.agreement:.2f} "
+                     f"({FIGURE_DRAWS} draws)", x=0.01, ha="left", fontsize=10, fontweight="bold")
     sizes = f"T={config.frames}, t_patch={config.t_patch}, mask ratio {config.mask_ratio:g}"
     figure.suptitle(f"Masks by criterion · {context.sample_name} · body {context.body} · seed {context.seed} · "
                     f"{sizes} · {context.weights}", fontsize=11)
@@ -456,6 +462,42 @@ def render_masks(
     if gif is not None:
         _write(lambda: write_mask_gif(gif, masks, context=context), gif, flag="--gif")
     return masks
+
+
+def diagnose_command(*, data: Path, checkpoint: Path | None, method: str, overrides: list[str], sequences: int,
+                     draws: int, seed: int) -> tuple[MaskingDiagnostic, str]:
+    """The masking diagnostic of a checkpoint (or a fresh model) on a store; returns it and a title."""
+    if sequences < 1 or draws < 1 or seed < 0:
+        raise VisualizeError("--sequences and --draws must be positive and --seed non-negative")
+    try:
+        store = SkeletonStore(data)
+    except StoreError as error:
+        raise VisualizeError(f"--data {data}: {error}") from None
+    if checkpoint is not None:
+        if overrides:
+            raise VisualizeError("--set changes a fresh model; a checkpoint brings its own config")
+        saved = read_checkpoint(checkpoint)
+        config, state, title = saved.config, saved.state, f"checkpoint {checkpoint}"
+    else:
+        fields = {}
+        for text in overrides:
+            key, equals, value = text.partition("=")
+            if not equals:
+                raise VisualizeError(f"--set {text!r}: expected KEY=VALUE")
+            fields[key.strip().removeprefix("model.")] = yaml.safe_load(value)
+        try:
+            config = ModelConfig.from_dict({**PRESETS[method], **fields})
+        except (ConfigError, TypeError) as error:
+            raise VisualizeError(f"model config: {error}") from None
+        state = initial_state(config, seed=seed)
+        title = f"fresh {method}" + "".join(f", {text}" for text in overrides)
+    try:
+        x = present_bodies(store, frames=config.frames, count=sequences)
+    except ValueError as error:
+        raise VisualizeError(f"--data {data}: {error}") from None
+    with single_threaded():
+        diagnostic = diagnose_masking(criterion_model(config, state), x, draws=draws, seed=seed)
+    return diagnostic, title
 
 
 def _write(save, path: Path, *, flag: str) -> None:
