@@ -1,5 +1,8 @@
 """`python -m hacm.configure {pretrain,evaluate,plan} --json TEXT --out FILE`: write one run's config.
 
+A run.yaml also records, under `learning_rates`, the global batch, the absolute lr (and min lr) and the
+lr per 256 samples that its values resolve to, so that a reader can set them beside a paper's recipe.
+
 The workflow resolves every run's configuration from the validated workflow config and hands it here
 as JSON (a rule parameter, so that changing one hyperparameter reruns exactly the runs it reaches).
 The document is checked the way the stage that reads it will check it, so a bad value fails at this
@@ -16,21 +19,27 @@ from pathlib import Path
 
 import yaml
 
-from hacm.eval.config import EvalConfig
+from hacm.eval.config import EvalConfig, protocol_learning_rates
 from hacm.model.config import ConfigError
-from hacm.train.config import PretrainConfig
+from hacm.train.config import RECORD_KEY, PretrainConfig, learning_rates
 
 KINDS = ("pretrain", "evaluate", "plan")
 
 
-def check(kind: str, document: dict) -> None:
-    """Raise ConfigError (or ValueError) when `document` is not a valid config of that kind."""
+def check(kind: str, document: dict) -> dict | None:
+    """Raise ConfigError (or ValueError) when `document` is not a valid config of that kind; else return
+    the learning rates it resolves to (global batch, absolute and per-256 lr), None for a plan."""
     if kind == "pretrain":
-        PretrainConfig.from_dict(document)
-    elif kind == "evaluate":
-        EvalConfig.from_dict(document)
-    elif not isinstance(document.get("tables"), list):  # the rest is checked by hacm.tables, once the files exist
+        return PretrainConfig.from_dict(document).learning_rates()
+    if kind == "evaluate":
+        config = EvalConfig.from_dict(document)
+        # A run's document holds the one protocol section it reads (linear, or finetune for the others).
+        section = config.linear if "linear" in document else config.finetune
+        batch = section.batch_size or config.data.batch_size  # before the cap at the training samples
+        return learning_rates(batch, *protocol_learning_rates(section, batch=batch))
+    if not isinstance(document.get("tables"), list):  # the rest is checked by hacm.tables, once the files exist
         raise ValueError("a plan needs a list of tables")
+    return None
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -50,14 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         document = json.loads(args.json)
         if not isinstance(document, dict):
             raise ValueError("expected a JSON object")
-        check(args.kind, document)
+        rates = check(args.kind, document)
     except (ValueError, ConfigError, TypeError) as error:
         print(f"hacm.configure: {args.out}: {error}", file=sys.stderr)
         return 1
     if args.kind == "plan":
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    else:
-        text = yaml.safe_dump(document, sort_keys=True)
+    else:  # the resolved learning rates travel with the run, for the reader (the stages recompute them)
+        text = yaml.safe_dump({**document, RECORD_KEY: rates}, sort_keys=True)
     write_atomically(args.out, text)
     return 0
 

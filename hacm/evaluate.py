@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hacm.evaluate: error: {error}", file=sys.stderr)
         return 1
     print(f"hacm.evaluate: {args.protocol} on {metrics['dataset'].get('benchmark')}: top-1 "
-          f"{100 * metrics['top1']:.2f} %, top-5 {100 * metrics['top5']:.2f} % ({metrics['mode']}); {args.out}")
+          f"{100 * metrics['top1']:.2f} % at the last epoch, {100 * metrics['best_top1']:.2f} % at the best "
+          f"(epoch {metrics['best_epoch']}), top-5 {100 * metrics['top5']:.2f} % ({metrics['mode']}); {args.out}")
     return 0
 
 

@@ -28,3 +28,13 @@ def test_a_wrong_type_is_an_error_that_names_the_key(document, key):
     parse = EvalConfig.from_dict if "linear" in document else PretrainConfig.from_dict
     with pytest.raises(ConfigError, match=key):
         parse(document)
+
+
+def test_learning_rates_are_stated_at_lr_batch_and_scaled_linearly():
+    config = PretrainConfig.from_dict({"data": {"batch_size": 128}, "optim": {"lr": 1e-3, "min_lr": 5e-4, "lr_batch": 64}})
+    assert config.optim.scaled_lr(128) == pytest.approx((2e-3, 1e-3))
+    assert config.learning_rates() == {"global_batch": 128, "lr_absolute": 2e-3, "lr_per_256": 4e-3,
+                                       "min_lr_absolute": 1e-3}
+    assert PretrainConfig.from_dict({}).optim.scaled_lr(256) == pytest.approx((1.5e-4, 0.0))  # per 256 by default
+    with pytest.raises(ConfigError, match="optim.lr_batch"):
+        PretrainConfig.from_dict({"optim": {"lr_batch": 0}})

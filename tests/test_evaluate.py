@@ -13,9 +13,13 @@ import pytest
 import torch
 import yaml
 
+from hacm.eval.config import EvalConfig
+from hacm.eval.metrics import best_test_epoch
+from hacm.eval.protocols import resolve_optimisation
 from hacm.eval.schema import validate_metrics
 from hacm.eval.subsets import per_class_subset, subset_seed
 from hacm.evaluate import main as evaluate_main
+from hacm.model.config import ConfigError
 from tests.conftest import TINY_ARCHITECTURE
 
 EVAL = {
@@ -62,6 +66,15 @@ def test_each_protocol_runs_end_to_end(protocol, synthetic_stores, encoder_file,
     if protocol == "semi":
         assert metrics["semi"]["subset_size"] == metrics["num_train"] < 100
         assert metrics["semi"]["classes_covered"] == metrics["num_classes"]
+    # No per-protocol batch given: data.batch_size (capped at the training samples), lr per 256 as before.
+    settings = EVAL["linear" if protocol == "linear" else "finetune"]
+    batch = min(EVAL["data"]["batch_size"], metrics["num_train"])
+    assert metrics["optimisation"]["global_batch"] == batch
+    assert metrics["optimisation"]["lr_absolute"] == pytest.approx(settings.get("lr", 0.1) * batch / 256)
+    assert metrics["optimisation"]["lr_per_256"] == pytest.approx(settings.get("lr", 0.1))
+    # The test split is scored only at the end (monitor.test_every 0): best = last.
+    epochs = settings["epochs"]
+    assert metrics["best_top1"] == metrics["top1"] and metrics["best_epoch"] == metrics["last_epoch"] == epochs
 
 
 def test_random_encoder_and_rerun(synthetic_stores, eval_config, tmp_path):
@@ -71,6 +84,75 @@ def test_random_encoder_and_rerun(synthetic_stores, eval_config, tmp_path):
     assert first["encoder"]["sha256"] is None and "random init" in first["encoder"]["method"]
     assert evaluate("linear", eval_config, data, "none", tmp_path / "random") == 0  # resumes: nothing left to train
     assert json.loads((tmp_path / "random" / "metrics.json").read_text())["top1"] == first["top1"]
+
+
+def test_release_recipes_resolve_to_their_absolute_learning_rates():
+    config = EvalConfig.from_dict({"data": {"batch_size": 64},
+                                   "linear": {"lr": 0.1, "lr_batch": 256, "batch_size": 256},
+                                   "finetune": {"lr": 3.0e-4, "min_lr": 1.0e-5, "lr_batch": 48, "batch_size": 48}})
+    linear = resolve_optimisation(config.linear, default_batch=64, samples=40_000)
+    assert (linear.global_batch, linear.lr_absolute, linear.steps_per_epoch) == (256, pytest.approx(0.1), 156)
+    finetune = resolve_optimisation(config.finetune, default_batch=64, samples=40_000)
+    assert finetune.global_batch == 48 and finetune.lr_absolute == pytest.approx(3.0e-4)
+    assert finetune.min_lr_absolute == pytest.approx(1.0e-5)
+    assert finetune.record()["lr_per_256"] == pytest.approx(3.0e-4 * 256 / 48)
+    # NTU-60 x-sub 1 % (about 400 samples) makes 8 steps an epoch at batch 48; a subset under the batch one.
+    assert resolve_optimisation(config.finetune, default_batch=64, samples=401).steps_per_epoch == 8
+    small = resolve_optimisation(config.finetune, default_batch=64, samples=30)
+    assert (small.global_batch, small.steps_per_epoch) == (30, 1)
+    assert small.lr_absolute == pytest.approx(3.0e-4 * 30 / 48)
+    # Neither key given: data.batch_size and lr per 256, as before these keys existed.
+    default = resolve_optimisation(EvalConfig.from_dict({"data": {"batch_size": 64}}).linear, default_batch=64,
+                                   samples=1000)
+    assert (default.global_batch, default.lr_absolute) == (64, pytest.approx(0.1 * 64 / 256))
+
+
+@pytest.mark.parametrize("section, key, value", [("linear", "batch_size", 0), ("finetune", "batch_size", -48),
+                                                 ("linear", "lr_batch", 0), ("finetune", "lr_batch", 2.5),
+                                                 ("finetune", "lr_batch", None)])
+def test_bad_batch_keys_are_one_line_errors(section, key, value):
+    with pytest.raises(ConfigError, match=rf"^{section}\.{key}: ") as error:
+        EvalConfig.from_dict({section: {key: value}})
+    assert "\n" not in str(error.value)
+
+
+def test_a_subset_smaller_than_the_batch_trains_every_epoch(synthetic_stores, encoder_file, eval_config, tmp_path):
+    out = tmp_path / "semi"
+    assert evaluate("semi", eval_config, synthetic_stores / "ntu60-xsub", encoder_file, out,
+                    "--set", "finetune.batch_size=512", "--set", "finetune.lr_batch=48") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    size = metrics["semi"]["subset_size"]
+    assert size < 512 and metrics["optimisation"]["global_batch"] == size
+    assert metrics["optimisation"]["steps_per_epoch"] == 1
+    assert metrics["optimisation"]["lr_absolute"] == pytest.approx(EVAL["finetune"]["lr"] * size / 48)
+    epochs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2] and all(np.isfinite(r["loss"]) for r in epochs)
+
+
+def test_best_test_epoch_takes_the_earliest_maximum_and_the_final_score():
+    records = [{"kind": "epoch", "epoch": 2, "test_top1": 0.5}, {"kind": "step", "epoch": 3, "test_top1": 0.99},
+               {"kind": "epoch", "epoch": 3}, {"kind": "epoch", "epoch": 4, "test_top1": 0.7},
+               {"kind": "epoch", "epoch": 6, "test_top1": 0.7}]
+    assert best_test_epoch(records, last_epoch=8, last_top1=0.6) == (0.7, 4)
+    assert best_test_epoch(records, last_epoch=8, last_top1=0.8) == (0.8, 8)
+    assert best_test_epoch([], last_epoch=5, last_top1=0.3) == (0.3, 5)
+
+
+def test_best_epoch_is_recorded_and_survives_a_resume(synthetic_stores, encoder_file, eval_config, tmp_path):
+    data, out = synthetic_stores / "ntu60-xsub", tmp_path / "linear"
+    assert evaluate("linear", eval_config, data, encoder_file, out, "--set", "monitor.test_every=1") == 0
+    first = json.loads((out / "metrics.json").read_text())
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    scored = {r["epoch"]: r["test_top1"] for r in log if r["kind"] == "epoch"}
+    assert sorted(scored) == [1, 2, 3] and scored[3] == pytest.approx(first["top1"])
+    assert first["best_top1"] == pytest.approx(max(scored.values())) and first["last_epoch"] == 3
+    assert scored[first["best_epoch"]] == pytest.approx(first["best_top1"])
+    # A resumed run trains nothing more here; its best must come from the epochs scored before it started.
+    log[0]["test_top1"] = 1.0
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    assert evaluate("linear", eval_config, data, encoder_file, out, "--set", "monitor.test_every=1") == 0
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert (resumed["best_top1"], resumed["best_epoch"], resumed["top1"]) == (1.0, 1, first["top1"])
 
 
 def test_semi_supervised_subsets_cover_every_class_and_repeat():

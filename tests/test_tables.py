@@ -38,10 +38,18 @@ COLUMNS = [{"key": "ntu60-xsub", "label": "NTU-60 x-sub"}, {"key": "ntu60-xview"
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def metrics_document(top1: float, *, seed: int = 0, top5: float | None = None, protocol: str = "linear") -> dict:
-    """A metrics.json as hacm.evaluate writes it (METRICS_SCHEMA), with the given accuracies."""
+LAST_BELOW_BEST = 0.05  # the hand-made runs end this far below their best epoch
+
+
+def metrics_document(best: float, *, seed: int = 0, top5: float | None = None, protocol: str = "linear") -> dict:
+    """A metrics.json as hacm.evaluate writes it (METRICS_SCHEMA): best top-1 `best` at epoch 7, the last
+    (epoch 10) LAST_BELOW_BEST lower."""
+    top1 = best - LAST_BELOW_BEST
     document = {
         "protocol": protocol, "top1": top1, "top5": max(top1, 0.9) if top5 is None else top5,
+        "best_top1": best, "best_epoch": 7, "last_epoch": 10,
+        "optimisation": {"global_batch": 256, "lr_absolute": 0.1, "lr_per_256": 0.1, "min_lr_absolute": 0.0,
+                         "steps_per_epoch": 3},
         "per_class_accuracy": {"0": top1, "1": top1}, "num_train": 10, "num_test": 10, "num_classes": 2,
         "seed": seed, "encoder": {"path": None, "sha256": None, "method": "hacm"}, "config": {},
         "git_commit": "0" * 40, "seconds": 1.0, "mode": "cached-features",
@@ -51,18 +59,22 @@ def metrics_document(top1: float, *, seed: int = 0, top5: float | None = None, p
     return document
 
 
-def write_metrics(folder: Path, name: str, top1: float, *, seed: int = 0) -> Path:
+def write_metrics(folder: Path, name: str, best: float, *, seed: int = 0) -> Path:
     path = folder / name / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics_document(top1, seed=seed)))
+    path.write_text(json.dumps(metrics_document(best, seed=seed)))
     return path
 
 
-def write_log(path: Path, losses: list[float]) -> Path:
+def write_log(path: Path, losses: list[float], *, agreements: dict[int, object] | None = None) -> Path:
+    """A pretraining metrics.jsonl, one epoch per loss; `agreements`: masking_agreement at some epochs."""
     lines = []
     for epoch, loss in enumerate(losses, start=1):
         lines.append({"kind": "step", "epoch": epoch, "step": 0, "loss": loss + 0.1})
-        lines.append({"kind": "epoch", "epoch": epoch, "loss": loss, "reconstruction": loss, "contrast": 0.0})
+        record = {"kind": "epoch", "epoch": epoch, "loss": loss, "reconstruction": loss, "contrast": 0.0}
+        if epoch in (agreements or {}):
+            record["masking_agreement"] = agreements[epoch]
+        lines.append(record)
     lines.append({"kind": "done", "seconds": 3})
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
@@ -201,6 +213,101 @@ def test_the_three_formats_agree_on_every_number(handmade):
             assert row["shown"] == expected
 
 
+def test_tables_show_the_best_epoch_and_the_csv_gives_both(handmade):
+    make_report(handmade["plan"], PUBLISHED, handmade["out"])
+    out = handmade["out"]
+    assert "top1 in %, best epoch (as the published rows)" in (out / "linear.md").read_text().splitlines()[2]
+    assert r"\caption{Linear evaluation (top-1 \%). Ours: embedded synthetic dataset, top1 in \%, best epoch (as the " \
+           r"published rows)" in (out / "linear.tex").read_text()
+    rows = {(row["row"], row["column"]): row for row in csv_cells(out / "linear.csv")}
+    xsub = rows[("hacm", "ntu60-xsub")]
+    assert xsub["statistic"] == "best" and xsub["shown"] == "60.0 ± 10.0" and float(xsub["best_mean"]) == 60.0
+    assert float(xsub["last_mean"]) == pytest.approx(60.0 - 100 * LAST_BELOW_BEST)
+    assert float(xsub["last_std"]) == pytest.approx(10.0) and xsub["best_std"] == xsub["std"]
+    assert rows[("hacm", "pku2-xsub")]["last_mean"] == "" and rows[("hacm", "pku2-xsub")]["status"] == "not run"
+    published = rows[("mamp", "ntu60-xsub")]
+    assert published["statistic"] == "as published" and published["best_mean"] == published["last_mean"] == ""
+    # The plan may ask for the last epoch instead; the caption then says so.
+    document = json.loads(json.dumps(handmade["document"])) | {"statistic": "last"}
+    handmade["plan"].write_text(json.dumps(document))
+    make_report(handmade["plan"], PUBLISHED, out)
+    rows = {(row["row"], row["column"]): row for row in csv_cells(out / "linear.csv")}
+    xsub = rows[("hacm", "ntu60-xsub")]
+    assert xsub["shown"] == "55.0 ± 10.0" and xsub["statistic"] == "last" and float(xsub["best_mean"]) == 60.0
+    assert "top1 in %, last epoch (the published rows give the best)" in (out / "linear.md").read_text()
+
+
+@pytest.fixture()
+def ablation_plan(tmp_path) -> dict:
+    """An ablation table: full HA-CM (two seeds' logs), single-group masking, one row without agreement records."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    seed0 = write_log(logs / "hacm0.jsonl", [1.0, 0.9, 0.8], agreements={2: {"temporal": 0.5, "spatial": 0.5},
+                                                                         3: {"temporal": 0.92, "spatial": 0.94}})
+    seed1 = write_log(logs / "hacm1.jsonl", [1.0] * 5, agreements={4: {"temporal": 0.90, "spatial": 0.96}})
+    single = write_log(logs / "single.jsonl", [1.0], agreements={1: {"all": 0.25}})
+    silent = write_log(logs / "silent.jsonl", [1.0, 0.9])
+    results = tmp_path / "results"
+    cells = {name: [str(write_metrics(results, name, best))] for name, best in
+             (("hacm", 0.6), ("single", 0.55), ("silent", 0.5), ("nolog", 0.45))}
+    column = "ntu60-xsub"
+    rows = [{"key": "hacm", "label": "HA-CM (full)", "cells": {column: cells["hacm"]},
+             "pretrain_logs": [str(seed0), str(seed1)]},
+            {"key": "single", "label": "single-group masking", "cells": {column: cells["single"]},
+             "pretrain_logs": [str(single)]},
+            {"key": "silent", "label": "no monitor", "cells": {column: cells["silent"]},
+             "pretrain_logs": [str(silent)]},
+            {"key": "nolog", "label": "no logs given", "cells": {column: cells["nolog"]}}]
+    plan = {"dataset": "synthetic", "tables": [
+        {"name": "ablations", "title": "Ablations", "metric": "top1", "columns": [COLUMNS[0]], "rows": rows,
+         "published": "ablations"}]}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    return {"plan": path, "document": plan, "out": tmp_path / "report", "seed0": seed0}
+
+
+def test_ablation_rows_show_the_last_masking_agreement(ablation_plan):
+    make_report(ablation_plan["plan"], PUBLISHED, ablation_plan["out"])
+    out = ablation_plan["out"]
+    expected = {"HA-CM (full) (ours, synthetic)": ["60.0", "0.91 / 0.95 / —"],
+                "single-group masking (ours, synthetic)": ["55.0", "— / — / 0.25"],
+                "no monitor (ours, synthetic)": ["50.0", "—"], "no logs given (ours, synthetic)": ["45.0", "—"]}
+    md = (out / "ablations.md").read_text()
+    assert "| Method | NTU-60 x-sub | masking agreement (temporal / spatial / all) |" in md
+    assert {row[0]: row[1:] for row in markdown_cells(out / "ablations.md")} == expected
+    tex = (out / "ablations.tex").read_text()
+    assert r"\begin{tabular}{lcc}" in tex and "masking agreement (temporal / spatial / all)" in tex
+    assert {row[0].replace(r"\_", "_"): row[1:] for row in latex_cells(out / "ablations.tex")} == expected
+    rows = {row["row"]: row for row in csv_cells(out / "ablations.csv")}
+    assert float(rows["hacm"]["agreement_temporal"]) == pytest.approx(0.91)
+    assert float(rows["hacm"]["agreement_spatial"]) == pytest.approx(0.95) and rows["hacm"]["agreement_all"] == ""
+    assert float(rows["single"]["agreement_all"]) == 0.25 and rows["single"]["agreement_temporal"] == ""
+    assert all(rows[key][f"agreement_{group}"] == "" for key in ("silent", "nolog")
+               for group in ("temporal", "spatial", "all"))
+    assert "over 2 pretraining log(s)" in md and "1 = the criterion changes nothing" in md
+    # A table whose rows name no pretraining logs has no agreement column.
+    document = ablation_plan["document"]
+    for row in document["tables"][0]["rows"]:
+        row.pop("pretrain_logs", None)
+    ablation_plan["plan"].write_text(json.dumps(document))
+    make_report(ablation_plan["plan"], PUBLISHED, out)
+    assert "masking agreement" not in (out / "ablations.md").read_text()
+
+
+@pytest.mark.parametrize("record, words", [
+    ({"temporal": 1.5}, "masking_agreement['temporal'] must be a share in 0..1, got 1.5"),
+    ({"joints": 0.5}, "masking_agreement: unknown group 'joints'"),
+    ([0.5], "masking_agreement must be an object"),
+])
+def test_a_bad_masking_agreement_is_one_line(ablation_plan, record, words):
+    write_log(ablation_plan["seed0"], [1.0, 0.9], agreements={1: {"temporal": 0.9}, 2: record})
+    result = run_cli("--plan", str(ablation_plan["plan"]), "--published", str(PUBLISHED), "--out",
+                     str(ablation_plan["out"]))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and f"hacm0.jsonl:4: {words}" in lines[0], result.stderr
+    assert "row 'hacm' pretrain_logs" in lines[0]
+
+
 def test_latex_escaping(handmade):
     assert latex_escape("a & b_c 50% $x$ #1 {y} ~ ^ \\ 1 ± 2 — x") == (
         r"a \& b\_c 50\% \$x\$ \#1 \{y\} \textasciitilde{} \textasciicircum{} \textbackslash{} 1 $\pm$ 2 --- x")
@@ -284,6 +391,16 @@ def _add_missing_file(document):
     document["tables"][0]["rows"][0]["cells"]["ntu60-xsub"].append("results/does-not-exist/metrics.json")
 
 
+def _old_metrics(document):
+    """A metrics.json of a run evaluated before best-epoch recording."""
+    old = metrics_document(0.5)
+    for key in ("best_top1", "best_epoch", "last_epoch", "optimisation"):
+        del old[key]
+    path = Path(document["curves"][0]["log"]).with_name("old-metrics.json")
+    path.write_text(json.dumps(old))
+    document["tables"][0]["rows"][0]["cells"]["ntu60-xview"] = [str(path)]
+
+
 def _not_metrics(document):
     path = Path(document["curves"][0]["log"])
     document["tables"][0]["rows"][0]["cells"]["ntu60-xview"] = [str(path.with_name("not-metrics.json"))]
@@ -299,6 +416,10 @@ def _not_metrics(document):
     (lambda d: d["tables"].append(dict(d["tables"][1])), "'semi' appears twice"),
     (lambda d: d["curves"][0].update(log="missing.jsonl"), "missing.jsonl"),
     (_not_metrics, "not-metrics.json"),
+    (_old_metrics, "old-metrics.json: written before hacm.evaluate recorded the best epoch"),
+    (lambda d: d.update(statistic="median"), "statistic: must be one of best, last"),
+    (lambda d: d["tables"][0].update(metric="top5"), "has no 'best_top5'"),
+    (lambda d: d["tables"][0]["rows"][0].update(pretrain_logs=["absent.jsonl"]), "pretrain_logs[0]"),
     (lambda d: d["tables"][0].update(metric="top3"), "'top3'"),
     (lambda d: d.pop("tables"), "'tables'"),
 ])
@@ -391,10 +512,12 @@ def test_end_to_end_on_real_runs(real_runs, tmp_path):
     result = run_cli("--plan", str(plan_path), "--published", "config/published.yaml", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "" or "Traceback" not in result.stderr
-    top1 = [100 * json.loads(path.read_text())["top1"] for path in real_runs["metrics"]]
+    best = [100 * json.loads(path.read_text())["best_top1"] for path in real_runs["metrics"]]
+    last = [100 * json.loads(path.read_text())["top1"] for path in real_runs["metrics"]]
     row = next(row for row in csv_cells(out / "linear.csv") if row["row"] == "hacm" and row["column"] == "ntu60-xsub")
-    assert float(row["mean"]) == pytest.approx(np.mean(top1), abs=1e-5)
-    assert float(row["std"]) == pytest.approx(np.std(top1, ddof=1), abs=1e-5) and row["n"] == "2"
+    assert float(row["mean"]) == pytest.approx(np.mean(best), abs=1e-5)
+    assert float(row["std"]) == pytest.approx(np.std(best, ddof=1), abs=1e-5) and row["n"] == "2"
+    assert float(row["last_mean"]) == pytest.approx(np.mean(last), abs=1e-5)
     assert row["shown"] in (out / "linear.md").read_text()
     figure = out / "pretraining.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -18,24 +18,42 @@ from hacm.train.config import (
 PROTOCOLS = ("linear", "finetune", "semi", "transfer")
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def require_batch_keys(section: str, batch_size: int | None, lr_batch: int) -> None:
+    require(batch_size is None or _positive_int(batch_size), f"{section}.batch_size",
+            "must be a positive integer (or null: data.batch_size)")
+    require(_positive_int(lr_batch), f"{section}.lr_batch", "must be a positive integer")
+
+
+# `lr` (and `min_lr`) are stated at a global batch of `lr_batch` samples and scaled linearly to the batch
+# that runs, so a recipe can be copied as published: the release's linear probe is lr 0.1 at batch 256,
+# its fine-tuning lr 3e-4 (min 1e-5) at batch 48.
+
+
 @dataclass(frozen=True)
 class LinearConfig:
     epochs: int = 100
-    lr: float = 0.1  # per 256 samples, scaled linearly
+    lr: float = 0.1  # at lr_batch samples, scaled linearly to the batch
     momentum: float = 0.9
     weight_decay: float = 0.0
     augment: bool = False  # False: features extracted once and cached (test-time crop, no rotation)
+    batch_size: int | None = None  # global batch of the classifier's training (None: data.batch_size)
+    lr_batch: int = 256
 
     def __post_init__(self) -> None:
         require(isinstance(self.epochs, int) and self.epochs > 0, "linear.epochs", "must be a positive integer")
         require(self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0, "linear", "lr > 0, momentum in [0, 1)")
+        require_batch_keys("linear", self.batch_size, self.lr_batch)
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     epochs: int = 100
     warmup_epochs: int = 5
-    lr: float = 5e-4  # per 256 samples, scaled linearly
+    lr: float = 5e-4  # at lr_batch samples, scaled linearly to the batch (as min_lr)
     min_lr: float = 1e-6
     weight_decay: float = 0.05
     layer_decay: float = 0.8
@@ -46,6 +64,8 @@ class FinetuneConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     clip_grad: float | None = None
     precision: str = "fp32"
+    batch_size: int | None = None  # global batch of fine-tuning (None: data.batch_size)
+    lr_batch: int = 256
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -56,6 +76,14 @@ class FinetuneConfig:
         require(0 <= self.drop_path < 1 and 0 <= self.dropout < 1, "finetune.drop_path", "rates must lie in [0, 1)")
         require(0 <= self.label_smoothing < 1, "finetune.label_smoothing", "must lie in [0, 1)")
         require(self.precision in PRECISIONS, "finetune.precision", f"must be one of {PRECISIONS}")
+        require_batch_keys("finetune", self.batch_size, self.lr_batch)
+
+
+def protocol_learning_rates(settings: LinearConfig | FinetuneConfig, *, batch: int) -> tuple[float, float]:
+    """(lr, min_lr) of a protocol at a global batch of `batch`: scaled linearly from settings.lr_batch.
+    The linear probe's cosine ends at 0."""
+    scale = batch / settings.lr_batch
+    return settings.lr * scale, getattr(settings, "min_lr", 0.0) * scale
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,17 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return float((top == labels[:, None]).any(dim=1).float().mean())
 
 
+def best_test_epoch(records: list[dict], *, last_epoch: int, last_top1: float) -> tuple[float, int]:
+    """(best test top-1, its epoch) over the epochs the test split was scored at during training (the
+    metrics.jsonl epoch records with test_top1) and the final evaluation of the last epoch; on a tie the
+    earliest epoch. The release and MAMP report this best value; `top1` stays the last epoch's."""
+    scored = {int(r["epoch"]): float(r["test_top1"]) for r in records
+              if r.get("kind") == "epoch" and r.get("test_top1") is not None}
+    scored[last_epoch] = last_top1  # the final evaluation is the last epoch's score of record
+    epoch = max(scored, key=lambda e: (scored[e], -e))
+    return scored[epoch], epoch
+
+
 def per_class_accuracy(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Accuracy of each class present in the test split, keyed by the 0-based class as text."""
     return {str(int(c)): float((predictions[labels == c] == c).mean()) for c in np.unique(labels)}

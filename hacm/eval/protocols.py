@@ -5,6 +5,10 @@ linear    frozen encoder in eval mode, BatchNorm (no affine) + Linear on pooled 
 finetune  encoder + MLP head, AdamW with layer-wise lr decay, drop path, label smoothing, warm-up + cosine.
 semi      fine-tune on a per-class share of the training split (one draw; the seed is recorded).
 transfer  fine-tune an encoder pretrained on another dataset on this dataset's classes.
+
+Each protocol trains at its own global batch (linear.batch_size / finetune.batch_size) with lr stated at
+lr_batch samples; metrics.json records the last epoch's accuracy (top1) and the best over the scored
+epochs (best_top1, as the release and MAMP report).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from tqdm import tqdm
 from hacm.data.archives import sha256_of
 from hacm.data.loader import epoch_batches
 from hacm.data.storage import SkeletonStore
-from hacm.eval.config import EvalConfig
+from hacm.eval.config import EvalConfig, FinetuneConfig, LinearConfig, protocol_learning_rates
 from hacm.eval.metrics import (
+    best_test_epoch,
     confusion_matrix,
     per_class_accuracy,
     plot_confusion,
@@ -47,6 +52,7 @@ from hacm.train.checkpoint import (
     restore_rng_state,
     rng_state,
 )
+from hacm.train.config import learning_rates
 from hacm.train.engine import AUTOCAST_DTYPES, backward_and_step, set_learning_rate
 from hacm.train.monitor import MetricsLog
 from hacm.train.pretraining import Feeder, RunError, load_encoder_file
@@ -58,7 +64,6 @@ LOG = "metrics.jsonl"
 PREDICTIONS = "predictions.csv"
 CONFUSION = "confusion.png"
 FEATURE_CACHE = "features.pt"
-_NO_DECAY_NAMES = ("joint_embed", "time_embed")
 
 
 @dataclass
@@ -108,12 +113,37 @@ def finetune_parameter_groups(encoder: SkeletonEncoder, head: torch.nn.Module, *
         if not parameter.requires_grad:
             continue
         layer = depth + 1 if name.startswith("head.") else layer_id(name, depth)
-        decay = not (parameter.ndim <= 1 or name.endswith(_NO_DECAY_NAMES))
+        decay = parameter.ndim > 1  # the release's util/lr_decay.py param_groups_lrd: ndim == 1 undecayed
         group = groups.setdefault((layer, decay), {
             "params": [], "weight_decay": weight_decay if decay else 0.0,
             "lr_scale": layer_decay ** (depth + 1 - layer)})
         group["params"].append(parameter)
     return list(groups.values())
+
+
+@dataclass(frozen=True)
+class Optimisation:
+    """The batch and learning rates a protocol trains with, as recorded in metrics.json."""
+
+    global_batch: int
+    lr_absolute: float
+    min_lr_absolute: float
+    steps_per_epoch: int
+
+    def record(self) -> dict:
+        """As the workflow's run.yaml states them (hacm.train.config.learning_rates), with the steps per epoch."""
+        return {**learning_rates(self.global_batch, self.lr_absolute, self.min_lr_absolute),
+                "steps_per_epoch": self.steps_per_epoch}
+
+
+def resolve_optimisation(settings: LinearConfig | FinetuneConfig, *, default_batch: int, samples: int) -> Optimisation:
+    """The protocol's global batch and its lr / min_lr scaled from `settings.lr_batch` to that batch.
+
+    The batch never exceeds the training samples: the last partial batch is dropped (as the release's
+    loaders do), so a semi-supervised subset smaller than the batch still makes one step per epoch."""
+    batch = min(settings.batch_size or default_batch, samples)
+    lr, min_lr = protocol_learning_rates(settings, batch=batch)
+    return Optimisation(global_batch=batch, lr_absolute=lr, min_lr_absolute=min_lr, steps_per_epoch=samples // batch)
 
 
 @dataclass
@@ -136,7 +166,7 @@ class Run:
         if self.test_store.num_classes != self.classes:
             raise RunError(f"{self.data_dir}: train and test stores disagree on the number of classes")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.log = MetricsLog(self.out_dir / LOG, keep_through_epoch=None)
+        self.log: MetricsLog | None = None  # opened by _resume: emptied for a fresh start, kept on a resume
         self.last_checkpoint = time.monotonic()
 
     def feeder(self, store: SkeletonStore, *, train: bool, frames: int) -> Feeder:
@@ -166,6 +196,7 @@ def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optim
     state = load_resumable(run.out_dir / CHECKPOINT, resolved, restart_on_change=run.restart_on_change,
                            map_location=run.device)
     if state is None:
+        run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=None)
         return 1
     for key, module in modules.items():
         module.load_state_dict(state[key])
@@ -201,7 +232,7 @@ def _log_epoch(run: Run, epoch: int, *, loss: float, train_top1: float, lr: floa
     run.log.write(record)
 
 
-def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.Tensor, dict]:
+def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.Tensor, dict, Optimisation]:
     """Train the linear classifier; test logits and protocol facts."""
     settings, device = run.config.linear, run.device
     encoder = loaded.encoder.to(device).eval()
@@ -209,11 +240,13 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
         parameter.requires_grad_(False)
     frames = loaded.config.frames
     head = LinearHead(loaded.config.dim, run.classes).to(device)
-    batch_size = min(run.config.data.batch_size, len(run.train_store))
-    lr = settings.lr * batch_size / 256
-    optimizer = torch.optim.SGD(head.parameters(), lr=lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-    steps_per_epoch = len(run.train_store) // batch_size
-    schedule = warmup_cosine(base=lr, final=0.0, epochs=settings.epochs, steps_per_epoch=steps_per_epoch)
+    # Cosine to 0, as the release's linear probe.
+    optimisation = resolve_optimisation(settings, default_batch=run.config.data.batch_size, samples=len(run.train_store))
+    batch_size, steps_per_epoch = optimisation.global_batch, optimisation.steps_per_epoch
+    optimizer = torch.optim.SGD(head.parameters(), lr=optimisation.lr_absolute, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    schedule = warmup_cosine(base=optimisation.lr_absolute, final=optimisation.min_lr_absolute, epochs=settings.epochs,
+                             steps_per_epoch=steps_per_epoch)
     test_features, _ = encode_pooled(encoder, run.feeder(run.test_store, train=False, frames=frames),
                                      run.ordered_batches(run.test_store), device)
     cached = None
@@ -231,7 +264,8 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
     start = _resume(run, resolved, {"head": head}, optimizer, None, {})
     for epoch in tqdm(range(start, settings.epochs + 1), desc="linear", unit="epoch", disable=not run.show_progress,
                       initial=start - 1, total=settings.epochs):
-        batches = epoch_batches(len(run.train_store), batch_size=batch_size, seed=run.config.seed, epoch=epoch)
+        batches = epoch_batches(len(run.train_store), batch_size=batch_size, seed=run.config.seed, epoch=epoch,
+                                drop_last=True)
         head.train()
         total, correct, seen = 0.0, 0, 0
         source = train_feeder.iterate(batches, epoch) if train_feeder is not None else batches
@@ -260,7 +294,7 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
     with torch.no_grad():
         logits = head(test_features.to(device)).float().cpu()
     mode = "augmented" if settings.augment else "cached-features"
-    return logits, {"mode": mode, "num_train": len(run.train_store)}
+    return logits, {"mode": mode, "num_train": len(run.train_store)}, optimisation
 
 
 def _linear_test_top1(head, test_features, run: Run, device) -> float:
@@ -271,7 +305,8 @@ def _linear_test_top1(head, test_features, run: Run, device) -> float:
     return topk_accuracy(logits, torch.from_numpy(run.test_store.labels), 1)
 
 
-def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict, *, subset: np.ndarray | None) -> tuple[torch.Tensor, dict]:
+def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict,
+                 *, subset: np.ndarray | None) -> tuple[torch.Tensor, dict, Optimisation]:
     """Fine-tune encoder + MLP head on the training split (or a subset of it); test logits and facts."""
     settings, device = run.config.finetune, run.device
     encoder = loaded.encoder.to(device)
@@ -279,16 +314,15 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict, *, subset: np.
                         hidden=settings.hidden, dropout=settings.dropout).to(device)
     frames = loaded.config.frames
     members = np.arange(len(run.train_store)) if subset is None else subset
-    batch_size = min(run.config.data.batch_size, len(members))
+    optimisation = resolve_optimisation(settings, default_batch=run.config.data.batch_size, samples=len(members))
+    batch_size, steps_per_epoch = optimisation.global_batch, optimisation.steps_per_epoch
     if batch_size < 2:
         raise RunError("fine-tuning needs at least two training samples (BatchNorm in the head)")
-    steps_per_epoch = len(members) // batch_size
-    lr, min_lr = settings.lr * batch_size / 256, settings.min_lr * batch_size / 256
-    schedule = warmup_cosine(base=lr, final=min_lr, epochs=settings.epochs, steps_per_epoch=steps_per_epoch,
-                             warmup_epochs=settings.warmup_epochs)
+    schedule = warmup_cosine(base=optimisation.lr_absolute, final=optimisation.min_lr_absolute, epochs=settings.epochs,
+                             steps_per_epoch=steps_per_epoch, warmup_epochs=settings.warmup_epochs)
     optimizer = torch.optim.AdamW(finetune_parameter_groups(encoder, head, weight_decay=settings.weight_decay,
-                                                            layer_decay=settings.layer_decay), lr=lr,
-                                  betas=settings.betas)
+                                                            layer_decay=settings.layer_decay),
+                                  lr=optimisation.lr_absolute, betas=settings.betas)
     autocast_dtype = AUTOCAST_DTYPES[settings.precision]
     scaler = torch.amp.GradScaler(device.type) if settings.precision == "fp16" else None
     train_feeder = run.feeder(run.train_store, train=True, frames=frames)
@@ -311,7 +345,8 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict, *, subset: np.
                       disable=not run.show_progress, initial=start - 1, total=settings.epochs):
         encoder.train()
         head.train()
-        positions = epoch_batches(len(members), batch_size=batch_size, seed=run.config.seed, epoch=epoch)
+        positions = epoch_batches(len(members), batch_size=batch_size, seed=run.config.seed, epoch=epoch,
+                                  drop_last=True)
         batches = [[int(members[p]) for p in batch] for batch in positions]
         total, correct, seen = 0.0, 0, 0
         for step_in_epoch, batch in enumerate(train_feeder.iterate(batches, epoch)):
@@ -332,7 +367,7 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict, *, subset: np.
                    test_top1=lambda: topk_accuracy(test_logits(), torch.from_numpy(run.test_store.labels), 1))
         _save(run, resolved, {"encoder": encoder, "head": head}, optimizer, scaler, {}, epoch,
               last=epoch == settings.epochs)
-    return test_logits(), {"mode": "finetune", "num_train": int(len(members))}
+    return test_logits(), {"mode": "finetune", "num_train": int(len(members))}, optimisation
 
 
 def evaluate(run: Run) -> dict:
@@ -357,15 +392,24 @@ def evaluate(run: Run) -> dict:
                 "subset_size": int(len(subset)), "subset_digest": subset_digest(subset),
                 "classes_covered": int(len(np.unique(run.train_store.labels[subset])))}
     if run.protocol == "linear":
-        logits, facts = run_linear(run, loaded, resolved)
+        logits, facts, optimisation = run_linear(run, loaded, resolved)
+        last_epoch = config.linear.epochs
     else:
-        logits, facts = run_finetune(run, loaded, resolved, subset=subset)
+        logits, facts, optimisation = run_finetune(run, loaded, resolved, subset=subset)
+        last_epoch = config.finetune.epochs
     labels = run.test_store.labels.astype(np.int64)
     predictions = logits.argmax(dim=1).numpy()
+    top1 = topk_accuracy(logits, torch.from_numpy(labels), 1)
+    # From the log rather than memory, so that a resumed run still knows the epochs it did not retrain.
+    best_top1, best_epoch = best_test_epoch(run.log.records(), last_epoch=last_epoch, last_top1=top1)
     document = {
         "protocol": run.protocol,
-        "top1": topk_accuracy(logits, torch.from_numpy(labels), 1),
+        "top1": top1,
         "top5": topk_accuracy(logits, torch.from_numpy(labels), 5),
+        "best_top1": best_top1,
+        "best_epoch": best_epoch,
+        "last_epoch": last_epoch,
+        "optimisation": optimisation.record(),
         "per_class_accuracy": per_class_accuracy(predictions, labels),
         "num_train": facts["num_train"],
         "num_test": int(len(labels)),

@@ -1,47 +1,30 @@
 """The report figure: pretraining loss per epoch (left) and our accuracies as grouped bars (right).
 
-Pretraining logs are hacm.pretrain's metrics.jsonl: one JSON object per line; records with
-"kind": "epoch" carry "epoch" and "loss" (and maybe loss components and "knn_top1"); "step" records
-and any other kind are ignored. When a resumed run logged an epoch twice, its last record counts.
+Pretraining logs are hacm.pretrain's metrics.jsonl, read by hacm.report.logs; each epoch record must
+carry a numeric "loss".
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from hacm.report import ReportError
+from hacm.report.logs import epoch_records
 
 
 def read_epoch_losses(path: Path) -> tuple[list[int], list[float]]:
     """(epochs, losses) of the epoch records of one metrics.jsonl, in epoch order."""
-    by_epoch: dict[int, float] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ReportError(f"{path}: cannot be read: {' '.join(str(error).split())}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ReportError(f"{path}:{number}: not a JSON line ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise ReportError(f"{path}:{number}: not a JSON object")
-        if record.get("kind") != "epoch":
-            continue
-        epoch, loss = record.get("epoch"), record.get("loss")
-        if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise ReportError(f"{path}:{number}: epoch record without an integer 'epoch'")
+    epochs, losses = [], []
+    for number, record in epoch_records(path):
+        loss = record.get("loss")
         if isinstance(loss, bool) or not isinstance(loss, (int, float)):
             raise ReportError(f"{path}:{number}: epoch record without a numeric 'loss'")
-        by_epoch[epoch] = float(loss)
-    epochs = sorted(by_epoch)
-    return epochs, [by_epoch[epoch] for epoch in epochs]
+        epochs.append(record["epoch"])
+        losses.append(float(loss))
+    return epochs, losses
 
 
 def plot_pretraining(out: Path, curves, bars) -> None:
@@ -102,7 +85,7 @@ def plot_pretraining(out: Path, curves, bars) -> None:
                     top = max(top, mean + error)
         right.set_xticks(x)
         right.set_xticklabels([column.label for column in columns], rotation=20, ha="right", fontsize=9)
-        right.set_ylabel(f"{bars.metric} (%)")
+        right.set_ylabel(f"{bars.metric}, {bars.statistic} epoch (%)")
         right.set_ylim(0, min(100.0, max(10.0, top * 1.15 + 3)))
         right.set_title(f"{bars.title} — ours; error bars: sample std over runs", fontsize=10)
         right.grid(axis="y", alpha=0.3)

@@ -3,17 +3,26 @@
 Plan (JSON, written by the workflow)::
 
     {"dataset": "synthetic" | "real",
+     "statistic": "best" | "last",
      "tables": [{"name": "linear", "title": "...", "metric": "top1",
                  "columns": [{"key": "ntu60-xsub", "label": "NTU-60 x-sub"}, ...],
                  "rows": [{"key": "hacm", "label": "HA-CM",
-                           "cells": {"ntu60-xsub": ["results/.../metrics.json", ...], ...}}, ...],
+                           "cells": {"ntu60-xsub": ["results/.../metrics.json", ...], ...},
+                           "pretrain_logs": [".../metrics.jsonl", ...]}, ...],
                  "published": "linear" | null}, ...],
      "curves": [{"label": "...", "method": "hacm", "benchmark": "ntu60-xsub", "log": ".../metrics.jsonl"}],
      "accuracy_figure": "linear" | null}
 
-`curves` and `accuracy_figure` may be left out (no curves, no bars). Relative file names are taken
-from the current directory, or else from the plan file's folder. Every metrics.json must match
-hacm.eval.metrics.METRICS_SCHEMA; its `metric` value is a fraction 0..1 and is shown as a percent.
+`statistic`, `curves`, `accuracy_figure` and a row's `pretrain_logs` may be left out. Relative file
+names are taken from the current directory, or else from the plan file's folder. Every metrics.json
+must match hacm.eval.schema.METRICS_SCHEMA. Its values are fractions 0..1, shown as percents:
+`statistic` "best" (the default) shows `best_<metric>`, the best over the epochs a run scored the test
+split at, which is what the published rows report (the release and MAMP keep the maximum over
+epochs); "last" shows `<metric>`, the last epoch's. The CSV gives both.
+
+A row's `pretrain_logs` (hacm.pretrain metrics.jsonl files, one per seed) add a column "masking
+agreement (groups)" to its table: per masking group, the last agreement the log records, mean over
+the logs that record it (hacm.report.logs).
 
 A cell of ours with several files (seeds, semi-supervised draws) is mean ± sample std (ddof=1); one
 file gives just the value; a column the row has no files for is "not run". Published cells are the
@@ -23,7 +32,8 @@ Outputs, per plan table NAME: DIR/NAME.csv, DIR/NAME.md, DIR/NAME.tex; then DIR/
 (when the plan has curves or an accuracy_figure) and DIR/index.md linking everything.
 
 CSV (tidy long format, one line per row × column, in table order), columns:
-    table, row, label, source, column, column_label, status, mean, std, n, shown
+    table, row, label, source, column, column_label, status, mean, std, n, shown, statistic,
+    best_mean, best_std, last_mean, last_std, agreement_temporal, agreement_spatial, agreement_all
   row:    our row key, or a slug of the published method name
   source: "ours" for our rows, the citation key for published rows
   status: "ok", "not run" (ours, no files) or "not reported" (published, no number)
@@ -31,6 +41,10 @@ CSV (tidy long format, one line per row × column, in table order), columns:
   std:    percent, ours only, sample std (ddof=1), empty when n = 1
   n:      number of metrics files (ours); empty for published rows
   shown:  the text of the Markdown / LaTeX cell ("not reported" where those show "—")
+  statistic: which epoch mean / std / shown are: "best" or "last" (ours), "as published"
+  best_mean, best_std, last_mean, last_std: ours, percent, the best and the last epoch (empty when a
+          file does not record that statistic, and for published rows)
+  agreement_<group>: the row's masking agreement of that group (share 0..1), empty when not recorded
 """
 
 from __future__ import annotations
@@ -45,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from hacm.report import ReportError, one_line, read_document
+from hacm.report.logs import MASKING_GROUPS, last_masking_agreement
 from hacm.report.published import Published, PublishedRow, PublishedTable, format_published, load_published
 
 PROG = "hacm.tables"
@@ -53,7 +68,13 @@ NOT_RUN = "not run"
 NOT_REPORTED = "not reported"
 DASH = "—"
 OK = "ok"
-CSV_FIELDS = ("table", "row", "label", "source", "column", "column_label", "status", "mean", "std", "n", "shown")
+# What a cell of ours shows, and how the caption says it.
+STATISTICS = {"best": "best epoch (as the published rows)", "last": "last epoch (the published rows give the best)"}
+AS_PUBLISHED = "as published"
+DEFAULT_STATISTIC = "best"
+CSV_FIELDS = ("table", "row", "label", "source", "column", "column_label", "status", "mean", "std", "n", "shown",
+              "statistic", "best_mean", "best_std", "last_mean", "last_std",
+              *(f"agreement_{group}" for group in MASKING_GROUPS))
 FIGURE_NAME = "pretraining.png"
 _STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -76,6 +97,7 @@ class RowSpec:
     key: str
     label: str
     cells: dict[str, tuple[Path, ...]]
+    pretrain_logs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +125,7 @@ class Plan:
     tables: tuple[TableSpec, ...]
     curves: tuple[CurveSpec, ...]
     accuracy_figure: str | None
+    statistic: str = DEFAULT_STATISTIC
 
     def table(self, name: str) -> TableSpec:
         return next(table for table in self.tables if table.name == name)
@@ -156,9 +179,20 @@ def _column(raw: object, where: str) -> ColumnSpec:
     return ColumnSpec(key=_text(raw["key"], f"{where}.key"), label=_text(raw["label"], f"{where}.label"))
 
 
+def _files(raw: object, where: str, plan_dir: Path) -> tuple[Path, ...]:
+    """A plan's list of existing files, none listed twice."""
+    paths = []
+    for index, name in enumerate(_list(raw, where)):
+        path = resolve_file(name, plan_dir, f"{where}[{index}]")
+        if any(path.resolve() == other.resolve() for other in paths):
+            raise PlanError(f"{where}[{index}]: {name} is listed twice")
+        paths.append(path)
+    return tuple(paths)
+
+
 def _row(raw: object, where: str, columns: dict[str, ColumnSpec], plan_dir: Path) -> RowSpec:
     raw = _object(raw, where)
-    _keys(raw, where, ("key", "label", "cells"))
+    _keys(raw, where, ("key", "label", "cells"), ("pretrain_logs",))
     key = _text(raw["key"], f"{where}.key")
     label = _text(raw["label"], f"{where}.label")
     cells = {}
@@ -166,14 +200,9 @@ def _row(raw: object, where: str, columns: dict[str, ColumnSpec], plan_dir: Path
         here = f"{where}.cells[{column!r}]"
         if column not in columns:
             raise PlanError(f"{here}: no such column in this table (columns: {', '.join(columns)})")
-        paths = []
-        for index, name in enumerate(_list(files, here)):
-            path = resolve_file(name, plan_dir, f"{here}[{index}]")
-            if any(path.resolve() == other.resolve() for other in paths):
-                raise PlanError(f"{here}[{index}]: {name} is listed twice")
-            paths.append(path)
-        cells[column] = tuple(paths)
-    return RowSpec(key=key, label=label, cells=cells)
+        cells[column] = _files(files, here, plan_dir)
+    logs = _files(raw.get("pretrain_logs", []), f"{where}.pretrain_logs", plan_dir)
+    return RowSpec(key=key, label=label, cells=cells, pretrain_logs=logs)
 
 
 def _table(raw: object, where: str, plan_dir: Path, published: Published | None) -> TableSpec:
@@ -218,10 +247,13 @@ def parse_plan(document: object, path: Path | str, published: Published | None =
     path = Path(path)
     where = str(path)
     document = _object(document, where)
-    _keys(document, where, ("dataset", "tables"), ("curves", "accuracy_figure"))
+    _keys(document, where, ("dataset", "tables"), ("curves", "accuracy_figure", "statistic"))
     dataset = _text(document["dataset"], f"{where}: dataset")
     if dataset not in DATASETS:
         raise PlanError(f"{where}: dataset: must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    statistic = document.get("statistic", DEFAULT_STATISTIC)
+    if statistic not in STATISTICS:
+        raise PlanError(f"{where}: statistic: must be one of {', '.join(STATISTICS)}, got {statistic!r}")
     plan_dir = path.parent
     tables = [_table(item, f"{where}: tables[{i}]", plan_dir, published)
               for i, item in enumerate(_list(document["tables"], f"{where}: tables", empty=False))]
@@ -238,7 +270,8 @@ def parse_plan(document: object, path: Path | str, published: Published | None =
         figure = _text(figure, f"{where}: accuracy_figure")
         if figure not in names:
             raise PlanError(f"{where}: accuracy_figure: unknown table {figure!r} (plan tables: {', '.join(sorted(names))})")
-    return Plan(path=path, dataset=dataset, tables=tuple(tables), curves=tuple(curves), accuracy_figure=figure)
+    return Plan(path=path, dataset=dataset, tables=tuple(tables), curves=tuple(curves), accuracy_figure=figure,
+                statistic=statistic)
 
 
 def load_plan(path: Path | str, published: Published | None = None) -> Plan:
@@ -249,11 +282,11 @@ def load_plan(path: Path | str, published: Published | None = None) -> Plan:
 # ---------------------------------------------------------------------------------------------- cells
 
 
-def read_metric(path: Path, metric: str, where: str = "") -> float:
-    """The `metric` fraction of one metrics.json written by hacm.evaluate (checked against its schema)."""
+def read_metrics_file(path: Path, where: str = "") -> dict:
+    """One metrics.json written by hacm.evaluate, checked against its schema."""
     import jsonschema
 
-    from hacm.eval.schema import validate_metrics
+    from hacm.eval.schema import BEST_EPOCH_KEYS, validate_metrics
 
     prefix = f"{where}: " if where else ""
     try:
@@ -263,16 +296,45 @@ def read_metric(path: Path, metric: str, where: str = "") -> float:
     except (OSError, UnicodeDecodeError) as error:
         raise PlanError(f"{prefix}{path}: cannot be read: {one_line(error)}") from None
     try:
+        validate_metrics(document, before_best_epoch=True)
+        missing = [key for key in BEST_EPOCH_KEYS if key not in document]
+        if missing:
+            raise PlanError(f"{prefix}{path}: written before hacm.evaluate recorded the best epoch (no "
+                            f"{', '.join(missing)}); rerun that evaluation")
         validate_metrics(document)
     except jsonschema.ValidationError as error:
         at = "/".join(str(part) for part in error.absolute_path) or "top level"
         raise PlanError(f"{prefix}{path}: not a hacm.evaluate metrics.json ({at}: {one_line(error.message)})") from None
-    value = document.get(metric)
+    return document
+
+
+def statistic_key(metric: str, statistic: str) -> str:
+    """The metrics.json key of `metric` at the best or the last epoch."""
+    return f"best_{metric}" if statistic == "best" else metric
+
+
+def metric_value(document: dict, metric: str, statistic: str, *, path: Path, where: str = "") -> float | None:
+    """The fraction a metrics document gives for `metric` at `statistic`; None when it records none."""
+    value = document.get(statistic_key(metric, statistic))
     if value is None:
-        raise PlanError(f"{prefix}{path}: has no metric {metric!r}")
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
-        raise PlanError(f"{prefix}{path}: metric {metric!r} must be a fraction in 0..1, got {value!r}")
+        prefix = f"{where}: " if where else ""
+        raise PlanError(f"{prefix}{path}: metric {statistic_key(metric, statistic)!r} must be a fraction in 0..1, "
+                        f"got {value!r}")
     return float(value)
+
+
+def shown_value(document: dict, metric: str, statistic: str, *, path: Path, where: str = "") -> float:
+    """The fraction a table cell shows: `metric_value`, whose absence is an error naming the file."""
+    value = metric_value(document, metric, statistic, path=path, where=where)
+    if value is not None:
+        return value
+    prefix = f"{where}: " if where else ""
+    if metric in document:
+        raise PlanError(f"{prefix}{path}: has no {statistic_key(metric, statistic)!r} (hacm.evaluate records the "
+                        f"best epoch of top1 only); set the plan's \"statistic\" to \"last\"")
+    raise PlanError(f"{prefix}{path}: has no metric {metric!r}")
 
 
 @dataclass(frozen=True)
@@ -310,12 +372,35 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Agreement:
+    """A row's masking agreement: per group, the mean over its pretraining logs of each one's last record."""
+
+    means: dict[str, float]          # group -> share 0..1, only the groups some log records
+    logs: int                        # pretraining logs read
+
+    @classmethod
+    def of_logs(cls, paths: tuple[Path, ...]) -> Agreement:
+        per_log = [last_masking_agreement(path) for path in paths]
+        means = {group: float(np.mean([shares[group] for shares in per_log if group in shares]))
+                 for group in MASKING_GROUPS if any(group in shares for shares in per_log)}
+        return cls(means=means, logs=len(paths))
+
+    def text(self, groups: tuple[str, ...]) -> str:
+        if not self.means:
+            return DASH
+        return " / ".join(f"{self.means[group]:.2f}" if group in self.means else DASH for group in groups)
+
+
+@dataclass(frozen=True)
 class Row:
     key: str
     label: str
     source: str                      # "ours" or the citation key
-    cells: dict[str, Cell]
+    cells: dict[str, Cell]           # what the tables show (ours: at the plan's statistic)
     reference: PublishedRow | None = None
+    # Ours: statistic -> column -> cell; None where a file does not record that statistic.
+    by_statistic: dict[str, dict[str, Cell | None]] | None = None
+    agreement: Agreement | None = None  # ours, when the plan gives the row pretraining logs
 
     @property
     def ours(self) -> bool:
@@ -331,6 +416,7 @@ class Table:
     columns: tuple[ColumnSpec, ...]
     rows: tuple[Row, ...]
     published: PublishedTable | None
+    statistic: str = DEFAULT_STATISTIC
 
     @property
     def our_rows(self) -> tuple[Row, ...]:
@@ -340,10 +426,35 @@ class Table:
     def published_rows(self) -> tuple[Row, ...]:
         return tuple(row for row in self.rows if not row.ours)
 
+    @property
+    def shows_agreement(self) -> bool:
+        return any(row.agreement is not None for row in self.rows)
+
+    @property
+    def agreement_groups(self) -> tuple[str, ...]:
+        recorded = {group for row in self.rows if row.agreement is not None for group in row.agreement.means}
+        return tuple(group for group in MASKING_GROUPS if group in recorded)
+
+    def agreement_header(self) -> str:
+        groups = self.agreement_groups
+        return "masking agreement" + (f" ({' / '.join(groups)})" if groups else "")
+
+    def agreement_text(self, row: Row) -> str:
+        return DASH if row.agreement is None else row.agreement.text(self.agreement_groups)
+
+    def header(self) -> list[str]:
+        """The column labels after "Method"."""
+        return [column.label for column in self.columns] + ([self.agreement_header()] if self.shows_agreement else [])
+
+    def shown(self, row: Row) -> list[str]:
+        """The Markdown / LaTeX cells of a row after its label."""
+        cells = [row.cells[column.key].text() for column in self.columns]
+        return cells + ([self.agreement_text(row)] if self.shows_agreement else [])
+
     def caption(self) -> str:
-        return (f"{self.title}. Ours: {DATASETS[self.dataset]}, {self.metric} in %, mean ± sample std over runs "
-                f"(seeds / draws; a single run shows its value). Published: as reported by each source "
-                f"({DASH} = not reported).")
+        return (f"{self.title}. Ours: {DATASETS[self.dataset]}, {self.metric} in %, {STATISTICS[self.statistic]}; "
+                f"mean ± sample std over runs (seeds / draws; a single run shows its value). Published: as "
+                f"reported by each source ({DASH} = not reported).")
 
 
 def slug(text: str) -> str:
@@ -362,18 +473,14 @@ def build_table(spec: TableSpec, plan: Plan, published: Published | None, cache:
     """Read every metrics file of one plan table and put the published rows beside ours."""
     cache = {} if cache is None else cache
     rows = []
-    for index, row in enumerate(spec.rows):
-        cells = {}
+    for row in spec.rows:
+        by_statistic = {statistic: {} for statistic in STATISTICS}
         for column in spec.columns:
-            percents = []
-            for k, path in enumerate(row.cells.get(column.key, ())):
-                key = (path.resolve(), spec.metric)
-                if key not in cache:
-                    where = f"{plan.path}: table {spec.name!r} row {row.key!r} column {column.key!r} file {k}"
-                    cache[key] = read_metric(path, spec.metric, where)
-                percents.append(100.0 * cache[key])
-            cells[column.key] = Cell.ours(percents)
-        rows.append(Row(key=row.key, label=our_label(row.label, plan.dataset), source="ours", cells=cells))
+            for statistic, cell in _our_cells(spec, row, column, plan, cache).items():
+                by_statistic[statistic][column.key] = cell
+        agreement = _agreement(spec, row, plan)
+        rows.append(Row(key=row.key, label=our_label(row.label, plan.dataset), source="ours",
+                        cells=by_statistic[plan.statistic], by_statistic=by_statistic, agreement=agreement))
     reference = None
     if spec.published is not None:
         if published is None:
@@ -389,7 +496,36 @@ def build_table(spec: TableSpec, plan: Plan, published: Published | None, cache:
             cells = {column.key: Cell.reported(item.values.get(column.key)) for column in spec.columns}
             rows.append(Row(key=key, label=published_label(item), source=item.citation, cells=cells, reference=item))
     return Table(name=spec.name, title=spec.title, metric=spec.metric, dataset=plan.dataset,
-                 columns=spec.columns, rows=tuple(rows), published=reference)
+                 columns=spec.columns, rows=tuple(rows), published=reference, statistic=plan.statistic)
+
+
+def _agreement(spec: TableSpec, row: RowSpec, plan: Plan) -> Agreement | None:
+    if not row.pretrain_logs:
+        return None
+    try:
+        return Agreement.of_logs(row.pretrain_logs)
+    except ReportError as error:
+        raise PlanError(f"{plan.path}: table {spec.name!r} row {row.key!r} pretrain_logs: {error}") from None
+
+
+def _our_cells(spec: TableSpec, row: RowSpec, column: ColumnSpec, plan: Plan, cache: dict) -> dict[str, Cell | None]:
+    """One cell of ours at each statistic: the plan's must be in every file, the other may be missing (None)."""
+    documents = []
+    for k, path in enumerate(row.cells.get(column.key, ())):
+        where = f"{plan.path}: table {spec.name!r} row {row.key!r} column {column.key!r} file {k}"
+        if path.resolve() not in cache:
+            cache[path.resolve()] = read_metrics_file(path, where)
+        documents.append((path, where, cache[path.resolve()]))
+    cells = {}
+    for statistic in STATISTICS:
+        if statistic == plan.statistic:
+            values = [shown_value(document, spec.metric, statistic, path=path, where=where)
+                      for path, where, document in documents]
+        else:
+            values = [metric_value(document, spec.metric, statistic, path=path, where=where)
+                      for path, where, document in documents]
+        cells[statistic] = None if None in values else Cell.ours([100.0 * value for value in values])
+    return cells
 
 
 # -------------------------------------------------------------------------------------------- writers
@@ -399,16 +535,32 @@ def _number(value: float | None, digits: int = 6) -> str:
     return "" if value is None else f"{value:.{digits}f}".rstrip("0").rstrip(".")
 
 
+def _statistic_fields(row: Row, column: ColumnSpec) -> list[str]:
+    """best_mean, best_std, last_mean, last_std of one cell of ours (empty for published rows)."""
+    fields = []
+    for statistic in ("best", "last"):
+        cell = None if row.by_statistic is None else row.by_statistic[statistic][column.key]
+        fields += ["", ""] if cell is None else [_number(cell.mean), _number(cell.std)]
+    return fields
+
+
+def _agreement_fields(row: Row) -> list[str]:
+    means = {} if row.agreement is None else row.agreement.means
+    return [_number(means.get(group)) for group in MASKING_GROUPS]
+
+
 def write_csv(table: Table, path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_FIELDS)
         for row in table.rows:
+            statistic = table.statistic if row.ours else AS_PUBLISHED
             for column in table.columns:
                 cell = row.cells[column.key]
                 writer.writerow([table.name, row.key, row.label, row.source, column.key, column.label, cell.status,
                                  _number(cell.mean), _number(cell.std), "" if cell.n is None else cell.n,
-                                 cell.text(for_csv=True)])
+                                 cell.text(for_csv=True), statistic, *_statistic_fields(row, column),
+                                 *_agreement_fields(row)])
 
 
 def _md(text: str) -> str:
@@ -421,28 +573,49 @@ def _run_counts(row: Row, table: Table) -> str:
     return ", ".join(counts) if counts else "no runs"
 
 
+def _our_note(row: Row, table: Table) -> str:
+    shown = statistic_key(table.metric, table.statistic)
+    other = next(statistic for statistic in STATISTICS if statistic != table.statistic)
+    note = (f"{row.label}: {shown} ({table.statistic} epoch) of hacm.evaluate metrics.json files, the {other} epoch "
+            f"in the CSV ({other}_mean); runs per cell: {_run_counts(row, table)}")
+    if row.agreement is not None:
+        note += f"; masking agreement over {row.agreement.logs} pretraining log(s)"
+    return note + "."
+
+
+AGREEMENT_NOTE = ("Masking agreement: per masking group, the share of kept tokens that random masking with the same "
+                  "noise would also keep (1 = the criterion changes nothing); the last value each pretraining log "
+                  f"records, mean over the row's logs ({DASH} = not recorded).")
+
+
+def notes(table: Table) -> list[str]:
+    """The footnotes under a table (plain text): where our numbers and the published ones come from."""
+    lines = [_our_note(row, table) for row in table.our_rows]
+    if table.shows_agreement:
+        lines.append(AGREEMENT_NOTE)
+    if table.published is None:
+        lines.append("No published numbers are shown beside this table.")
+        return lines
+    if not table.published_rows:
+        lines.append(f"Published table {table.published.name!r} lists no rows.")
+    lines += [f"{row.label}: {row.reference.describe_source()}" for row in table.published_rows]
+    if table.published.not_found:
+        lines.append(f"Not found in the sources read: {table.published.not_found}")
+    return lines
+
+
 def markdown(table: Table, *, generated_from: str = "") -> str:
     lines = []
     if generated_from:
         lines += [f"<!-- generated by python -m {PROG} from {generated_from}; do not edit -->", ""]
     lines += [f"**Table ({table.name}): {_md(table.caption())}**", ""]
-    lines.append("| Method | " + " | ".join(_md(column.label) for column in table.columns) + " |")
-    lines.append("| --- |" + " ---: |" * len(table.columns))
+    header = table.header()
+    lines.append("| Method | " + " | ".join(_md(label) for label in header) + " |")
+    lines.append("| --- |" + " ---: |" * len(header))
     for row in table.rows:
-        lines.append(f"| {_md(row.label)} | " + " | ".join(_md(row.cells[c.key].text()) for c in table.columns) + " |")
+        lines.append(f"| {_md(row.label)} | " + " | ".join(_md(text) for text in table.shown(row)) + " |")
     lines += ["", "Notes:", ""]
-    for row in table.our_rows:
-        lines.append(f"- {_md(row.label)}: {table.metric} of hacm.evaluate metrics.json files; runs per cell: "
-                     f"{_md(_run_counts(row, table))}.")
-    if table.published is None:
-        lines.append("- No published numbers are shown beside this table.")
-    else:
-        if not table.published_rows:
-            lines.append(f"- Published table {table.published.name!r} lists no rows.")
-        for row in table.published_rows:
-            lines.append(f"- {_md(row.label)}: {_md(row.reference.describe_source())}")
-        if table.published.not_found:
-            lines.append(f"- Not found in the sources read: {_md(table.published.not_found)}")
+    lines += [f"- {_md(note)}" for note in notes(table)]
     return "\n".join(lines) + "\n"
 
 
@@ -460,22 +633,17 @@ def latex(table: Table, *, generated_from: str = "") -> str:
     lines = []
     if generated_from:
         lines.append(f"% generated by python -m {PROG} from {generated_from}; do not edit. Needs booktabs.")
+    header = table.header()
     lines += [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(table.caption())}}}",
-              rf"\label{{tab:{slug(table.name)}}}", r"\begin{tabular}{l" + "c" * len(table.columns) + "}", r"\toprule",
-              "Method & " + " & ".join(latex_escape(column.label) for column in table.columns) + r" \\", r"\midrule"]
+              rf"\label{{tab:{slug(table.name)}}}", r"\begin{tabular}{l" + "c" * len(header) + "}", r"\toprule",
+              "Method & " + " & ".join(latex_escape(label) for label in header) + r" \\", r"\midrule"]
     for index, row in enumerate(table.rows):
         if index and not row.ours and table.rows[index - 1].ours:
             lines.append(r"\midrule")
-        lines.append(latex_escape(row.label) + " & "
-                     + " & ".join(latex_escape(row.cells[c.key].text()) for c in table.columns) + r" \\")
+        lines.append(latex_escape(row.label) + " & " + " & ".join(latex_escape(text) for text in table.shown(row))
+                     + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip", r"\begin{minipage}{\linewidth}\footnotesize"]
-    notes = [f"{row.label}: {table.metric} of hacm.evaluate metrics.json files; runs per cell: {_run_counts(row, table)}."
-             for row in table.our_rows]
-    if table.published is not None:
-        notes += [f"{row.label}: {row.reference.describe_source()}" for row in table.published_rows]
-        if table.published.not_found:
-            notes.append(f"Not found in the sources read: {table.published.not_found}")
-    lines.append((r" \\" + "\n").join(latex_escape(note) for note in notes) if notes else "")
+    lines.append((r" \\" + "\n").join(latex_escape(note) for note in notes(table)))
     lines += [r"\end{minipage}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -484,7 +652,8 @@ def index_markdown(plan: Plan, tables: list[Table], published: Published | None,
     lines = [f"<!-- generated by python -m {PROG} from {plan.path}; do not edit -->", "",
              f"# Results ({DATASETS[plan.dataset]})", "",
              f"Our numbers come from the {DATASETS[plan.dataset]}; published numbers from "
-             + (f"`{published.path}`" if published is not None else "no published-numbers file") + ".", "",
+             + (f"`{published.path}`" if published is not None else "no published-numbers file") + ". "
+             f"Our cells show the {STATISTICS[plan.statistic]}; each CSV also gives the other epoch.", "",
              "## Tables", ""]
     for table in tables:
         extra = f", beside published table `{table.published.name}`" if table.published is not None else ""

@@ -53,8 +53,9 @@ class DataConfig:
 class OptimConfig:
     epochs: int = 400
     warmup_epochs: int = 20
-    lr: float = 1.5e-4  # per 256 samples; scaled linearly with the global batch
-    min_lr: float = 0.0
+    lr: float = 1.5e-4  # at a global batch of lr_batch samples; scaled linearly with the global batch
+    min_lr: float = 0.0  # likewise
+    lr_batch: int = 256  # the global batch lr and min_lr are stated for (the release states them absolutely)
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
     clip_grad: float | None = 1.0
@@ -66,13 +67,15 @@ class OptimConfig:
         require(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs",
               "must lie in [0, epochs]")
         require(self.lr > 0 and self.min_lr >= 0, "optim.lr", "lr must be positive and min_lr non-negative")
+        require(isinstance(self.lr_batch, int) and self.lr_batch > 0, "optim.lr_batch", "must be a positive integer")
         require(self.weight_decay >= 0, "optim.weight_decay", "must be non-negative")
         require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", "must be two numbers in [0, 1)")
         require(self.clip_grad is None or self.clip_grad > 0, "optim.clip_grad", "must be positive or null")
         require(self.precision in PRECISIONS, "optim.precision", f"must be one of {PRECISIONS}")
 
     def scaled_lr(self, batch_size: int) -> tuple[float, float]:
-        return self.lr * batch_size / 256, self.min_lr * batch_size / 256
+        """(lr, min_lr) for a global batch of batch_size samples: linear scaling from lr_batch."""
+        return self.lr * batch_size / self.lr_batch, self.min_lr * batch_size / self.lr_batch
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,10 @@ class PretrainConfig:
         data["optim"]["betas"] = list(self.optim.betas)
         return data
 
+    def learning_rates(self) -> dict:
+        """The values a reader compares with a paper's recipe (recorded in each run's run.yaml)."""
+        return learning_rates(self.data.batch_size, *self.optim.scaled_lr(self.data.batch_size))
+
     @classmethod
     def from_dict(cls, data: dict) -> PretrainConfig:
         data, method, seed, model = top_level_fields(cls, data)
@@ -113,10 +120,23 @@ class PretrainConfig:
         )
 
 
+def learning_rates(global_batch: int, lr: float, min_lr: float | None) -> dict:
+    """Global batch, absolute lr (and min lr) and the lr per 256 samples, rounded for reading."""
+    return {"global_batch": global_batch, "lr_absolute": float(f"{lr:.6g}"),
+            "lr_per_256": float(f"{lr * 256 / global_batch:.6g}"),
+            "min_lr_absolute": None if min_lr is None else float(f"{min_lr:.6g}")}
+
+
+# A run.yaml written by the workflow records the learning rates its values resolve to under this key;
+# they are derived, so the stages recompute them and do not read it.
+RECORD_KEY = "learning_rates"
+
+
 def top_level_fields(cls, data: dict | None) -> tuple[dict, str, int, ModelConfig]:
     """The parts every stage config shares: unknown top-level keys rejected by name, the method preset
     (its model fields under the document's own `model` keys), and the seed."""
     data = dict(data or {})
+    data.pop(RECORD_KEY, None)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -40,7 +40,6 @@ METRICS = "metrics.jsonl"
 LOSS_CURVE = "loss_curve.png"
 RESOLVED_CONFIG = "config.yaml"
 ENCODER_KIND = "hacm-encoder"
-_NO_DECAY_NAMES = ("joint_embed", "time_embed", "mask_token")
 # The masking monitor: agreement with random masking on the first body sequences of the test split.
 MONITOR_SEQUENCES = 40
 MONITOR_DRAWS = 50
@@ -81,15 +80,13 @@ class Feeder:
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only: not on biases, norms, position embeddings or the mask token."""
+    """Weight decay on every tensor of more than one dimension, none on biases and norms: the release's
+    timm `optim_factory.add_weight_decay` (main_pretrain.py), which decays the learned position
+    embeddings and the mask token too."""
     decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        if parameter.ndim <= 1 or name.endswith(_NO_DECAY_NAMES):
-            no_decay.append(parameter)
-        else:
-            decay.append(parameter)
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 

@@ -112,8 +112,20 @@ def method_overrides(method):
     return ABLATIONS[name]["pretrain"]
 
 
-def pretrain_document(method, seed):
-    document = merged(config["pretrain"], method_overrides(method))
+def recipe_overrides(stage, benchmark, method):
+    """The `stage` keys of every `overrides` entry that applies to (benchmark, method), laid over each
+    other in order. An entry without `benchmarks` / `methods` applies to all; an ablation counts as hacm."""
+    result = {}
+    for entry in config["overrides"]:
+        if benchmark in entry.get("benchmarks", [benchmark]) and base_method(method) in entry.get("methods", [base_method(method)]):
+            result = merged(result, entry.get(stage))
+    return result
+
+
+def pretrain_document(benchmark, method, seed):
+    """Shared keys < the benchmark's / method's recipe overrides < the ablation's keys."""
+    document = merged(merged(config["pretrain"], recipe_overrides("pretrain", benchmark, method)),
+                      method_overrides(method))
     return {**document, "method": base_method(method), "seed": int(seed)}
 
 
@@ -123,13 +135,14 @@ SECTIONS_READ = {"linear": ("data", "linear", "monitor"), "finetune": ("data", "
                  "semi": ("data", "finetune", "monitor"), "transfer": ("data", "finetune", "monitor")}
 
 
-def evaluate_document(method, protocol, seed):
+def evaluate_document(benchmark, method, protocol, seed):
     read = SECTIONS_READ[protocol_kind(protocol)]
-    document = {key: copy.deepcopy(value) for key, value in config["evaluate"].items() if key in read}
+    sections = merged(config["evaluate"], recipe_overrides("evaluate", benchmark, method))
+    document = {key: value for key, value in sections.items() if key in read}
     document["seed"] = int(seed)
-    # The random-encoder rows use the pretraining architecture (HA-CM's tokens).
+    # The random-encoder rows use HA-CM's pretraining architecture on this benchmark (HA-CM's tokens).
     document["method"] = "hacm" if method == RANDOM else base_method(method)
-    document["model"] = copy.deepcopy(config["pretrain"].get("model", {}))
+    document["model"] = pretrain_document(benchmark, "hacm", 0).get("model", {})
     if protocol.startswith("semi"):
         percent, draw = protocol[len("semi"):].split("-draw")
         document["semi"] = {"fraction": float(percent) / 100, "draw": int(draw)}
@@ -146,18 +159,18 @@ def _check_stage_configs():
         from hacm.train.config import PretrainConfig
     except ImportError:  # the workflow runs without hacm's dependencies here: the jobs check
         return
-    for method in sorted({*PRETRAINED, *map(ablation_method, ABLATIONS)}):
+    for benchmark, method in pretraining_runs():
         try:
-            PretrainConfig.from_dict(pretrain_document(method, 0))
+            PretrainConfig.from_dict(pretrain_document(benchmark, method, 0))
         except (ConfigError, ValueError, TypeError) as error:
-            raise WorkflowError(f"config: pretrain ({method}): {error}") from None
-    try:
-        EvalConfig.from_dict(evaluate_document(RANDOM, "linear", 0))
-    except (ConfigError, ValueError, TypeError) as error:
-        raise WorkflowError(f"config: evaluate: {error}") from None
+            raise WorkflowError(f"config: pretrain ({benchmark}, {method}): {error}") from None
+    for benchmark in BENCHMARK_LABELS:
+        for protocol in ("linear", "finetune"):
+            try:
+                EvalConfig.from_dict(evaluate_document(benchmark, RANDOM, protocol, 0))
+            except (ConfigError, ValueError, TypeError) as error:
+                raise WorkflowError(f"config: evaluate ({benchmark}, {protocol}): {error}") from None
 
-
-_check_stage_configs()
 
 
 def as_json(document):
@@ -284,6 +297,10 @@ def _ablation_table():
     columns = [{"key": benchmark, "label": BENCHMARK_LABELS[benchmark]}]
     rows = [_row("hacm", "HA-CM (full)", {benchmark: _seed_files(benchmark, "hacm", "linear")})]
     rows += [_row(name, variant["label"], {benchmark: ablation_files(name)}) for name, variant in ABLATIONS.items()]
+    # Each row's masking agreement with random masking, as its pretraining monitor logged it.
+    for row in rows:
+        method = "hacm" if row["key"] == "hacm" else ablation_method(row["key"])
+        row["pretrain_logs"] = [pretrain_log(benchmark, method, seed) for seed in SEEDS]
     return {"name": "ablations", "title": "Ablations, linear evaluation (top-1 %)", "metric": "top1",
             "columns": columns, "rows": rows, "published": "ablations"}
 
@@ -305,8 +322,12 @@ def tables_plan():
 def plan_inputs(plan):
     files = [f for table in plan["tables"] for row in table["rows"] for cell in row["cells"].values() for f in cell]
     files += [curve["log"] for curve in plan["curves"]]
+    files += [log for table in plan["tables"] for row in table["rows"] for log in row.get("pretrain_logs", [])]
     return sorted(set(files))
 
 
 TABLE_NAMES = ("linear", "finetune", "semi", "transfer", "ablations")
 TABLES_DIR = f"{RESULTS}/tables"
+
+
+_check_stage_configs()

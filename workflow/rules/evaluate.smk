@@ -9,7 +9,9 @@ rule evaluate_config:
     output:
         config=f"{RESULTS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}/run.yaml",
     params:
-        document=lambda wildcards: as_json(evaluate_document(wildcards.method, wildcards.protocol, wildcards.seed)),
+        document=lambda wildcards: as_json(
+            evaluate_document(benchmark_of(wildcards.bench), wildcards.method, wildcards.protocol, wildcards.seed)
+        ),
     log:
         f"{LOGS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}.config.log",
     conda:

@@ -9,7 +9,7 @@ rule pretrain_config:
     output:
         config=f"{RESULTS}/{{bench}}/{{method}}/pretrain/seed{{seed}}/run.yaml",
     params:
-        document=lambda wildcards: as_json(pretrain_document(wildcards.method, wildcards.seed)),
+        document=lambda wildcards: as_json(pretrain_document(benchmark_of(wildcards.bench), wildcards.method, wildcards.seed)),
     log:
         f"{LOGS}/{{bench}}/{{method}}/pretrain/seed{{seed}}.config.log",
     conda:
