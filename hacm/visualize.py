@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diagnose":
         return diagnose(args)
     # Imported here so that `--help` and usage errors do not wait for torch and matplotlib.
-    from hacm.viz.masks import VisualizeError, render_masks
+    from hacm.viz.masks import FIGURE_DRAWS, VisualizeError, render_masks
 
     try:
         masks = render_masks(sample=args.sample, out=args.out, gif=args.gif, checkpoint=args.checkpoint,
@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     for mask in masks:
         line = f"{mask.title}: {mask.visible_count(args.body)} of {mask.config.tokens} tokens visible"
         if mask is not random:
-            line += f", {mask.shared_visible(random, body=args.body)} of them also under random masking (same noise)"
+            line += (f", {mask.shared_visible(random, body=args.body)} of them also under random masking (same noise); "
+                     f"agreement over {FIGURE_DRAWS} draws {mask.agreement:.3f}")
         print(line)
     print(f"wrote {args.out}" + (f" and {args.gif}" if args.gif else ""))
     return 0
