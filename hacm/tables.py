@@ -1,8 +1,10 @@
 """`python -m hacm.tables --plan PLAN.json --published config/published.yaml --out DIR`: the paper's tables.
 
-Reads the evaluation results (metrics.json files) a plan names, puts the published numbers beside
-them and writes DIR/NAME.csv, NAME.md, NAME.tex per table, DIR/pretraining.png and DIR/index.md.
-Plan format and CSV layout: hacm/report/tables.py; published numbers: hacm/report/published.py.
+Reads the evaluation results (metrics.json files and the predictions.csv beside each) a plan names,
+puts the published numbers beside them and writes DIR/NAME.csv, NAME_differences.csv (paired bootstrap
+differences HA-CM − baseline), NAME.md, NAME.tex per table, DIR/pretraining.png and DIR/index.md.
+Plan format, CSV layouts and the bootstrap intervals: hacm/report/tables.py; published numbers:
+hacm/report/published.py.
 Any bad input ends the run with one `hacm.tables: ...` line on stderr and a non-zero exit status.
 """
 

@@ -39,9 +39,11 @@ COLUMNS = [{"key": "ntu60-xsub", "label": "NTU-60 x-sub"}, {"key": "ntu60-xview"
 
 
 LAST_BELOW_BEST = 0.05  # the hand-made runs end this far below their best epoch
+TEST_SAMPLES = 40  # of the hand-made runs: every last-epoch top-1 below is a whole number of them
 
 
-def metrics_document(best: float, *, seed: int = 0, top5: float | None = None, protocol: str = "linear") -> dict:
+def metrics_document(best: float, *, seed: int = 0, top5: float | None = None, protocol: str = "linear",
+                     num_test: int = TEST_SAMPLES) -> dict:
     """A metrics.json as hacm.evaluate writes it (METRICS_SCHEMA): best top-1 `best` at epoch 7, the last
     (epoch 10) LAST_BELOW_BEST lower."""
     top1 = best - LAST_BELOW_BEST
@@ -50,7 +52,7 @@ def metrics_document(best: float, *, seed: int = 0, top5: float | None = None, p
         "best_top1": best, "best_epoch": 7, "last_epoch": 10,
         "optimisation": {"global_batch": 256, "lr_absolute": 0.1, "lr_per_256": 0.1, "min_lr_absolute": 0.0,
                          "steps_per_epoch": 3},
-        "per_class_accuracy": {"0": top1, "1": top1}, "num_train": 10, "num_test": 10, "num_classes": 2,
+        "per_class_accuracy": {"0": top1, "1": top1}, "num_train": 10, "num_test": num_test, "num_classes": 2,
         "seed": seed, "encoder": {"path": None, "sha256": None, "method": "hacm"}, "config": {},
         "git_commit": "0" * 40, "seconds": 1.0, "mode": "cached-features",
         "dataset": {"dataset": "synthetic", "benchmark": "ntu60-xsub"},
@@ -59,11 +61,34 @@ def metrics_document(best: float, *, seed: int = 0, top5: float | None = None, p
     return document
 
 
-def write_metrics(folder: Path, name: str, best: float, *, seed: int = 0) -> Path:
-    path = folder / name / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics_document(best, seed=seed)))
+def write_predictions_csv(folder: Path, hits, *, names: list[str] | None = None) -> Path:
+    """A predictions.csv as hacm.evaluate writes it, two classes: sample i is right where hits[i]."""
+    names = names or [f"S{index:03d}" for index in range(len(hits))]
+    lines = ["name,label,prediction,top5,correct"]
+    for index, (name, hit) in enumerate(zip(names, hits)):
+        label = index % 2
+        prediction = label if hit else 1 - label
+        lines.append(f"{name},{label},{prediction},{prediction} {1 - prediction},{int(bool(hit))}")
+    path = folder / "predictions.csv"
+    path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_run(folder: Path, hits, *, best: float | None = None, seed: int = 0, names: list[str] | None = None) -> Path:
+    """A run folder: its predictions.csv (sample i right where hits[i]) and a metrics.json of the same run, whose
+    best top-1 is `best` (by default LAST_BELOW_BEST above the last)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_predictions_csv(folder, hits, names=names)
+    best = float(np.mean(hits)) + LAST_BELOW_BEST if best is None else best
+    path = folder / "metrics.json"
+    path.write_text(json.dumps(metrics_document(best, seed=seed, num_test=len(hits))))
+    return path
+
+
+def write_metrics(folder: Path, name: str, best: float, *, seed: int = 0) -> Path:
+    """A run whose first round(last top-1 × TEST_SAMPLES) test samples are right."""
+    hits = np.arange(TEST_SAMPLES) < round((best - LAST_BELOW_BEST) * TEST_SAMPLES)
+    return write_run(folder / name, hits, best=best, seed=seed)
 
 
 def write_log(path: Path, losses: list[float], *, agreements: dict[int, object] | None = None) -> Path:
@@ -132,12 +157,23 @@ def latex_cells(path: Path) -> list[list[str]]:
             continue
         assert line.endswith(" \\\\"), line
         parts = [part.strip() for part in re.split(r"(?<!\\)&", line[:-3])]
-        rows.append([part.replace("$\\pm$", "±").replace("---", "—") for part in parts])
+        rows.append([re.sub(r"\{\\scriptsize (\[[^]]*\])\}", r"\1", part).replace("$\\pm$", "±").replace("---", "—")
+                     for part in parts])
     return rows
 
 
 def csv_cells(path: Path) -> list[dict]:
     return list(csv.DictReader(open(path, newline="", encoding="utf-8")))
+
+
+def value_of(shown: str) -> str:
+    """A shown cell without its bootstrap interval."""
+    return shown.split(" [")[0]
+
+
+def interval_of(row: dict) -> str:
+    """The bracket a CSV line's shown text ends with, from its ci_low and ci_high."""
+    return f"[{float(row['ci_low']):.1f}, {float(row['ci_high']):.1f}]"
 
 
 # ---------------------------------------------------------------------------------------------- cells
@@ -159,14 +195,17 @@ def test_tables_from_handmade_metrics(handmade):
     written = make_report(handmade["plan"], PUBLISHED, handmade["out"])
     out = handmade["out"]
     assert {path.name for path in written} == {"linear.csv", "linear.md", "linear.tex", "semi.csv", "semi.md",
-                                               "semi.tex", "pretraining.png", "index.md"}
+                                               "semi.tex", "linear_differences.csv", "semi_differences.csv",
+                                               "pretraining.png", "index.md"}
     rows = {(row["row"], row["column"]): row for row in csv_cells(out / "linear.csv")}
     xsub = rows[("hacm", "ntu60-xsub")]
     assert float(xsub["mean"]) == pytest.approx(60.0) and int(xsub["n"]) == 3
     assert float(xsub["std"]) == pytest.approx(np.std([50.0, 60.0, 70.0], ddof=1))
-    assert xsub["shown"] == "60.0 ± 10.0" and xsub["source"] == "ours" and xsub["status"] == "ok"
+    assert xsub["shown"] == f"60.0 ± 10.0 {interval_of(xsub)}" and xsub["source"] == "ours" and xsub["status"] == "ok"
+    assert xsub["test_samples"] == str(TEST_SAMPLES) and xsub["resamples"] == "2000"
     view = rows[("hacm", "ntu60-xview")]
-    assert view["shown"] == "81.2" and view["std"] == "" and view["n"] == "1"
+    assert view["shown"] == f"81.2 {interval_of(view)}" and view["std"] == "" and view["n"] == "1"
+    assert rows[("hacm", "pku2-xsub")]["ci_low"] == "" == rows[("mamp", "ntu60-xsub")]["ci_low"]
     # An empty file list and a column key left out of the cells are both "not run".
     assert rows[("hacm", "pku2-xsub")]["shown"] == "not run" == rows[("hacm", "pku2-xsub")]["status"]
     assert rows[("scratch", "ntu60-xview")]["shown"] == "not run"
@@ -186,7 +225,7 @@ def test_tables_from_handmade_metrics(handmade):
     # A table without published numbers has only our rows.
     assert {row["source"] for row in csv_cells(out / "semi.csv")} == {"ours"}
     index = (out / "index.md").read_text()
-    for name in ("linear.md", "linear.csv", "linear.tex", "semi.md", "pretraining.png"):
+    for name in ("linear.md", "linear.csv", "linear.tex", "linear_differences.csv", "semi.md", "pretraining.png"):
         assert f"({name})" in index
 
 
@@ -207,7 +246,8 @@ def test_the_three_formats_agree_on_every_number(handmade):
                 assert row["mean"] == ""
                 continue
             if row["source"] == "ours":
-                expected = f"{float(row['mean']):.1f}" + (f" ± {float(row['std']):.1f}" if row["std"] else "")
+                expected = (f"{float(row['mean']):.1f}" + (f" ± {float(row['std']):.1f}" if row["std"] else "")
+                            + f" {interval_of(row)}")
             else:
                 expected = format_published(float(row["mean"]))
             assert row["shown"] == expected
@@ -221,7 +261,7 @@ def test_tables_show_the_best_epoch_and_the_csv_gives_both(handmade):
            r"published rows)" in (out / "linear.tex").read_text()
     rows = {(row["row"], row["column"]): row for row in csv_cells(out / "linear.csv")}
     xsub = rows[("hacm", "ntu60-xsub")]
-    assert xsub["statistic"] == "best" and xsub["shown"] == "60.0 ± 10.0" and float(xsub["best_mean"]) == 60.0
+    assert xsub["statistic"] == "best" and value_of(xsub["shown"]) == "60.0 ± 10.0" and float(xsub["best_mean"]) == 60.0
     assert float(xsub["last_mean"]) == pytest.approx(60.0 - 100 * LAST_BELOW_BEST)
     assert float(xsub["last_std"]) == pytest.approx(10.0) and xsub["best_std"] == xsub["std"]
     assert rows[("hacm", "pku2-xsub")]["last_mean"] == "" and rows[("hacm", "pku2-xsub")]["status"] == "not run"
@@ -233,7 +273,7 @@ def test_tables_show_the_best_epoch_and_the_csv_gives_both(handmade):
     make_report(handmade["plan"], PUBLISHED, out)
     rows = {(row["row"], row["column"]): row for row in csv_cells(out / "linear.csv")}
     xsub = rows[("hacm", "ntu60-xsub")]
-    assert xsub["shown"] == "55.0 ± 10.0" and xsub["statistic"] == "last" and float(xsub["best_mean"]) == 60.0
+    assert value_of(xsub["shown"]) == "55.0 ± 10.0" and xsub["statistic"] == "last" and float(xsub["best_mean"]) == 60.0
     assert "top1 in %, last epoch (the published rows give the best)" in (out / "linear.md").read_text()
 
 
@@ -274,10 +314,11 @@ def test_ablation_rows_show_the_last_masking_agreement(ablation_plan):
                 "no monitor (ours, synthetic)": ["50.0", "—"], "no logs given (ours, synthetic)": ["45.0", "—"]}
     md = (out / "ablations.md").read_text()
     assert "| Method | NTU-60 x-sub | masking agreement (temporal / spatial / all) |" in md
-    assert {row[0]: row[1:] for row in markdown_cells(out / "ablations.md")} == expected
+    assert {row[0]: [value_of(row[1]), row[2]] for row in markdown_cells(out / "ablations.md")} == expected
     tex = (out / "ablations.tex").read_text()
     assert r"\begin{tabular}{lcc}" in tex and "masking agreement (temporal / spatial / all)" in tex
-    assert {row[0].replace(r"\_", "_"): row[1:] for row in latex_cells(out / "ablations.tex")} == expected
+    from_latex = {row[0].replace(r"\_", "_"): [value_of(row[1]), row[2]] for row in latex_cells(out / "ablations.tex")}
+    assert from_latex == expected
     rows = {row["row"]: row for row in csv_cells(out / "ablations.csv")}
     assert float(rows["hacm"]["agreement_temporal"]) == pytest.approx(0.91)
     assert float(rows["hacm"]["agreement_spatial"]) == pytest.approx(0.95) and rows["hacm"]["agreement_all"] == ""
@@ -311,6 +352,7 @@ def test_a_bad_masking_agreement_is_one_line(ablation_plan, record, words):
 def test_latex_escaping(handmade):
     assert latex_escape("a & b_c 50% $x$ #1 {y} ~ ^ \\ 1 ± 2 — x") == (
         r"a \& b\_c 50\% \$x\$ \#1 \{y\} \textasciitilde{} \textasciicircum{} \textbackslash{} 1 $\pm$ 2 --- x")
+    assert latex_escape("HA-CM − MAE, NTU-60 → PKU") == r"HA-CM $-$ MAE, NTU-60 $\rightarrow$ PKU"
     make_report(handmade["plan"], PUBLISHED, handmade["out"])
     tex = (handmade["out"] / "linear.tex").read_text()
     assert r"No pretraining \& 100\% of\_labels \#1 (ours, synthetic)" in tex

@@ -4,6 +4,8 @@ published: the published numbers (config/published.yaml), loaded and validated.
 tables:    the plan file, the table cells (mean ± std over runs), the CSV / Markdown / LaTeX writers.
 figures:   the pretraining-loss and accuracy figure.
 logs:      pretraining metrics.jsonl files: epoch records and the masking agreement they carry.
+predictions: an evaluation run's predictions.csv (per test sample), checked against its metrics.json.
+bootstrap: percentile intervals over resampled test samples (paired when rows share the resamples).
 """
 
 

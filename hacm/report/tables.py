@@ -28,23 +28,44 @@ A cell of ours with several files (seeds, semi-supervised draws) is mean ± samp
 file gives just the value; a column the row has no files for is "not run". Published cells are the
 numbers as published; a number the source does not give is "—" ("not reported" in the CSV).
 
-Outputs, per plan table NAME: DIR/NAME.csv, DIR/NAME.md, DIR/NAME.tex; then DIR/pretraining.png
-(when the plan has curves or an accuracy_figure) and DIR/index.md linking everything.
+Uncertainty over test samples (hacm.report.bootstrap): every metrics.json needs the predictions.csv
+hacm.evaluate writes beside it (hacm.report.predictions), of the same run (as many samples, the same
+last-epoch accuracy to within one sample) and, within a column, of the same test samples in the same
+order. Those predictions are the final evaluation's, so the intervals are of the LAST epoch's accuracy
+whatever `statistic` shows. Each cell of ours with runs shows, after its value, "[low, high]": the 95 %
+percentile interval of the cell's mean accuracy over 2000 resamples of the test samples (the same
+resampled indices for every run and row of the column, fixed seed: reproducible bit for bit). Per
+column, a paired bootstrap of the difference HA-CM − X (percentage points, the same resamples) for X
+each of the rows "random", "mae", "mamp" that has runs there; in the table "ablations", X is every
+other row. The differences are in the Markdown / LaTeX notes and in DIR/NAME_differences.csv.
+
+Outputs, per plan table NAME: DIR/NAME.csv, DIR/NAME_differences.csv, DIR/NAME.md, DIR/NAME.tex; then
+DIR/pretraining.png (when the plan has curves or an accuracy_figure) and DIR/index.md linking everything.
 
 CSV (tidy long format, one line per row × column, in table order), columns:
     table, row, label, source, column, column_label, status, mean, std, n, shown, statistic,
-    best_mean, best_std, last_mean, last_std, agreement_temporal, agreement_spatial, agreement_all
+    best_mean, best_std, last_mean, last_std, agreement_temporal, agreement_spatial, agreement_all,
+    ci_low, ci_high, test_samples, resamples
   row:    our row key, or a slug of the published method name
   source: "ours" for our rows, the citation key for published rows
   status: "ok", "not run" (ours, no files) or "not reported" (published, no number)
   mean:   percent; ours: mean over the n files (6 decimals); published: the number as published
   std:    percent, ours only, sample std (ddof=1), empty when n = 1
   n:      number of metrics files (ours); empty for published rows
-  shown:  the text of the Markdown / LaTeX cell ("not reported" where those show "—")
+  shown:  the text of the Markdown cell ("not reported" where it shows "—"), with the interval
   statistic: which epoch mean / std / shown are: "best" or "last" (ours), "as published"
   best_mean, best_std, last_mean, last_std: ours, percent, the best and the last epoch (empty when a
           file does not record that statistic, and for published rows)
   agreement_<group>: the row's masking agreement of that group (share 0..1), empty when not recorded
+  ci_low, ci_high: ours, percent, the bootstrap interval of the last-epoch mean (empty without runs)
+  test_samples, resamples: ours, the test samples resampled and the number of resamples
+
+Differences CSV (DIR/NAME_differences.csv, one line per comparison, column by column; only the
+header when the table has none), columns:
+    table, column, column_label, row_a, row_b, diff, ci_low, ci_high, excludes_zero, test_samples, resamples
+  diff:   percentage points, row_a's last-epoch mean minus row_b's (row keys of the plan)
+  ci_low, ci_high: the 95 % paired bootstrap interval of diff
+  excludes_zero: "true" when the interval lies wholly above or below 0, else "false"
 """
 
 from __future__ import annotations
@@ -53,13 +74,21 @@ import csv
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hacm.report import ReportError, one_line, read_document
+from hacm.report.bootstrap import CONFIDENCE, RESAMPLES, SEED, Interval, percentile_interval, resampled_means
 from hacm.report.logs import MASKING_GROUPS, last_masking_agreement
+from hacm.report.predictions import (
+    Predictions,
+    check_run,
+    check_same_test_set,
+    predictions_file,
+    read_predictions,
+)
 from hacm.report.published import Published, PublishedRow, PublishedTable, format_published, load_published
 
 PROG = "hacm.tables"
@@ -74,7 +103,14 @@ AS_PUBLISHED = "as published"
 DEFAULT_STATISTIC = "best"
 CSV_FIELDS = ("table", "row", "label", "source", "column", "column_label", "status", "mean", "std", "n", "shown",
               "statistic", "best_mean", "best_std", "last_mean", "last_std",
-              *(f"agreement_{group}" for group in MASKING_GROUPS))
+              *(f"agreement_{group}" for group in MASKING_GROUPS), "ci_low", "ci_high", "test_samples", "resamples")
+DIFFERENCE_FIELDS = ("table", "column", "column_label", "row_a", "row_b", "diff", "ci_low", "ci_high", "excludes_zero",
+                     "test_samples", "resamples")
+DIFFERENCES_SUFFIX = "_differences"
+# Paired comparisons: HA-CM against each baseline row; in the ablation table against every variant.
+REFERENCE_ROW = "hacm"
+BASELINE_ROWS = ("random", "mae", "mamp")
+ABLATION_TABLE = "ablations"
 FIGURE_NAME = "pretraining.png"
 _STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -262,6 +298,10 @@ def parse_plan(document: object, path: Path | str, published: Published | None =
         if table.name in names:
             raise PlanError(f"{where}: tables[{index}].name: {table.name!r} appears twice")
         names.add(table.name)
+    clash = next((name for name in names if name + DIFFERENCES_SUFFIX in names), None)
+    if clash is not None:
+        raise PlanError(f"{where}: tables: {clash + DIFFERENCES_SUFFIX!r} would overwrite the differences CSV of "
+                        f"{clash!r}; rename it")
     curves_raw = document.get("curves")
     curves = [] if curves_raw is None else [
         _curve(item, f"{where}: curves[{i}]", plan_dir) for i, item in enumerate(_list(curves_raw, f"{where}: curves"))]
@@ -401,10 +441,37 @@ class Row:
     # Ours: statistic -> column -> cell; None where a file does not record that statistic.
     by_statistic: dict[str, dict[str, Cell | None]] | None = None
     agreement: Agreement | None = None  # ours, when the plan gives the row pretraining logs
+    # Ours: column -> bootstrap interval of the cell's last-epoch mean (percent), where the cell has runs.
+    intervals: dict[str, Interval] = field(default_factory=dict)
 
     @property
     def ours(self) -> bool:
         return self.reference is None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired bootstrap of row_a − row_b in one column: last-epoch mean accuracies, percentage points."""
+
+    column: ColumnSpec
+    row_a: str
+    row_b: str
+    label_a: str                     # the plan's row labels
+    label_b: str
+    interval: Interval
+
+    def text(self) -> str:
+        interval = self.interval
+        return (f"{self.label_a} − {self.label_b}, {self.column.label}: {interval.estimate:+.1f} points, "
+                f"{CONFIDENCE_TEXT} CI {bracket(interval)} (paired bootstrap over {interval.samples} test samples, "
+                f"{interval.resamples} resamples; {'excludes' if interval.excludes_zero else 'includes'} 0).")
+
+
+CONFIDENCE_TEXT = f"{100 * CONFIDENCE:g} %"
+
+
+def bracket(interval: Interval) -> str:
+    return f"[{interval.low:.1f}, {interval.high:.1f}]"
 
 
 @dataclass(frozen=True)
@@ -417,6 +484,7 @@ class Table:
     rows: tuple[Row, ...]
     published: PublishedTable | None
     statistic: str = DEFAULT_STATISTIC
+    comparisons: tuple[Comparison, ...] = ()
 
     @property
     def our_rows(self) -> tuple[Row, ...]:
@@ -446,15 +514,26 @@ class Table:
         """The column labels after "Method"."""
         return [column.label for column in self.columns] + ([self.agreement_header()] if self.shows_agreement else [])
 
-    def shown(self, row: Row) -> list[str]:
-        """The Markdown / LaTeX cells of a row after its label."""
-        cells = [row.cells[column.key].text() for column in self.columns]
-        return cells + ([self.agreement_text(row)] if self.shows_agreement else [])
+    @property
+    def shows_intervals(self) -> bool:
+        return any(row.intervals for row in self.rows)
+
+    def shown(self, row: Row, *, escape=lambda text: text, small=lambda text: text, for_csv: bool = False) -> list[str]:
+        """The cells of a row after its label: each value, then its interval in brackets; for LaTeX, `escape` each
+        text and `small` the interval."""
+        cells = []
+        for column in self.columns:
+            text = escape(row.cells[column.key].text(for_csv=for_csv))
+            interval = row.intervals.get(column.key)
+            cells.append(text if interval is None else f"{text} {small(escape(bracket(interval)))}")
+        return cells + ([escape(self.agreement_text(row))] if self.shows_agreement else [])
 
     def caption(self) -> str:
+        intervals = (f"; in brackets the {CONFIDENCE_TEXT} bootstrap interval over test samples of the last-epoch "
+                     "mean (notes)") if self.shows_intervals else ""
         return (f"{self.title}. Ours: {DATASETS[self.dataset]}, {self.metric} in %, {STATISTICS[self.statistic]}; "
-                f"mean ± sample std over runs (seeds / draws; a single run shows its value). Published: as "
-                f"reported by each source ({DASH} = not reported).")
+                f"mean ± sample std over runs (seeds / draws; a single run shows its value){intervals}. Published: "
+                f"as reported by each source ({DASH} = not reported).")
 
 
 def slug(text: str) -> str:
@@ -472,15 +551,23 @@ def published_label(row: PublishedRow) -> str:
 def build_table(spec: TableSpec, plan: Plan, published: Published | None, cache: dict | None = None) -> Table:
     """Read every metrics file of one plan table and put the published rows beside ours."""
     cache = {} if cache is None else cache
-    rows = []
+    by_row = {}
     for row in spec.rows:
         by_statistic = {statistic: {} for statistic in STATISTICS}
         for column in spec.columns:
             for statistic, cell in _our_cells(spec, row, column, plan, cache).items():
                 by_statistic[statistic][column.key] = cell
-        agreement = _agreement(spec, row, plan)
-        rows.append(Row(key=row.key, label=our_label(row.label, plan.dataset), source="ours",
-                        cells=by_statistic[plan.statistic], by_statistic=by_statistic, agreement=agreement))
+        by_row[row.key] = by_statistic
+    intervals = {row.key: {} for row in spec.rows}
+    comparisons = []
+    for column in spec.columns:
+        column_intervals, column_comparisons = _column_uncertainty(spec, column, plan, cache)
+        for key, interval in column_intervals.items():
+            intervals[key][column.key] = interval
+        comparisons += column_comparisons
+    rows = [Row(key=row.key, label=our_label(row.label, plan.dataset), source="ours",
+                cells=by_row[row.key][plan.statistic], by_statistic=by_row[row.key],
+                agreement=_agreement(spec, row, plan), intervals=intervals[row.key]) for row in spec.rows]
     reference = None
     if spec.published is not None:
         if published is None:
@@ -496,7 +583,8 @@ def build_table(spec: TableSpec, plan: Plan, published: Published | None, cache:
             cells = {column.key: Cell.reported(item.values.get(column.key)) for column in spec.columns}
             rows.append(Row(key=key, label=published_label(item), source=item.citation, cells=cells, reference=item))
     return Table(name=spec.name, title=spec.title, metric=spec.metric, dataset=plan.dataset,
-                 columns=spec.columns, rows=tuple(rows), published=reference, statistic=plan.statistic)
+                 columns=spec.columns, rows=tuple(rows), published=reference, statistic=plan.statistic,
+                 comparisons=tuple(comparisons))
 
 
 def _agreement(spec: TableSpec, row: RowSpec, plan: Plan) -> Agreement | None:
@@ -508,14 +596,23 @@ def _agreement(spec: TableSpec, row: RowSpec, plan: Plan) -> Agreement | None:
         raise PlanError(f"{plan.path}: table {spec.name!r} row {row.key!r} pretrain_logs: {error}") from None
 
 
+def _file_where(plan: Plan, spec: TableSpec, row: RowSpec, column: ColumnSpec, k: int) -> str:
+    return f"{plan.path}: table {spec.name!r} row {row.key!r} column {column.key!r} file {k}"
+
+
+def _metrics(path: Path, where: str, cache: dict) -> dict:
+    """A metrics.json, read once per report."""
+    if path.resolve() not in cache:
+        cache[path.resolve()] = read_metrics_file(path, where)
+    return cache[path.resolve()]
+
+
 def _our_cells(spec: TableSpec, row: RowSpec, column: ColumnSpec, plan: Plan, cache: dict) -> dict[str, Cell | None]:
     """One cell of ours at each statistic: the plan's must be in every file, the other may be missing (None)."""
     documents = []
     for k, path in enumerate(row.cells.get(column.key, ())):
-        where = f"{plan.path}: table {spec.name!r} row {row.key!r} column {column.key!r} file {k}"
-        if path.resolve() not in cache:
-            cache[path.resolve()] = read_metrics_file(path, where)
-        documents.append((path, where, cache[path.resolve()]))
+        where = _file_where(plan, spec, row, column, k)
+        documents.append((path, where, _metrics(path, where, cache)))
     cells = {}
     for statistic in STATISTICS:
         if statistic == plan.statistic:
@@ -526,6 +623,59 @@ def _our_cells(spec: TableSpec, row: RowSpec, column: ColumnSpec, plan: Plan, ca
                       for path, where, document in documents]
         cells[statistic] = None if None in values else Cell.ours([100.0 * value for value in values])
     return cells
+
+
+def compared_rows(table: str, keys: list[str]) -> list[tuple[str, str]]:
+    """The (a, b) row pairs whose difference a − b is bootstrapped, among the rows `keys` that have runs."""
+    if REFERENCE_ROW not in keys:
+        return []
+    return [(REFERENCE_ROW, key) for key in keys
+            if key != REFERENCE_ROW and (table == ABLATION_TABLE or key in BASELINE_ROWS)]
+
+
+def _column_runs(spec: TableSpec, column: ColumnSpec, plan: Plan, cache: dict) -> dict[str, list[Predictions]]:
+    """Our rows' runs in one column (rows without any left out): each run's predictions.csv, checked against its
+    metrics.json, all on the test samples of the column's first run."""
+    runs: dict[str, list[Predictions]] = {}
+    first = None
+    for row in spec.rows:
+        for k, path in enumerate(row.cells.get(column.key, ())):
+            where = _file_where(plan, spec, row, column, k)
+            document = _metrics(path, where, cache)
+            try:
+                predictions = read_predictions(predictions_file(path), spec.metric)
+                check_run(predictions, document, spec.metric, path)
+                if first is None:
+                    first = predictions
+                check_same_test_set(first, predictions)
+            except ReportError as error:
+                raise PlanError(f"{where}: {error}") from None
+            runs.setdefault(row.key, []).append(predictions)
+    return runs
+
+
+def _column_uncertainty(spec: TableSpec, column: ColumnSpec, plan: Plan,
+                        cache: dict) -> tuple[dict[str, Interval], list[Comparison]]:
+    """Per row of ours with runs in this column, the bootstrap interval of its mean accuracy; and the paired
+    differences between rows. One resampling of the test samples serves every row, hence the pairing."""
+    runs = _column_runs(spec, column, plan, cache)
+    if not runs:
+        return {}, []
+    keys = list(runs)
+    # Percent per test sample, mean over the cell's runs: its mean over the samples is the cell's mean accuracy.
+    per_sample = np.stack([100.0 * np.mean([run.hits for run in runs[key]], axis=0) for key in keys])
+    resampled = resampled_means(per_sample)
+    estimates = per_sample.mean(axis=1)
+    samples = per_sample.shape[1]
+    intervals = {key: percentile_interval(estimates[i], resampled[i], samples) for i, key in enumerate(keys)}
+    labels = {row.key: row.label for row in spec.rows}
+    comparisons = []
+    for a, b in compared_rows(spec.name, keys):
+        i, j = keys.index(a), keys.index(b)
+        difference = percentile_interval(estimates[i] - estimates[j], resampled[i] - resampled[j], samples)
+        comparisons.append(Comparison(column=column, row_a=a, row_b=b, label_a=labels[a], label_b=labels[b],
+                                      interval=difference))
+    return intervals, comparisons
 
 
 # -------------------------------------------------------------------------------------------- writers
@@ -549,18 +699,39 @@ def _agreement_fields(row: Row) -> list[str]:
     return [_number(means.get(group)) for group in MASKING_GROUPS]
 
 
-def write_csv(table: Table, path: Path) -> None:
+def _interval_fields(row: Row, column: ColumnSpec) -> list[object]:
+    """ci_low, ci_high, test_samples, resamples of one cell (empty where it has no interval)."""
+    interval = row.intervals.get(column.key)
+    if interval is None:
+        return ["", "", "", ""]
+    return [_number(interval.low), _number(interval.high), interval.samples, interval.resamples]
+
+
+def _write_rows(path: Path, header: tuple[str, ...], rows) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(CSV_FIELDS)
-        for row in table.rows:
-            statistic = table.statistic if row.ours else AS_PUBLISHED
-            for column in table.columns:
-                cell = row.cells[column.key]
-                writer.writerow([table.name, row.key, row.label, row.source, column.key, column.label, cell.status,
-                                 _number(cell.mean), _number(cell.std), "" if cell.n is None else cell.n,
-                                 cell.text(for_csv=True), statistic, *_statistic_fields(row, column),
-                                 *_agreement_fields(row)])
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_csv(table: Table, path: Path) -> None:
+    lines = []
+    for row in table.rows:
+        statistic = table.statistic if row.ours else AS_PUBLISHED
+        for column, shown in zip(table.columns, table.shown(row, for_csv=True)):
+            cell = row.cells[column.key]
+            lines.append([table.name, row.key, row.label, row.source, column.key, column.label, cell.status,
+                          _number(cell.mean), _number(cell.std), "" if cell.n is None else cell.n, shown, statistic,
+                          *_statistic_fields(row, column), *_agreement_fields(row), *_interval_fields(row, column)])
+    _write_rows(path, CSV_FIELDS, lines)
+
+
+def write_differences_csv(table: Table, path: Path) -> None:
+    """The paired differences of a table (DIFFERENCE_FIELDS), one line per comparison; only the header if none."""
+    _write_rows(path, DIFFERENCE_FIELDS, [
+        [table.name, item.column.key, item.column.label, item.row_a, item.row_b, _number(item.interval.estimate),
+         _number(item.interval.low), _number(item.interval.high), str(item.interval.excludes_zero).lower(),
+         item.interval.samples, item.interval.resamples] for item in table.comparisons])
 
 
 def _md(text: str) -> str:
@@ -588,9 +759,23 @@ AGREEMENT_NOTE = ("Masking agreement: per masking group, the share of kept token
                   f"records, mean over the row's logs ({DASH} = not recorded).")
 
 
+def _interval_note(table: Table) -> str:
+    note = (f"Brackets: {CONFIDENCE_TEXT} percentile bootstrap interval of the last epoch's {table.metric} (each "
+            f"run's predictions.csv, written by its final evaluation), mean over the cell's runs; {RESAMPLES} "
+            f"resamples of the test samples with replacement (seed {SEED}), the same resampled samples for every "
+            "run and row of a column")
+    if table.statistic != "last":
+        note += f"; it is not an interval of the {table.statistic}-epoch value beside it (last epoch: CSV last_mean)"
+    return note + "."
+
+
 def notes(table: Table) -> list[str]:
-    """The footnotes under a table (plain text): where our numbers and the published ones come from."""
+    """The footnotes under a table (plain text): where our numbers and the published ones come from, the
+    bootstrap intervals and the paired differences."""
     lines = [_our_note(row, table) for row in table.our_rows]
+    if table.shows_intervals:
+        lines.append(_interval_note(table))
+    lines += [comparison.text() for comparison in table.comparisons]
     if table.shows_agreement:
         lines.append(AGREEMENT_NOTE)
     if table.published is None:
@@ -621,11 +806,13 @@ def markdown(table: Table, *, generated_from: str = "") -> str:
 
 _LATEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
           "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-          "±": r"$\pm$", "—": "---", "–": "--", "<": r"\textless{}", ">": r"\textgreater{}"}
+          "±": r"$\pm$", "−": "$-$", "→": r"$\rightarrow$", "—": "---", "–": "--", "<": r"\textless{}",
+          ">": r"\textgreater{}"}
 
 
 def latex_escape(text: str) -> str:
-    """Plain text as LaTeX source: the special characters escaped, ± as $\\pm$, dashes as --- / --."""
+    """Plain text as LaTeX source: the special characters escaped, ± as $\\pm$, − as $-$, → as $\\rightarrow$,
+    dashes as --- / --."""
     return "".join(_LATEX.get(char, char) for char in one_line(text))
 
 
@@ -640,8 +827,8 @@ def latex(table: Table, *, generated_from: str = "") -> str:
     for index, row in enumerate(table.rows):
         if index and not row.ours and table.rows[index - 1].ours:
             lines.append(r"\midrule")
-        lines.append(latex_escape(row.label) + " & " + " & ".join(latex_escape(text) for text in table.shown(row))
-                     + r" \\")
+        cells = table.shown(row, escape=latex_escape, small=lambda text: rf"{{\scriptsize {text}}}")
+        lines.append(latex_escape(row.label) + " & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip", r"\begin{minipage}{\linewidth}\footnotesize"]
     lines.append((r" \\" + "\n").join(latex_escape(note) for note in notes(table)))
     lines += [r"\end{minipage}", r"\end{table}"]
@@ -653,12 +840,14 @@ def index_markdown(plan: Plan, tables: list[Table], published: Published | None,
              f"# Results ({DATASETS[plan.dataset]})", "",
              f"Our numbers come from the {DATASETS[plan.dataset]}; published numbers from "
              + (f"`{published.path}`" if published is not None else "no published-numbers file") + ". "
-             f"Our cells show the {STATISTICS[plan.statistic]}; each CSV also gives the other epoch.", "",
+             f"Our cells show the {STATISTICS[plan.statistic]}; each CSV also gives the other epoch. In brackets: "
+             f"the {CONFIDENCE_TEXT} bootstrap interval over test samples of the last-epoch mean; each table's "
+             "paired-differences CSV gives HA-CM minus each baseline (ablations: minus each variant) per column.", "",
              "## Tables", ""]
     for table in tables:
         extra = f", beside published table `{table.published.name}`" if table.published is not None else ""
         lines.append(f"- {_md(table.title)}{extra}: [Markdown]({table.name}.md) · [CSV]({table.name}.csv) · "
-                     f"[LaTeX]({table.name}.tex)")
+                     f"[LaTeX]({table.name}.tex) · [paired differences]({differences_name(table.name)})")
     lines += ["", "## Figure", ""]
     if figure is None:
         lines.append("No figure: the plan has no pretraining curves and no accuracy_figure.")
@@ -670,6 +859,10 @@ def index_markdown(plan: Plan, tables: list[Table], published: Published | None,
 
 
 # ------------------------------------------------------------------------------------------------ run
+
+
+def differences_name(table: str) -> str:
+    return f"{table}{DIFFERENCES_SUFFIX}.csv"
 
 
 def make_report(plan_path: Path | str, published_path: Path | str | None, out_dir: Path | str) -> list[Path]:
@@ -685,12 +878,12 @@ def make_report(plan_path: Path | str, published_path: Path | str | None, out_di
         raise ReportError(f"{out_dir}: cannot create the output folder: {one_line(error)}") from None
     written = []
     for table in tables:
-        for suffix, render in (("csv", None), ("md", markdown), ("tex", latex)):
+        for name, write in ((f"{table.name}.csv", write_csv), (differences_name(table.name), write_differences_csv)):
+            write(table, out_dir / name)
+            written.append(out_dir / name)
+        for suffix, render in (("md", markdown), ("tex", latex)):
             path = out_dir / f"{table.name}.{suffix}"
-            if render is None:
-                write_csv(table, path)
-            else:
-                path.write_text(render(table, generated_from=str(plan.path)), encoding="utf-8")
+            path.write_text(render(table, generated_from=str(plan.path)), encoding="utf-8")
             written.append(path)
     figure = None
     if plan.curves or plan.accuracy_figure:

@@ -323,6 +323,8 @@ def plan_inputs(plan):
     files = [f for table in plan["tables"] for row in table["rows"] for cell in row["cells"].values() for f in cell]
     files += [curve["log"] for curve in plan["curves"]]
     files += [log for table in plan["tables"] for row in table["rows"] for log in row.get("pretrain_logs", [])]
+    # Each run's predictions beside its metrics: the tables' bootstrap intervals resample them.
+    files += [str(Path(f).with_name("predictions.csv")) for f in files if f.endswith("metrics.json")]
     return sorted(set(files))
 
 

@@ -38,6 +38,7 @@ rule tables:
             for name in TABLE_NAMES
             for suffix in ("md", "csv", "tex")
         },
+        **{f"{name}_differences": f"{TABLES_DIR}/{name}_differences.csv" for name in TABLE_NAMES},
         figure=report(f"{TABLES_DIR}/pretraining.png", category="Figures", labels={"figure": "pretraining and linear accuracy"}),
         index=f"{TABLES_DIR}/index.md",
     params:
