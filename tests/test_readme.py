@@ -23,3 +23,15 @@ def test_readme_opens_with_two_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == readme_commands()[1]
+
+
+def test_readme_embedded_figures_are_the_recorded_tables():
+    """The README's embedded figures are rendered from benchmarks/results/embedded.json, which
+    `benchmarks/embedded_figures.py record` reads from the tables of the README's first command."""
+    import json
+
+    from benchmarks.embedded_figures import RECORD, readme_block, render
+
+    recorded = json.loads(RECORD.read_text())
+    assert recorded["command"] == readme_commands()[0]
+    assert readme_block((REPO / "README.md").read_text()) == render(recorded)

@@ -1,0 +1,139 @@
+"""The README's embedded figures, read from the tables the README's first command writes.
+
+    python benchmarks/embedded_figures.py record --tables results/tables --minutes 15.2   # after all_tables
+    python benchmarks/embedded_figures.py readme                                           # rewrite the README block
+
+`record` reads our cells from results/tables/*.csv and writes benchmarks/results/embedded.json with the
+machine (lscpu's model name), the date and the command; `readme` renders the README's block between the
+`embedded-figures` markers from that file. tests/test_readme.py checks that the README block is exactly
+what `readme` renders, so the README never quotes a figure the recorded tables do not hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECORD = REPO / "benchmarks" / "results" / "embedded.json"
+README = REPO / "README.md"
+START, END = "<!-- embedded-figures:start -->", "<!-- embedded-figures:end -->"
+COMMAND = "python -m pip install torch==2.13.0 -e . && python -m snakemake --cores 2 all_tables"
+TABLES = ("linear", "finetune", "semi", "transfer", "ablations")
+
+
+def cpu_model() -> str:
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def read_cells(tables: Path) -> dict:
+    """table -> row -> column -> {best, last, low, high, agreement}, our cells that ran."""
+    cells: dict = {}
+    for name in TABLES:
+        with open(tables / f"{name}.csv", newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row["source"] != "ours" or row["status"] != "ok":
+                    continue
+                cell = {"label": row["label"].removesuffix(" (ours, synthetic)"), "column_label": row["column_label"],
+                        "best": round(float(row["best_mean"]), 1), "last": round(float(row["last_mean"]), 1)}
+                if row.get("ci_low"):
+                    cell["interval"] = [round(float(row["ci_low"]), 1), round(float(row["ci_high"]), 1)]
+                agreement = [row.get(f"agreement_{g}") for g in ("temporal", "spatial", "all")]
+                if any(agreement):
+                    cell["agreement"] = [float(a) if a else None for a in agreement]
+                cells.setdefault(name, {}).setdefault(row["row"], {})[row["column"]] = cell
+    return cells
+
+
+def read_differences(tables: Path) -> list[dict]:
+    """The linear table's paired bootstrap differences (HA-CM minus another row, per benchmark)."""
+    with open(tables / "linear_differences.csv", newline="") as handle:
+        return [{"column_label": row["column_label"], "versus": row["row_b"], "diff": round(float(row["diff"]), 1),
+                 "interval": [round(float(row["ci_low"]), 1), round(float(row["ci_high"]), 1)],
+                 "excludes_zero": row["excludes_zero"] == "true"} for row in csv.DictReader(handle)]
+
+
+def record(tables: Path, minutes: float | None) -> None:
+    document = {"command": COMMAND, "machine": f"{cpu_model()}, {subprocess.check_output(['nproc']).decode().strip()} cores",
+                "date": datetime.date.today().isoformat(), "workflow_minutes": minutes, "cells": read_cells(tables),
+                "linear_differences": read_differences(tables)}
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    RECORD.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {RECORD}")
+
+
+def _cell_text(cell: dict) -> str:
+    text = f"{cell['best']:.1f}"
+    if cell["last"] != cell["best"]:
+        text += f" (last {cell['last']:.1f})"
+    if "interval" in cell:
+        text += f" [{cell['interval'][0]:.1f}, {cell['interval'][1]:.1f}]"
+    return text
+
+
+def render(document: dict) -> str:
+    """The README block: one Markdown table per paper table, our cells only."""
+    minutes = document.get("workflow_minutes")
+    lines = [START,
+             f"Recorded {document['date']} on {document['machine']}"
+             + (f", `all_tables` took {minutes:.1f} min" if minutes else "")
+             + f" (`{document['command']}`; `benchmarks/results/embedded.json`, written by "
+               "`python benchmarks/embedded_figures.py record`). Top-1 %, best epoch (last epoch when different) "
+               "[95 % bootstrap interval over test samples of the last epoch]:", ""]
+    for name, rows in document["cells"].items():
+        columns = list(dict.fromkeys(column for row in rows.values() for column in row))  # table order
+        labels = {column: cell["column_label"] for row in rows.values() for column, cell in row.items()}
+        agreement = name == "ablations"
+        header = ["", *(labels[c] for c in columns)] + (["masking agreement (temporal / spatial / single)"] if agreement else [])
+        lines += [f"**{name}**", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        for row in rows.values():
+            first = next(iter(row.values()))
+            values = [_cell_text(row[c]) if c in row else "—" for c in columns]
+            if agreement:
+                values.append(" / ".join("—" if a is None else f"{a:.2f}" for a in first.get("agreement", [None] * 3)))
+            lines.append("| " + " | ".join([first["label"], *values]) + " |")
+        lines.append("")
+    lines.append("Linear, HA-CM minus another row (paired bootstrap over test samples, last epoch, 95 % interval):")
+    lines.append("")
+    for entry in document["linear_differences"]:
+        verdict = "excludes 0" if entry["excludes_zero"] else "includes 0"
+        lines.append(f"- {entry['column_label']}, versus {entry['versus']}: {entry['diff']:+.1f} points "
+                     f"[{entry['interval'][0]:+.1f}, {entry['interval'][1]:+.1f}], {verdict}")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def readme_block(text: str) -> str:
+    start, end = text.index(START), text.index(END) + len(END)
+    return text[start:end]
+
+
+def update_readme() -> None:
+    text = README.read_text()
+    README.write_text(text.replace(readme_block(text), render(json.loads(RECORD.read_text()))))
+    print(f"updated {README}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    recording = commands.add_parser("record", help="read the tables into benchmarks/results/embedded.json")
+    recording.add_argument("--tables", type=Path, default=REPO / "results" / "tables")
+    recording.add_argument("--minutes", type=float, help="wall time of the all_tables run")
+    commands.add_parser("readme", help="rewrite the README block from benchmarks/results/embedded.json")
+    args = parser.parse_args()
+    if args.command == "record":
+        record(args.tables, args.minutes)
+    else:
+        update_readme()
+
+
+if __name__ == "__main__":
+    main()
