@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from hacm.eval.config import EvalConfig, protocol_learning_rates
+from hacm.eval.config import EvalConfig, protocol_rates
 from hacm.model.config import ConfigError
 from hacm.train.config import RECORD_KEY, PretrainConfig, learning_rates
 
@@ -35,8 +35,8 @@ def check(kind: str, document: dict) -> dict | None:
         config = EvalConfig.from_dict(document)
         # A run's document holds the one protocol section it reads (linear, or finetune for the others).
         section = config.linear if "linear" in document else config.finetune
-        batch = section.batch_size or config.data.batch_size  # before the cap at the training samples
-        return learning_rates(batch, *protocol_learning_rates(section, batch=batch))
+        # Before the cap at the training samples, which hacm.evaluate applies and records in metrics.json.
+        return learning_rates(*protocol_rates(section, default_batch=config.data.batch_size))
     if not isinstance(document.get("tables"), list):  # the rest is checked by hacm.tables, once the files exist
         raise ValueError("a plan needs a list of tables")
     return None

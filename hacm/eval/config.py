@@ -11,6 +11,7 @@ from hacm.train.config import (
     apply_overrides,
     load_yaml,
     require,
+    scaled_to_batch,
     section_from_dict,
     top_level_fields,
 )
@@ -79,11 +80,17 @@ class FinetuneConfig:
         require_batch_keys("finetune", self.batch_size, self.lr_batch)
 
 
-def protocol_learning_rates(settings: LinearConfig | FinetuneConfig, *, batch: int) -> tuple[float, float]:
-    """(lr, min_lr) of a protocol at a global batch of `batch`: scaled linearly from settings.lr_batch.
-    The linear probe's cosine ends at 0."""
-    scale = batch / settings.lr_batch
-    return settings.lr * scale, getattr(settings, "min_lr", 0.0) * scale
+def protocol_rates(settings: LinearConfig | FinetuneConfig, *, default_batch: int,
+                   samples: int | None = None) -> tuple[int, float, float]:
+    """(global batch, lr, min_lr) a protocol trains with: its own batch_size (else `default_batch`), at
+    most `samples` when given, and lr / min_lr scaled to it from settings.lr_batch. The linear probe's
+    cosine ends at 0."""
+    batch = settings.batch_size or default_batch
+    if samples is not None:
+        batch = min(batch, samples)
+    lr, min_lr = scaled_to_batch(settings.lr, getattr(settings, "min_lr", 0.0), batch=batch,
+                                 lr_batch=settings.lr_batch)
+    return batch, lr, min_lr
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from hacm.data.archives import sha256_of
 from hacm.data.loader import epoch_batches
 from hacm.data.storage import SkeletonStore
-from hacm.eval.config import EvalConfig, FinetuneConfig, LinearConfig, protocol_learning_rates
+from hacm.eval.config import EvalConfig, FinetuneConfig, LinearConfig, protocol_rates
 from hacm.eval.metrics import (
     best_test_epoch,
     confusion_matrix,
@@ -141,8 +141,7 @@ def resolve_optimisation(settings: LinearConfig | FinetuneConfig, *, default_bat
 
     The batch never exceeds the training samples: the last partial batch is dropped (as the release's
     loaders do), so a semi-supervised subset smaller than the batch still makes one step per epoch."""
-    batch = min(settings.batch_size or default_batch, samples)
-    lr, min_lr = protocol_learning_rates(settings, batch=batch)
+    batch, lr, min_lr = protocol_rates(settings, default_batch=default_batch, samples=samples)
     return Optimisation(global_batch=batch, lr_absolute=lr, min_lr_absolute=min_lr, steps_per_epoch=samples // batch)
 
 

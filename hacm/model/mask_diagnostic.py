@@ -56,10 +56,6 @@ class MaskingDiagnostic:
         return {g.group: round(g.agreement, 4) for g in self.groups}
 
 
-def group_names(model: HACMPretrainer) -> list[str]:
-    return ["temporal", "spatial"] if model.config.masking == "cross" else ["all"]
-
-
 def _decile_members(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(S, L) bool masks of each row's top and bottom tenth of scores (ties broken by position)."""
     count = max(1, math.ceil(scores.shape[1] / 10))
@@ -82,7 +78,7 @@ def diagnose_masking(model: HACMPretrainer, x: torch.Tensor, *, draws: int = 100
     tokens = model.encoder.embed(sequences)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     results = []
-    for name, group in zip(group_names(model), model.group_scores(sequences, tokens)):
+    for group in model.group_scores(sequences, tokens):
         scores = group.scores
         flat = torch.zeros_like(scores)
         top, bottom = _decile_members(scores)
@@ -101,7 +97,7 @@ def diagnose_masking(model: HACMPretrainer, x: torch.Tensor, *, draws: int = 100
             kept_bottom += float((by_criterion & bottom).sum())
         rows = draws * scores.shape[0]
         results.append(GroupAgreement(
-            group=name, criterion=group.criterion, tokens=scores.shape[1], visible=group.visible_count,
+            group=group.group, criterion=group.criterion, tokens=scores.shape[1], visible=group.visible_count,
             agreement=agree / (rows * group.visible_count),
             top_decile_keep=kept_top / (rows * int(top[0].sum())),
             bottom_decile_keep=kept_bottom / (rows * int(bottom[0].sum()))))

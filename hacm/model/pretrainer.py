@@ -122,6 +122,7 @@ class MaskPlan:
 
 @dataclass
 class GroupScores:
+    group: str  # temporal | spatial (cross masking) | all (one group)
     criterion: str  # attention | hierarchy | motion | random
     members: torch.Tensor  # (L_group,) natural indices of the group's tokens
     scores: torch.Tensor  # (S, L_group) float32
@@ -204,20 +205,20 @@ class HACMPretrainer(nn.Module):
         config = self.config
         all_patches = torch.arange(config.patches, device=sequences.device)
         if config.masking == "cross":
-            groups = [(config.temporal_criterion, self.temporal_group, all_patches[0::2]),
-                      (config.spatial_criterion, self.spatial_group, all_patches[1::2])]
+            groups = [("temporal", config.temporal_criterion, self.temporal_group, all_patches[0::2]),
+                      ("spatial", config.spatial_criterion, self.spatial_group, all_patches[1::2])]
         else:
             natural = torch.arange(config.tokens, device=sequences.device)
             criterion = config.single_criterion if config.masking == "single" else config.masking
-            groups = [(criterion, natural, all_patches)]
+            groups = [("all", criterion, natural, all_patches)]
         result = []
-        for criterion, members, patch_ids in groups:
+        for name, criterion, members, patch_ids in groups:
             if criterion == "motion":
                 patches = patchify(sequences[:, :, :, self.encoder.token_joints].float(), config.t_patch)
                 scores = motion_scores(patches).reshape(sequences.shape[0], -1)
             else:
                 scores = self._criterion_scores(criterion, tokens, patch_ids)
-            result.append(GroupScores(criterion=criterion, members=members, scores=scores,
+            result.append(GroupScores(group=name, criterion=criterion, members=members, scores=scores,
                                       visible_count=config.visible_per_group(scores.shape[1])))
         return result
 

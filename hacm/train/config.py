@@ -75,7 +75,7 @@ class OptimConfig:
 
     def scaled_lr(self, batch_size: int) -> tuple[float, float]:
         """(lr, min_lr) for a global batch of batch_size samples: linear scaling from lr_batch."""
-        return self.lr * batch_size / self.lr_batch, self.min_lr * batch_size / self.lr_batch
+        return scaled_to_batch(self.lr, self.min_lr, batch=batch_size, lr_batch=self.lr_batch)
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,11 @@ class PretrainConfig:
             optim=section_from_dict(OptimConfig, data.get("optim"), "optim"),
             monitor=section_from_dict(MonitorConfig, data.get("monitor"), "monitor"),
         )
+
+
+def scaled_to_batch(lr: float, min_lr: float, *, batch: int, lr_batch: int) -> tuple[float, float]:
+    """The linear scaling rule: (lr, min_lr) stated at a global batch of lr_batch, used at `batch`."""
+    return lr * batch / lr_batch, min_lr * batch / lr_batch
 
 
 def learning_rates(global_batch: int, lr: float, min_lr: float | None) -> dict:

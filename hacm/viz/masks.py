@@ -34,6 +34,7 @@ from hacm.model.config import PRESETS, ConfigError, ModelConfig
 from hacm.model.mask_diagnostic import MaskingDiagnostic, diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer, to_sequences
 from hacm.train.checkpoint import CheckpointError, load_state
+from hacm.train.config import apply_overrides
 
 # The 24 bones of the Kinect v2 skeleton (NTU RGB+D), as 0-based joint pairs.
 KINECT_BONES = (
@@ -479,16 +480,14 @@ def diagnose_command(*, data: Path, checkpoint: Path | None, method: str, overri
         saved = read_checkpoint(checkpoint)
         config, state, title = saved.config, saved.state, f"checkpoint {checkpoint}"
     else:
-        fields = {}
-        for text in overrides:
-            key, equals, value = text.partition("=")
-            if not equals:
-                raise VisualizeError(f"--set {text!r}: expected KEY=VALUE")
-            fields[key.strip().removeprefix("model.")] = yaml.safe_load(value)
-        try:
+        try:  # model fields, with or without the `model.` of hacm.pretrain's --set
+            fields = apply_overrides({}, [text if text.startswith("model.") else f"model.{text}"
+                                          for text in overrides]).get("model", {})
             config = ModelConfig.from_dict({**PRESETS[method], **fields})
         except (ConfigError, TypeError) as error:
             raise VisualizeError(f"model config: {error}") from None
+        except yaml.YAMLError as error:
+            raise VisualizeError(f"--set: not valid YAML ({_one_line(error)})") from None
         state = initial_state(config, seed=seed)
         title = f"fresh {method}" + "".join(f", {text}" for text in overrides)
     try:
