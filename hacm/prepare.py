@@ -22,7 +22,6 @@ from hacm.data.convert import (
     default_workers,
     finish_report,
 )
-from hacm.data.splits import NTU_BENCHMARKS
 
 DATASETS = ("ntu60", "ntu120", "pku1", "pku2", "synthetic")
 
@@ -52,16 +51,17 @@ def conversion_parts(args: argparse.Namespace) -> list[tuple[str, Path, Callable
         phase = int(args.dataset[-1])
         return [(args.dataset, raw, lambda report: convert_pku(
             raw, out, phase=phase, workers=workers, report=report))]
-    from hacm.data.synthetic import NUM_CLASSES, write_synthetic_raw
+    from hacm.data.synthetic import NTU60_NUM_CLASSES, NUM_CLASSES, write_synthetic_raw
 
     write_synthetic_raw(raw, seed=args.seed)
-    # The synthetic NTU files follow NTU-60 naming, so all four NTU benchmarks apply to them.
-    parts = [("synthetic-ntu", raw / "ntu", lambda report: convert_ntu(
-        raw / "ntu", out, dataset="ntu60", workers=workers, report=report, missing_list=None,
-        benchmarks=NTU_BENCHMARKS, num_classes=NUM_CLASSES, dataset_label="synthetic"))]
+    # The synthetic NTU files are converted twice, like the real downloads: NTU-60 (its setups and
+    # classes) and NTU-120 (every file), each with its own missing-skeleton list.
+    parts = [(f"synthetic-{dataset}", raw / "ntu", lambda report, d=dataset, n=classes: convert_ntu(
+        raw / "ntu", out, dataset=d, workers=workers, report=report, missing_list=None, num_classes=n,
+        dataset_label="synthetic")) for dataset, classes in (("ntu60", NTU60_NUM_CLASSES), ("ntu120", NUM_CLASSES))]
     for phase in (1, 2):
         parts.append((f"synthetic-pku{phase}", raw / f"pku{phase}", lambda report, p=phase: convert_pku(
-            raw / f"pku{p}", out, phase=p, workers=workers, report=report, num_classes=NUM_CLASSES,
+            raw / f"pku{p}", out, phase=p, workers=workers, report=report, num_classes=NTU60_NUM_CLASSES,
             dataset_label="synthetic")))
     return parts
 

@@ -105,15 +105,18 @@ def test_usage_errors_are_one_line(tmp_path):
 
 def test_synthetic_dataset_converts_cleanly_into_every_benchmark(synthetic_stores):
     from hacm.data.splits import BENCHMARKS
-    from hacm.data.synthetic import NUM_CLASSES
+    from hacm.data.synthetic import NTU60_NUM_CLASSES, NUM_CLASSES
 
     parts = json.loads((synthetic_stores / "report.json").read_text())["parts"]
-    assert [p["dataset"] for p in parts] == ["synthetic-ntu", "synthetic-pku1", "synthetic-pku2"]
+    names = ["synthetic-ntu60", "synthetic-ntu120", "synthetic-pku1", "synthetic-pku2"]
+    assert [p["dataset"] for p in parts] == names
     assert all(p["problems"] == [] for p in parts)
     assert parts[0]["files_skipped_missing_list"] > 0  # the synthetic missing list is honoured
+    assert parts[0]["files_out_of_scope"] > 0  # NTU-60 leaves out the NTU-120 setups
     for benchmark in BENCHMARKS:
+        classes = NUM_CLASSES if benchmark.startswith("ntu120") else NTU60_NUM_CLASSES
         for split in ("train", "test"):
             store = SkeletonStore(synthetic_stores / benchmark / split)
-            assert store.num_classes == NUM_CLASSES and store.info["dataset"] == "synthetic"
-            assert set(store.labels.tolist()) == set(range(NUM_CLASSES)), (benchmark, split)
+            assert store.num_classes == classes and store.info["dataset"] == "synthetic"
+            assert set(store.labels.tolist()) == set(range(classes)), (benchmark, split)
             assert np.isfinite(store.frames).all()

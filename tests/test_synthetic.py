@@ -12,6 +12,7 @@ import pytest
 from hacm.data import synthetic
 from hacm.data.synthetic import (
     CLASS_NAMES,
+    NTU60_NUM_CLASSES,
     NUM_CLASSES,
     TWO_PERSON_CLASSES,
     format_ntu_skeleton,
@@ -23,8 +24,8 @@ from hacm.data.synthetic import (
 from hacm.synthesize import main as synthesize_main
 
 SEED = 0
-MAX_DISK_BYTES = 150 * 10**6
-NTU_FILE_COUNT_RANGE = (500, 700)
+MAX_DISK_BYTES = 300 * 10**6  # 0.23 GB with NTU-120 setups and 6 PKU subjects per phase
+NTU_FILE_COUNT_RANGE = (800, 1000)
 
 # NTU split rules (DESIGN §1.4), spelled out here rather than imported: the test checks the data against
 # the rules, not against the code that applies them.
@@ -88,9 +89,16 @@ def ntu_files(raw) -> dict[str, list[list[tuple[str, np.ndarray]]]]:
 
 @pytest.fixture(scope="session")
 def missing_names(raw) -> list[str]:
-    lines = (raw / "ntu" / synthetic.NTU_MISSING_LIST).read_text().splitlines()
-    assert lines[0].endswith("skeleton data.") and lines[1].startswith("If you are") and lines[2] == ""
-    return lines[3:]
+    from hacm.data.convert import NTU_MISSING_LISTS
+
+    names = {}
+    for dataset, list_name in NTU_MISSING_LISTS.items():
+        lines = (raw / "ntu" / list_name).read_text().splitlines()
+        assert lines[0].endswith("skeleton data.") and lines[1].startswith("If you are") and lines[2] == ""
+        names[dataset] = lines[3:]
+    # Like the official lists: NTU-120's names every missing file, NTU-60's those of its setups.
+    assert names["ntu60"] == [name for name in names["ntu120"] if int(name[1:4]) <= 17]
+    return names["ntu120"]
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -118,8 +126,11 @@ def test_ntu_names_cover_the_layout(ntu_files):
     assert NTU_FILE_COUNT_RANGE[0] <= len(names) <= NTU_FILE_COUNT_RANGE[1]
     setups, cameras, performers, replications, actions = (set(v) for v in zip(*map(codes, names)))
     assert actions == set(range(1, NUM_CLASSES + 1))
-    assert cameras == {1, 2, 3} and performers == set(range(1, 9)) and setups == {1, 2, 3, 4}
-    assert replications <= {1, 2}
+    assert cameras == {1, 2, 3} and replications <= {1, 2}
+    assert performers == set(range(1, 9)) | {45, 46, 48, 51} and setups == {1, 2, 3, 4, 18, 19}
+    # NTU-60 setups hold the NTU-60 classes only; the NTU-120 setups hold every class, as in the real data.
+    ntu60 = {a for s, _, _, _, a in map(codes, names) if s <= 17}
+    assert ntu60 == set(range(1, NTU60_NUM_CLASSES + 1)) and NTU60_NUM_CLASSES < NUM_CLASSES
 
 
 def test_disk_size_is_small(raw):
@@ -226,9 +237,11 @@ def test_spurious_bodies_and_empty_edge_frames_occur(ntu_files, missing_names):
 def test_every_ntu_split_has_every_class_in_train_and_test(ntu_files, missing_names):
     usable = [codes(name) for name in ntu_files if name not in missing_names]
     for split, is_train in NTU_SPLIT_RULES.items():
-        train = {a for s, c, p, r, a in usable if is_train(s, c, p)}
-        test = {a for s, c, p, r, a in usable if not is_train(s, c, p)}
-        assert train == test == set(range(1, NUM_CLASSES + 1)), split
+        in_scope = [c for c in usable if split.startswith("ntu120") or c[0] <= 17]
+        train = {a for s, c, p, r, a in in_scope if is_train(s, c, p)}
+        test = {a for s, c, p, r, a in in_scope if not is_train(s, c, p)}
+        classes = NUM_CLASSES if split.startswith("ntu120") else NTU60_NUM_CLASSES
+        assert train == test == set(range(1, classes + 1)), split
 
 
 # --- PKU content -------------------------------------------------------------------------------------
@@ -248,7 +261,7 @@ def test_pku_labels_lie_inside_the_videos(raw):
             for line in label_path.read_text().splitlines():
                 assert re.fullmatch(r"\d+,\d+,\d+,[12]", line), line
                 label, start, end, _ = map(int, line.split(","))
-                assert 1 <= label <= NUM_CLASSES
+                assert 1 <= label <= NTU60_NUM_CLASSES
                 assert max(previous_end, 0) < start <= end < len(skeleton) - 1  # idle frames around each action
                 previous_end = end
                 partner_seen = skeleton[start : end + 1, 1].any(axis=(1, 2))
@@ -265,7 +278,7 @@ def test_every_pku_split_has_every_class_in_train_and_test(raw):
             for part in (train, test):
                 labels = {int(line.split(",")[0]) for video in part
                           for line in (raw / directory / "label" / f"{video}.txt").read_text().splitlines()}
-                assert labels == set(range(1, NUM_CLASSES + 1)), (directory, split_file)
+                assert labels == set(range(1, NTU60_NUM_CLASSES + 1)), (directory, split_file)
 
 
 # --- difficulty: the dynamics, not the mean pose, tell the classes apart -------------------------------

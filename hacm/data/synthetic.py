@@ -6,10 +6,18 @@ depth) performs class-specific limb trajectories; nuisances are the camera yaw, 
 speed (frame count and a smooth time warp), joint noise, extra noisy bodies, empty frames and, for about
 1 % of the NTU files, no skeleton at all (listed like the official missing-skeleton list).
 
-The classes come in four groups of three. Within a group every class is built from the same motion
+The classes come in five groups of three. Within a group every class is built from the same motion
 pieces, only their order in time (or the number of wave cycles) differs, so each joint angle takes the
 same values for the same share of the time in every class of the group: the time-averaged pose cannot
-tell the classes of a group apart, the trajectory can.
+tell the classes of a group apart, the trajectory can. The classes of an ordered group also differ in
+style: their pieces swell 0, 1 or 2 times on the way (the time-averaged joint angles do not change, the local
+motion is not). As in the real datasets, the last group exists
+only in NTU RGB+D 120: it is performed in the NTU-120 setups (S018, S019), by NTU-120 performers, who
+also perform every NTU-60 class.
+
+Every limb moves smoothly and without pause while a piece lasts (a raised-cosine bump, no plateau), and
+the sensor noise is small beside the motion: masked motion is predictable from the visible tokens around
+it, which is what the pretext task of MAMP and HA-CM needs to learn anything.
 
 Randomness: every NTU performance (setup, performer, replication, action) and every PKU recording
 session has its own generator seeded from (seed, ids); the camera views of one performance share it and
@@ -26,8 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from hacm.data.ntu import parse_ntu_name
+from hacm.data.convert import NTU_MISSING_LISTS
+from hacm.data.splits import NTU60_SETUPS, is_ntu60_sample
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MANIFEST_NAME = "synthetic_manifest.json"
 
 # ---------------------------------------------------------------------------------------------------
@@ -47,8 +57,12 @@ CLASS_NAMES: tuple[str, ...] = (
     "two people: step closer, shake hands, hug",
     "two people: shake hands, hug, step closer",
     "two people: hug, step closer, shake hands",
+    "raise right hand, kick left, bow",
+    "kick left, bow, raise right hand",
+    "bow, raise right hand, kick left",
 )
-NUM_CLASSES = len(CLASS_NAMES)
+NUM_CLASSES = len(CLASS_NAMES)  # the label space of the NTU-120 stores
+NTU60_NUM_CLASSES = 12  # the classes performed in the NTU-60 setups; PKU-MMD uses these too
 
 # Each class is a sequence of motion pieces (ordered classes) or a wave with a number of cycles.
 _ORDERED_PIECES: dict[int, tuple[str, ...]] = {
@@ -61,6 +75,9 @@ _ORDERED_PIECES: dict[int, tuple[str, ...]] = {
     9: ("step_closer", "shake_hands", "hug"),
     10: ("shake_hands", "hug", "step_closer"),
     11: ("hug", "step_closer", "shake_hands"),
+    12: ("raise_right", "kick_left", "bow"),
+    13: ("kick_left", "bow", "raise_right"),
+    14: ("bow", "raise_right", "kick_left"),
 }
 _WAVE_CYCLES: dict[int, int] = {3: 1, 4: 2, 5: 4}
 TWO_PERSON_CLASSES: frozenset[int] = frozenset({9, 10, 11})
@@ -113,7 +130,9 @@ _DOF_NAMES = (
 # Motion and nuisance parameters
 # ---------------------------------------------------------------------------------------------------
 
-_PIECE_RAMP = 0.3  # share of a motion piece spent rising (and falling) between rest and full amplitude
+_PIECE_RAMP = 0.5  # share of a motion piece spent rising (and falling): 0.5 = no pause at the peak
+_PULSES, _PULSE_DEPTH = (0, 1, 2), 0.2  # per class of an ordered group: swells of each piece, +-20 %
+_WAVE_RAMP = 0.3  # share of a wave spent raising (and lowering) the hand; it waves in between
 _PIECE_GAP = 0.03  # rest between consecutive pieces, as a share of the action
 _ACTION_MARGIN = 0.08  # rest before and after the action, as a share of the sequence
 _AMPLITUDE_JITTER = 0.15  # each piece's amplitude is scaled by 1 +- this
@@ -142,8 +161,8 @@ _REST_ARM_ABD_DEG, _REST_ELBOW_DEG, _REST_BEND_DEG = (4.0, 14.0), (5.0, 20.0), (
 _SWAY_M, _SWAY_SHARE, _SWAY_PERIOD_FRAMES = (0.035, 0.01, 0.035), (0.3, 1.0), (30.0, 90.0)  # x y z
 _SUBJECT_SCALE = (0.86, 1.12)  # per performer
 _PERFORMANCE_SCALE_JITTER = 0.02
-_JOINT_NOISE_M = 0.004
-_EXTREMITY_NOISE_M = 0.010  # hand tips, thumbs and feet are tracked worse
+_JOINT_NOISE_M = 0.002
+_EXTREMITY_NOISE_M = 0.005  # hand tips, thumbs and feet are tracked worse
 _NOISE_SMOOTHING_FRAMES = 3.0  # std of the Gaussian smoothing, in frames
 _CAMERA_PITCH_DEG = 4.0
 _SCENE_X_M, _SCENE_Z_M, _SCENE_Y_M = (-0.3, 0.3), (2.7, 3.6), (-0.05, 0.25)  # spine base position
@@ -156,14 +175,15 @@ _NTU_SALT, _PKU_SALT, _DATASET_SALT, _PERFORMER_SALT = 1, 2, 3, 4
 # NTU layout: enough performers, cameras and setups for the x-sub, x-view and x-set rules
 # ---------------------------------------------------------------------------------------------------
 
-NTU_SETUP_PERFORMERS: dict[int, tuple[int, ...]] = {1: (1, 3), 2: (2, 6), 3: (4, 7), 4: (5, 8)}
+# Setups 1-4 belong to NTU-60 (performers 1-8: train 1 2 4 5 8, test 3 6 7); setups 18-19 only to
+# NTU-120 (performers 45 46 train, 48 51 test under its x-sub; setup 18 train, 19 test under x-set).
+NTU_SETUP_PERFORMERS: dict[int, tuple[int, ...]] = {1: (1, 3), 2: (2, 6), 3: (4, 7), 4: (5, 8), 18: (45, 48), 19: (46, 51)}
 NTU_CAMERAS = (1, 2, 3)
 NTU_REPLICATIONS = (1, 2)
 NTU_CAMERA_YAW_DEG = {1: 0.0, 2: 30.0, 3: -30.0}
 _YAW_JITTER_DEG = 15.0  # camera yaw stays within +-45 degrees
 NTU_FRAMES = (40, 100)
 NTU_DIR, NTU_SKELETON_DIR = "ntu", "nturgb+d_skeletons"
-NTU_MISSING_LIST = "NTU_RGBD_samples_with_missing_skeletons.txt"
 _MISSING_FRACTION = 0.01
 _CRLF_FRACTION = 0.5  # the official files have CRLF line ends; some copies in circulation have LF
 
@@ -190,12 +210,12 @@ _SIGNIFICANT_DIGITS = 7
 # PKU-MMD layout
 # ---------------------------------------------------------------------------------------------------
 
-PKU_SUBJECTS = (1, 2, 3)
+PKU_SUBJECTS = (1, 2, 3, 4, 5, 6)
 PKU_SESSIONS = (1, 2)  # recordings per subject; together they hold every class
 PKU_VIEWS = ("L", "M", "R")
 PKU_VIEW_YAW_DEG = {"L": 45.0, "M": 0.0, "R": -45.0}
 _PKU_VIEW_YAW_JITTER_DEG = 5.0
-PKU_TRAIN_SUBJECTS = (1, 2)
+PKU_TRAIN_SUBJECTS = (1, 2, 3, 4)
 PKU_TRAIN_VIEWS = ("M", "R")
 PKU_PHASE_DIRS = {1: "pku1", 2: "pku2"}
 PKU_SPLIT_FILES = {
@@ -242,14 +262,14 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def _piece_profile(u: np.ndarray) -> np.ndarray:
-    """A plateau bump on [0, 1]: 0 outside, smooth rise and fall, 1 in the middle.
+def _piece_profile(u: np.ndarray, ramp: float = _PIECE_RAMP) -> np.ndarray:
+    """A bump on [0, 1]: 0 outside, smooth rise and fall, 1 in the middle (a plateau when ramp < 0.5).
 
     Its values are spread the same way whatever interval it is stretched over, which is what keeps
     the time-averaged pose equal across the classes of a group.
     """
-    rise = _smoothstep(u / _PIECE_RAMP)
-    fall = _smoothstep((1.0 - u) / _PIECE_RAMP)
+    rise = _smoothstep(u / ramp)
+    fall = _smoothstep((1.0 - u) / ramp)
     return np.where((u > 0.0) & (u < 1.0), np.minimum(rise, fall), 0.0)
 
 
@@ -271,9 +291,13 @@ def _zero_dofs(num_frames: int) -> dict[str, np.ndarray]:
     return {name: np.zeros(num_frames) for name in _DOF_NAMES}
 
 
-def _add_piece(dofs: dict[str, np.ndarray], piece: str, u: np.ndarray, rng: np.random.Generator) -> None:
-    """Add one motion piece over local time u (0..1 inside the piece) to a person's DOFs."""
+def _add_piece(dofs: dict[str, np.ndarray], piece: str, u: np.ndarray, rng: np.random.Generator,
+               pulses: int = 0) -> None:
+    """Add one motion piece over local time u (0..1 inside the piece) to a person's DOFs; `pulses` whole
+    swells of the amplitude ride on it (a style of the class, invisible in the time-averaged pose)."""
     bump = _piece_profile(u) * (1.0 + rng.uniform(-_AMPLITUDE_JITTER, _AMPLITUDE_JITTER))
+    if pulses:
+        bump = bump * (1.0 + _PULSE_DEPTH * np.sin(2.0 * np.pi * pulses * np.clip(u, 0.0, 1.0)))
     for dof, amplitude in _PIECE_AMPLITUDES[piece].items():
         dofs[dof] += (amplitude if dof == "step" else np.deg2rad(amplitude)) * bump
     if piece.startswith("kick_"):  # the knee bends on the way up and straightens at the top
@@ -284,20 +308,20 @@ def _add_piece(dofs: dict[str, np.ndarray], piece: str, u: np.ndarray, rng: np.r
         dofs["r_elbow"] += np.deg2rad(_SHAKE_AMPLITUDE_DEG) * shake * bump
 
 
-def _add_ordered_pieces(dofs, pieces: tuple[str, ...], action_time: np.ndarray, rng) -> None:
+def _add_ordered_pieces(dofs, pieces: tuple[str, ...], action_time: np.ndarray, rng, pulses: int = 0) -> None:
     share = 1.0 / len(pieces)
     for index, piece in enumerate(pieces):
         start, end = index * share + _PIECE_GAP / 2, (index + 1) * share - _PIECE_GAP / 2
-        _add_piece(dofs, piece, (action_time - start) / (end - start), rng)
+        _add_piece(dofs, piece, (action_time - start) / (end - start), rng, pulses)
 
 
 def _add_wave(dofs, cycles: int, action_time: np.ndarray, rng) -> None:
     """Raise the right hand, wave it `cycles` times while it is up, lower it."""
-    raised = _piece_profile(action_time) * (1.0 + rng.uniform(-_AMPLITUDE_JITTER, _AMPLITUDE_JITTER))
+    raised = _piece_profile(action_time, _WAVE_RAMP) * (1.0 + rng.uniform(-_AMPLITUDE_JITTER, _AMPLITUDE_JITTER))
     for dof, amplitude in _WAVE_RAISE_DEG.items():
         dofs[dof] += np.deg2rad(amplitude) * raised
     # Whole cycles over the plateau of the raise: the swing is 0 when the hand starts and stops waving.
-    wave_time = np.clip((action_time - _PIECE_RAMP) / (1.0 - 2.0 * _PIECE_RAMP), 0.0, 1.0)
+    wave_time = np.clip((action_time - _WAVE_RAMP) / (1.0 - 2.0 * _WAVE_RAMP), 0.0, 1.0)
     dofs["r_frontal"] += np.deg2rad(_WAVE_AMPLITUDE_DEG) * np.sin(2.0 * np.pi * cycles * wave_time) * raised
 
 
@@ -313,7 +337,7 @@ def action_dofs(label: int, action_time: np.ndarray, rng: np.random.Generator) -
         if label in _WAVE_CYCLES:
             _add_wave(dofs, _WAVE_CYCLES[label], local_time, rng)
         else:
-            _add_ordered_pieces(dofs, _ORDERED_PIECES[label], local_time, rng)
+            _add_ordered_pieces(dofs, _ORDERED_PIECES[label], local_time, rng, _PULSES[label % 3])
         people.append(dofs)
     return people
 
@@ -446,6 +470,11 @@ def ntu_name(setup: int, camera: int, performer: int, replication: int, action: 
     return f"S{setup:03d}C{camera:03d}P{performer:03d}R{replication:03d}A{action:03d}"
 
 
+def ntu_setup_actions(setup: int) -> range:
+    """The actions (1-based) performed in a setup: the NTU-60 classes, and in NTU-120 setups all of them."""
+    return range(1, (NTU60_NUM_CLASSES if setup in NTU60_SETUPS else NUM_CLASSES) + 1)
+
+
 def ntu_sample_names() -> list[str]:
     """All synthetic NTU sample names, sorted (the same for every seed)."""
     return sorted(
@@ -454,7 +483,7 @@ def ntu_sample_names() -> list[str]:
         for performer in performers
         for camera in NTU_CAMERAS
         for replication in NTU_REPLICATIONS
-        for action in range(1, NUM_CLASSES + 1)
+        for action in ntu_setup_actions(setup)
     )
 
 
@@ -652,7 +681,9 @@ def write_ntu(ntu_dir: Path, *, seed: int, progress: Callable[[Iterable], Iterab
         if name in missing:  # the sensor lost the performer in every frame
             frames = [[] for _ in frames]
         _write_text(skeleton_dir / f"{name}.skeleton", format_ntu_skeleton(frames), crlf=name in crlf)
-    _write_text(ntu_dir / NTU_MISSING_LIST, _missing_list_text(sorted(missing)))
+    # Both official lists, as the real downloads have them: NTU-60's names only its own samples.
+    _write_text(ntu_dir / NTU_MISSING_LISTS["ntu60"], _missing_list_text(sorted(filter(is_ntu60_sample, missing))))
+    _write_text(ntu_dir / NTU_MISSING_LISTS["ntu120"], _missing_list_text(sorted(missing)))
     return {"files": len(names), "missing_skeletons": len(missing)}
 
 
@@ -698,7 +729,7 @@ def _pku_schedule(labels: list[int], rng) -> tuple[int, list[PkuAction]]:
 def _pku_session_labels(subject_order: np.ndarray, session: int, rng) -> list[int]:
     """The session's share of the subject's classes plus a few repeats, in random order."""
     share = np.array_split(subject_order, len(PKU_SESSIONS))[session - 1].tolist()
-    extra = rng.choice(NUM_CLASSES, size=int(rng.integers(_PKU_EXTRA_ACTIONS[0], _PKU_EXTRA_ACTIONS[1] + 1)))
+    extra = rng.choice(NTU60_NUM_CLASSES, size=int(rng.integers(_PKU_EXTRA_ACTIONS[0], _PKU_EXTRA_ACTIONS[1] + 1)))
     labels = share + extra.tolist()
     return [int(label) for label in rng.permutation(labels)]
 
@@ -764,7 +795,7 @@ def write_pku_phase(phase_dir: Path, *, phase: int, seed: int, progress: Callabl
     sessions = [(subject, session) for subject in PKU_SUBJECTS for session in PKU_SESSIONS]
     for subject, session in progress(sessions):
         subject_rng = np.random.default_rng([seed, _PKU_SALT, phase, subject])
-        subject_order = subject_rng.permutation(NUM_CLASSES)  # the subject's sessions share out the classes
+        subject_order = subject_rng.permutation(NTU60_NUM_CLASSES)  # the subject's sessions share out the classes
         rng = np.random.default_rng([seed, _PKU_SALT, phase, subject, session])
         labels = _pku_session_labels(subject_order, session, rng)
         num_frames, actions = _pku_schedule(labels, rng)
@@ -836,6 +867,7 @@ def write_synthetic_raw(raw_dir: Path, *, seed: int = 0, progress: bool = True) 
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "num_classes": NUM_CLASSES,
+        "ntu60_num_classes": NTU60_NUM_CLASSES,
         "class_names": list(CLASS_NAMES),
         "two_person_classes": sorted(label + 1 for label in TWO_PERSON_CLASSES),
         "ntu": write_ntu(raw_dir / NTU_DIR, seed=seed, progress=bar("ntu")),
