@@ -1,16 +1,18 @@
 """Pretraining is worth it on the embedded dataset: with the example configs (the workflow default's
-settings), HA-CM's encoder is clearly above a random one under the linear protocol, and fine-tuning
-it is at least as good as its linear probe.
+settings), HA-CM's encoders of two pretraining seeds are clearly above a random one under the linear
+protocol, and fine-tuning is at least as good as the linear probe.
 
-Measured on the 2-core AMD EPYC machine, one thread (ntu60-xsub, linear top-1 of the last epoch): pretrained
-81.8 %, random encoders 39.3 / 38.3 / 39.3 % for seeds 0 / 1 / 2, fine-tuning the encoder 88.3 %. At this
-tiny budget (12 epochs, ~130 steps) pretraining is chaotic: a different rounding anywhere changes the
-outcome (before the release's masking criteria and initialisation, the same command gave 56.1 % on an
-AMD EPYC and 33.2 % on an Intel Xeon with AMX). The test runs the measured commands in fresh processes
-on one thread (deterministic on a given CPU) and asserts 10 points over the best of three random encoders.
+Measured on the 2-core AMD EPYC machine, one thread (ntu60-xsub, linear top-1 of the last epoch; generator
+version 3; `benchmarks/sweep_embedded_recipe.py`, README "Choosing the embedded recipe"): pretrained 58.8 /
+70.4 / 72.7 % for seeds 0 / 1 / 2, random encoders 34.7 / 35.6 / 38.0 %. At this tiny budget (12 epochs,
+~130 steps) pretraining is chaotic: a different rounding anywhere changes the outcome (before the
+release's masking criteria and initialisation, the same command gave 56.1 % on an AMD EPYC and 33.2 % on
+an Intel Xeon with AMX). The test runs the measured commands in fresh processes on one thread
+(deterministic on a given CPU) and asserts, for pretraining seeds 0 and 1, 10 points over the best of
+three random encoders.
 
-Not part of the default test run (CI comes on AMD EPYC and Intel Xeon with AMX machines, and the outcome
-differs between them): run it with `python -m pytest -m margin`.
+Not part of the default test run until the margin is shown on both CPU families the CI machines come in
+(AMD EPYC and Intel Xeon with AMX; only the first was available): run it with `python -m pytest -m margin`.
 """
 
 from __future__ import annotations
@@ -50,27 +52,35 @@ def top1(protocol: str, data: Path, encoder: str, out: Path, *overrides: str) ->
     return json.loads((out / "metrics.json").read_text())["top1"]
 
 
-@pytest.fixture(scope="module")
-def pretrained(synthetic_stores, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pretrained_example")
-    run_stage("pretrain", "--config", str(PRETRAIN_CONFIG), "--data", str(synthetic_stores / "ntu60-xsub"),
-              "--out", str(out))
-    return out / "encoder.pt"
+PRETRAIN_SEEDS = (0, 1)
 
 
 @pytest.fixture(scope="module")
-def linear_top1(pretrained, synthetic_stores, tmp_path_factory) -> float:
-    return top1("linear", synthetic_stores / "ntu60-xsub", str(pretrained), tmp_path_factory.mktemp("linear"))
+def pretrained(synthetic_stores, tmp_path_factory) -> dict[int, Path]:
+    encoders = {}
+    for seed in PRETRAIN_SEEDS:
+        out = tmp_path_factory.mktemp(f"pretrained_seed{seed}")
+        run_stage("pretrain", "--config", str(PRETRAIN_CONFIG), "--data", str(synthetic_stores / "ntu60-xsub"),
+                  "--out", str(out), "--set", f"seed={seed}")
+        encoders[seed] = out / "encoder.pt"
+    return encoders
+
+
+@pytest.fixture(scope="module")
+def linear_top1(pretrained, synthetic_stores, tmp_path_factory) -> dict[int, float]:
+    return {seed: top1("linear", synthetic_stores / "ntu60-xsub", str(encoder), tmp_path_factory.mktemp("linear"),
+                       f"seed={seed}")
+            for seed, encoder in pretrained.items()}
 
 
 def test_pretrained_encoder_is_clearly_above_random(linear_top1, synthetic_stores, tmp_path):
     data = synthetic_stores / "ntu60-xsub"
     random = [top1("linear", data, "none", tmp_path / f"random{seed}", f"seed={seed}") for seed in RANDOM_SEEDS]
-    print(f"\nlinear top-1: pretrained {linear_top1:.3f}, random encoders {', '.join(f'{r:.3f}' for r in random)}")
-    assert linear_top1 >= max(random) + MARGIN
+    print(f"\nlinear top-1: pretrained {linear_top1}, random encoders {', '.join(f'{r:.3f}' for r in random)}")
+    assert min(linear_top1.values()) >= max(random) + MARGIN
 
 
 def test_finetuning_is_at_least_as_good_as_linear(pretrained, linear_top1, synthetic_stores, tmp_path):
-    finetuned = top1("finetune", synthetic_stores / "ntu60-xsub", str(pretrained), tmp_path / "finetune")
-    print(f"\nfine-tune top-1 {finetuned:.3f}, linear {linear_top1:.3f}")
-    assert finetuned >= linear_top1
+    finetuned = top1("finetune", synthetic_stores / "ntu60-xsub", str(pretrained[0]), tmp_path / "finetune")
+    print(f"\nfine-tune top-1 {finetuned:.3f}, linear {linear_top1[0]:.3f}")
+    assert finetuned >= linear_top1[0]
