@@ -7,13 +7,14 @@ Layout of a store directory:
   valid_lengths.npy int32 (samples,)  frames with any non-zero value (the loader crops within these)
   labels.npy        int64 (samples,)  0-based class
   names.npy, setup.npy, camera.npy, performer.npy, replication.npy   per-sample metadata
-  info.json         dataset, benchmark, split, classes, counts
+  info.json         dataset, benchmark, split, classes, counts, content_sha256 (frames and metadata)
 The frame table is written as a stream (its `.npy` header is fixed up at the end) so a conversion
 never holds a whole split in memory, and the directory appears only when complete (atomic rename).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
@@ -73,6 +74,7 @@ class StoreWriter:
         self._lengths: list[int] = []
         self._valid: list[int] = []
         self._meta: list[SampleMeta] = []
+        self._digest = hashlib.sha256()  # of every sample's frames and metadata, in order: the store's identity
 
     def __len__(self) -> int:
         return len(self._meta)
@@ -82,6 +84,8 @@ class StoreWriter:
         if frames.ndim != 4 or frames.shape[1:] != FRAME_SHAPE or len(frames) == 0:
             raise ValueError(f"{meta.name}: frames must be (n>0, 2, 25, 3), got {frames.shape}")
         self._frames.write(frames.tobytes())
+        self._digest.update(repr(meta).encode())
+        self._digest.update(frames.tobytes())
         self._lengths.append(len(frames))
         self._valid.append(int(frames.reshape(len(frames), -1).any(axis=1).sum()))
         self._meta.append(meta)
@@ -104,7 +108,8 @@ class StoreWriter:
             arrays[field] = np.asarray([getattr(m, field) for m in self._meta], dtype=np.int16)
         for key, array in arrays.items():
             np.save(self._partial / f"{key}.npy", array)
-        info = {**self._info, "samples": len(self._meta), "frames": self._rows}
+        info = {**self._info, "samples": len(self._meta), "frames": self._rows,
+                "content_sha256": self._digest.hexdigest()}
         (self._partial / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         if self.directory.exists():
             shutil.rmtree(self.directory)
@@ -144,6 +149,14 @@ class SkeletonStore:
     @property
     def num_classes(self) -> int:
         return int(self.info["num_classes"])
+
+    @property
+    def identity(self) -> dict:
+        """What a checkpoint or cache made from this store records, to be reused only with the same data:
+        the content digest written by the conversion (None for stores written before it had one, which
+        then match nothing) and the counts."""
+        return {"content_sha256": self.info.get("content_sha256"), "samples": len(self),
+                "frames": int(len(self.frames))}
 
     def sequence(self, index: int) -> np.ndarray:
         """The stored frames of one sample, (length, 2, 25, 3), as a view of the map."""

@@ -49,6 +49,7 @@ from hacm.train.checkpoint import (
     git_commit,
     load_resumable,
     load_state,
+    module_digest,
     restore_rng_state,
     rng_state,
 )
@@ -165,6 +166,8 @@ class Run:
         if self.test_store.num_classes != self.classes:
             raise RunError(f"{self.data_dir}: train and test stores disagree on the number of classes")
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # What this run's checkpoint and feature cache are made from: reused only with the same stores.
+        self.data_identity = {"train": self.train_store.identity, "test": self.test_store.identity}
         self.log: MetricsLog | None = None  # opened by _resume: emptied for a fresh start, kept on a resume
         self.last_checkpoint = time.monotonic()
 
@@ -193,7 +196,7 @@ def encode_pooled(encoder: SkeletonEncoder, feeder: Feeder, batches, device, aut
 def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimizer, scaler, generators) -> int:
     """Load the run's checkpoint when there is one; the first epoch still to train."""
     state = load_resumable(run.out_dir / CHECKPOINT, resolved, restart_on_change=run.restart_on_change,
-                           map_location=run.device)
+                           map_location=run.device, data=run.data_identity)
     if state is None:
         run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=None)
         return 1
@@ -219,7 +222,8 @@ def _save(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimiz
     run.last_checkpoint = now
     atomic_save({**{key: module.state_dict() for key, module in modules.items()}, "optimizer": optimizer.state_dict(),
                  "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch,
-                 "rng": rng_state(generators), "config": resolved, "git_commit": git_commit()},
+                 "rng": rng_state(generators), "config": resolved, "data": run.data_identity,
+                 "git_commit": git_commit()},
                 run.out_dir / CHECKPOINT)
 
 
@@ -252,11 +256,13 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
     if not settings.augment:
         cache = run.out_dir / FEATURE_CACHE
         state = load_state(cache) if cache.exists() else None
-        if state is None or state.get("encoder_sha256") != loaded.sha256 or state.get("frames") != frames:
+        # The features are a function of the encoder's weights (a random encoder has no file: its digest
+        # is of the weights), the frame count and the training store: all three make the key.
+        key = {"encoder": module_digest(encoder), "frames": frames, "train": run.train_store.identity}
+        if state is None or state.get("key") != key:
             features, labels = encode_pooled(encoder, run.feeder(run.train_store, train=False, frames=frames),
                                              run.ordered_batches(run.train_store), device)
-            atomic_save({"features": features, "labels": labels, "encoder_sha256": loaded.sha256,
-                         "frames": frames}, cache)
+            atomic_save({"features": features, "labels": labels, "key": key}, cache)
             state = {"features": features, "labels": labels}
         cached = (state["features"].to(device), state["labels"].to(device))
     train_feeder = run.feeder(run.train_store, train=True, frames=frames) if settings.augment else None
@@ -379,9 +385,10 @@ def evaluate(run: Run) -> dict:
     # process did before (tests run several evaluations in one process).
     torch.manual_seed(config.seed)
     loaded = build_encoder(run.encoder_path, config, drop_path=drop_path)
-    resolved = {"protocol": run.protocol, "encoder_sha256": loaded.sha256, "config": config.to_dict(),
-                "data": str(run.data_dir)}
-    (run.out_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    # What a checkpoint must match to be resumed; the data is matched by content (run.data_identity),
+    # not by its path, so a moved store still resumes and another store never does.
+    resolved = {"protocol": run.protocol, "encoder_sha256": loaded.sha256, "config": config.to_dict()}
+    (run.out_dir / "config.yaml").write_text(yaml.safe_dump({**resolved, "data": str(run.data_dir)}, sort_keys=False))
     semi = None
     subset = None
     if run.protocol == "semi":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -58,23 +59,38 @@ def load_state(path: Path, *, map_location="cpu") -> dict:
 
 
 def load_resumable(path: Path, resolved: dict, *, restart_on_change: bool, map_location="cpu",
-                   announce: bool = True) -> dict | None:
+                   announce: bool = True, data: dict | None = None) -> dict | None:
     """The checkpoint to resume from: None when there is none, or when it was written with another
-    configuration and `restart_on_change` (it is then left to be overwritten by the new run's first
-    save, so that no process of a data-parallel job deletes what another is reading); otherwise a
-    changed configuration is an error rather than mixed in."""
+    configuration or from other data (`data`: the identity of the stores it trains on) and
+    `restart_on_change` (it is then left to be overwritten by the new run's first save, so that no
+    process of a data-parallel job deletes what another is reading); otherwise a change is an error
+    rather than mixed in."""
     path = Path(path)
     if not path.exists():
         return None
     state = load_state(path, map_location=map_location)
-    if state.get("config") == resolved:
+    if state.get("config") != resolved:
+        change = "with another configuration"
+    elif data is not None and state.get("data") != data:
+        change = "from other data (the stores' content digests differ)"
+    else:
         return state
     if not restart_on_change:
-        raise CheckpointError(f"{path} was written with another configuration; use a new --out or delete it "
-                              "to start over")
+        raise CheckpointError(f"{path} was written {change}; use a new --out or delete it to start over")
     if announce:
-        print(f"{path} was written with another configuration; starting over", file=sys.stderr)
+        print(f"{path} was written {change}; starting over", file=sys.stderr)
     return None
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's parameters and buffers (names, dtypes, shapes, values): the identity of
+    weights that have no file, such as a random encoder's."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def _reason(error: Exception) -> str:

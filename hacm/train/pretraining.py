@@ -142,8 +142,9 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
     resolved = config.to_dict()
     start_epoch = 1
     checkpoint_path = out_dir / CHECKPOINT
+    data_identity = {"train": train_store.identity}
     state = load_resumable(checkpoint_path, resolved, restart_on_change=restart_on_change, map_location=device,
-                           announce=context.is_main)
+                           announce=context.is_main, data=data_identity)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -201,7 +202,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch,
                          "step": epoch * steps_per_epoch, "rng": rng_state({"mask": mask_generator}),
-                         "config": resolved, "git_commit": git_commit()}, checkpoint_path)
+                         "config": resolved, "data": data_identity, "git_commit": git_commit()}, checkpoint_path)
             plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=f"{config.method} pretraining ({data_dir.name})")
             if last:
                 write_encoder(out_dir / ENCODER, model, config, epoch)

@@ -1,0 +1,113 @@
+"""What a run reuses (a checkpoint, the linear feature cache) is reused only when it was made from the same
+configuration, encoder weights and data; otherwise the run starts over (--restart-on-change, as the
+workflow asks) or stops with one line saying what differs. Reliability probe, headline defects 1 and 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import yaml
+
+from hacm.data.storage import SkeletonStore
+from hacm.evaluate import main as evaluate_main
+from hacm.pretrain import main as pretrain_main
+from hacm.train.checkpoint import module_digest
+from tests.conftest import TINY_ARCHITECTURE
+
+EVAL = {"seed": 0, "model": TINY_ARCHITECTURE, "data": {"batch_size": 64}, "linear": {"epochs": 3}}
+PRETRAIN = {"model": TINY_ARCHITECTURE, "data": {"batch_size": 32}, "optim": {"epochs": 2, "warmup_epochs": 1},
+            "monitor": {"knn_every": 0}}
+
+
+def write(path: Path, document: dict) -> Path:
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def linear(config: Path, data: Path, out: Path, *extra: str) -> dict:
+    assert evaluate_main(["--protocol", "linear", "--config", str(config), "--data", str(data), "--encoder", "none",
+                          "--out", str(out), "--no-progress", *extra]) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_stores_carry_a_content_digest_that_tells_data_apart(synthetic_stores):
+    a, b = (SkeletonStore(synthetic_stores / benchmark / "train") for benchmark in ("ntu60-xsub", "ntu60-xview"))
+    assert len(a.identity["content_sha256"]) == 64 and a.identity != b.identity
+    assert SkeletonStore(synthetic_stores / "ntu60-xsub" / "train").identity == a.identity
+
+
+def test_module_digest_follows_the_weights():
+    torch.manual_seed(0)
+    first = torch.nn.Linear(4, 3)
+    torch.manual_seed(0)
+    same = torch.nn.Linear(4, 3)
+    assert module_digest(first) == module_digest(same)
+    with torch.no_grad():
+        same.bias[0] += 1e-6
+    assert module_digest(first) != module_digest(same)
+
+
+def test_linear_feature_cache_is_not_reused_for_another_random_encoder(synthetic_stores, tmp_path):
+    """Defect 1: a rerun into the same folder with another random encoder (another architecture) and
+    --restart-on-change reported the old encoder's cached features; it must equal a fresh folder's run."""
+    data = synthetic_stores / "ntu60-xsub"
+    linear(write(tmp_path / "a.yaml", EVAL), data, tmp_path / "run")
+    other = {**EVAL, "model": {**TINY_ARCHITECTURE, "depth": TINY_ARCHITECTURE.get("depth", 1) + 1}}
+    config = write(tmp_path / "b.yaml", other)
+    rerun = linear(config, data, tmp_path / "run", "--restart-on-change")
+    fresh = linear(config, data, tmp_path / "fresh")
+    assert rerun["top1"] == fresh["top1"]
+    assert torch.equal(torch.load(tmp_path / "run" / "features.pt")["features"],
+                       torch.load(tmp_path / "fresh" / "features.pt")["features"])
+
+
+def test_linear_feature_cache_is_not_reused_on_other_data(synthetic_stores, tmp_path):
+    config = write(tmp_path / "a.yaml", EVAL)
+    linear(config, synthetic_stores / "ntu60-xsub", tmp_path / "run")
+    rerun = linear(config, synthetic_stores / "ntu60-xview", tmp_path / "run", "--restart-on-change")
+    fresh = linear(config, synthetic_stores / "ntu60-xview", tmp_path / "fresh")
+    assert rerun["top1"] == fresh["top1"] and rerun["num_train"] == fresh["num_train"]
+
+
+def test_evaluation_resumed_on_other_data_is_a_one_line_error(synthetic_stores, tmp_path, capsys):
+    config = write(tmp_path / "a.yaml", EVAL)
+    linear(config, synthetic_stores / "ntu60-xsub", tmp_path / "run")
+    code = evaluate_main(["--protocol", "linear", "--config", str(config), "--data",
+                          str(synthetic_stores / "ntu60-xview"), "--encoder", "none", "--out", str(tmp_path / "run"),
+                          "--no-progress"])
+    error = capsys.readouterr().err
+    assert code != 0 and "from other data" in error and "Traceback" not in error
+
+
+def pretrain(config: Path, data: Path, out: Path, *extra: str) -> int:
+    return pretrain_main(["--config", str(config), "--data", str(data), "--out", str(out), "--no-progress", *extra])
+
+
+def test_pretraining_resumed_on_other_data_stops_or_starts_over(synthetic_stores, tmp_path, capsys):
+    """Defect 2: an --out resumed with another --data mixed datasets (exit 0), and a finished run rerun on
+    new data re-emitted the old encoder."""
+    config = write(tmp_path / "pretrain.yaml", PRETRAIN)
+    assert pretrain(config, synthetic_stores / "ntu60-xsub", tmp_path / "run", "--stop-after-epochs", "1") == 0
+    assert pretrain(config, synthetic_stores / "ntu60-xview", tmp_path / "run") != 0
+    error = capsys.readouterr().err
+    assert "from other data" in error and "Traceback" not in error
+    # Workflow mode: start over on the new data, giving what a fresh folder gives.
+    assert pretrain(config, synthetic_stores / "ntu60-xview", tmp_path / "run", "--restart-on-change") == 0
+    assert pretrain(config, synthetic_stores / "ntu60-xview", tmp_path / "fresh") == 0
+    restarted, fresh = (encoder_weights(tmp_path / folder) for folder in ("run", "fresh"))
+    assert all(torch.equal(restarted[key], fresh[key]) for key in fresh)
+
+
+def encoder_weights(run: Path) -> dict:
+    return torch.load(run / "encoder.pt", weights_only=True)["state_dict"]
+
+
+def test_a_finished_pretraining_is_not_reemitted_for_new_data(synthetic_stores, tmp_path):
+    config = write(tmp_path / "pretrain.yaml", PRETRAIN)
+    assert pretrain(config, synthetic_stores / "ntu60-xsub", tmp_path / "run") == 0
+    before = encoder_weights(tmp_path / "run")
+    assert pretrain(config, synthetic_stores / "ntu60-xview", tmp_path / "run", "--restart-on-change") == 0
+    after = encoder_weights(tmp_path / "run")
+    assert any(not torch.equal(before[key], after[key]) for key in before)
