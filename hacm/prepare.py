@@ -8,6 +8,8 @@ bad files passes --max-bad-fraction, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -87,16 +89,48 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--max-bad-fraction must lie in [0, 1]")
     if args.dataset != "synthetic" and not args.raw.is_dir():
         parser.error(f"--raw {args.raw} is not a folder (run `python -m hacm.fetch {args.dataset}` first)")
+    out = args.out
+    staging = out.with_name(out.name + ".staging")
+    rejected = out.with_name(out.name + ".rejected-report.json")
+    _remove(staging)
     try:
-        reports = prepare(args)
+        # Everything is written into a staging folder and replaces `out` in one step once every check
+        # passed: a failed or interrupted run leaves the previous complete output as it was.
+        reports = prepare(argparse.Namespace(**{**vars(args), "out": staging}))
+        status = finish_report(reports, staging, max_bad_fraction=args.max_bad_fraction, shown_report=rejected)
     except (ConversionError, OSError, ValueError) as error:
-        print(f"hacm.prepare: error: {error}", file=sys.stderr)
+        _remove(staging)
+        print(f"hacm.prepare: error: {error}; {_unchanged(out)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("hacm.prepare: interrupted; no partial store was left behind", file=sys.stderr)
+        _remove(staging)
+        print(f"hacm.prepare: interrupted; {_unchanged(out)}", file=sys.stderr)
         return 130
-    return finish_report(reports, args.out, max_bad_fraction=args.max_bad_fraction)
+    if status:
+        os.replace(staging / "report.json", rejected)
+        _remove(staging)
+        print(f"hacm.prepare: {_unchanged(out)}", file=sys.stderr)
+        return status
+    rejected.unlink(missing_ok=True)
+    replaced = out.with_name(out.name + ".replaced")
+    _remove(replaced)
+    if out.exists():
+        os.replace(out, replaced)
+    os.replace(staging, out)
+    _remove(replaced)
+    return 0
 
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _unchanged(out: Path) -> str:
+    return (f"{out} was left as it was (its previous complete output)" if out.exists()
+            else f"nothing was written to {out}")
 
 if __name__ == "__main__":
     sys.exit(main())

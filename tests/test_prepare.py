@@ -82,11 +82,64 @@ def test_bad_files_are_reported_and_good_ones_converted(raw_folder, tmp_path, ca
                                   "S003C001P015R001A034"]  # performers 1 and 15 train; 3 and 20 test
 
 
-def test_too_many_bad_files_fail_the_run(raw_folder, tmp_path):
+def tree_digest(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_too_many_bad_files_fail_the_run_and_leave_no_store(raw_folder, tmp_path, capsys):
     raw, _ = raw_folder
     status = prepare_main(["ntu60", "--raw", str(raw), "--out", str(tmp_path / "o"), "--workers", "1"])
     assert status == 1  # 6 bad of 13 in scope > 2 %
-    assert (tmp_path / "o" / "report.json").exists()
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.staging").exists()
+    rejected = tmp_path / "o.rejected-report.json"
+    assert json.loads(rejected.read_text())["parts"][0]["files_bad"] == 6
+    assert str(rejected) in capsys.readouterr().err
+
+
+def test_a_failed_prepare_leaves_the_previous_output_untouched(raw_folder, tmp_path, capsys):
+    """Reliability probe, defect 3: stores used to be replaced one by one before the bad-fraction check,
+    leaving a mix of new and old splits (and the old report) that looked valid."""
+    raw, _ = raw_folder
+    out = tmp_path / "o"
+    assert prepare_main(["ntu60", "--raw", str(raw), "--out", str(out), "--workers", "2",
+                         "--max-bad-fraction", "0.5"]) == 0
+    before = tree_digest(out)
+    (raw / "nturgb+d_skeletons" / "S001C001P001R001A050.skeleton").unlink()  # the data changes ...
+    assert prepare_main(["ntu60", "--raw", str(raw), "--out", str(out), "--workers", "2"]) == 1  # ... and fails
+    assert tree_digest(out) == before and not (tmp_path / "o.staging").exists()
+    assert "was left as it was" in capsys.readouterr().err
+    # A run that passes replaces the output as a whole, and drops the stale rejected report.
+    assert prepare_main(["ntu60", "--raw", str(raw), "--out", str(out), "--workers", "2",
+                         "--max-bad-fraction", "0.5"]) == 0
+    assert len(SkeletonStore(out / "ntu60-xsub" / "train")) + len(SkeletonStore(out / "ntu60-xsub" / "test")) \
+        == len(GOOD) - 1
+    assert not (tmp_path / "o.rejected-report.json").exists()
+
+
+def test_ctrl_c_during_a_multi_worker_prepare_exits_promptly(synthetic_raw, tmp_path):
+    """Reliability probe, defect 4: Ctrl-C could hang forever in the pool's terminate (2 of 14 tries).
+    SIGINT goes to the whole process group, as a terminal sends it; interrupted at several moments."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "o"
+    for delay in (0.8, 1.2, 1.6, 2.0, 2.4, 2.8):
+        process = subprocess.Popen([sys.executable, "-m", "hacm.prepare", "synthetic", "--raw", str(synthetic_raw),
+                                    "--out", str(out), "--workers", "2"], start_new_session=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"prepare did not exit within 30 s of Ctrl-C at {delay} s")
+        assert process.returncode in (0, 130), stderr[-2000:]
+        assert "Traceback" not in stderr
+        assert not (tmp_path / "o.staging").exists()
+        if process.returncode == 130:
+            assert "interrupted" in stderr and ("left as it was" in stderr or "nothing was written" in stderr)
 
 
 def test_usage_errors_are_one_line(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -127,7 +128,10 @@ def parallel_map(function: Callable, items: list, *, workers: int, description: 
         results: Iterable = map(function, items)
         pool = None
     else:
-        pool = multiprocessing.get_context("fork").Pool(workers)
+        # Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and a worker killed in the
+        # middle of sending a result leaves the pool's queue locked, so terminate() would wait forever.
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=signal.signal,
+                                                         initargs=(signal.SIGINT, signal.SIG_IGN))
         chunk = max(1, min(32, len(items) // (workers * 8) or 1))
         results = pool.imap(function, items, chunksize=chunk)
     try:
@@ -311,8 +315,10 @@ def bad_fraction(report: ConversionReport) -> float:
     return report.files_bad / max(considered, 1)
 
 
-def finish_report(reports: list[ConversionReport], out: Path, *, max_bad_fraction: float) -> int:
-    """Write report.json, print one stderr line per problem and a summary per part; the exit status."""
+def finish_report(reports: list[ConversionReport], out: Path, *, max_bad_fraction: float,
+                  shown_report: Path | None = None) -> int:
+    """Write report.json, print one stderr line per problem and a summary per part; the exit status.
+    `shown_report`: where the report will be when the user reads the error (default out/report.json)."""
     out.mkdir(parents=True, exist_ok=True)
     document = {"max_bad_fraction": max_bad_fraction, "parts": [r.to_json() for r in reports]}
     (out / "report.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -331,7 +337,7 @@ def finish_report(reports: list[ConversionReport], out: Path, *, max_bad_fractio
         if share > max_bad_fraction:
             print(
                 f"hacm.prepare: error: {share:.1%} of the {report.dataset} files are bad, more than "
-                f"the allowed {max_bad_fraction:.1%} (--max-bad-fraction); see {out / 'report.json'}",
+                f"the allowed {max_bad_fraction:.1%} (--max-bad-fraction); see {shown_report or out / 'report.json'}",
                 file=sys.stderr,
             )
             status = 1
