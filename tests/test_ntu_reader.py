@@ -161,6 +161,8 @@ def test_flat_body_is_dropped_by_spread():
         ("1\n1\n7 0 1 1 1 1 0 0 0 2\n24\n" + "0 0 0 0 0 0 0 0 0 0 0 2\n" * 24, "24 joints"),
         ("1\n1\n7 0 1 1 1 1 0 0 0 2\n25\n" + "0 abc 0 0 0 0 0 0 0 0 0 2\n" * 25, "non-numeric"),
         ("1\n1\n7 0 1 1 1 1 0 0 0 2\n25\n" + "0 nan 0 0 0 0 0 0 0 0 0 2\n" * 25, "NaN"),
+        # Finite in float64, infinite in the float32 store: rejected, not stored as inf.
+        ("1\n1\n7 0 1 1 1 1 0 0 0 2\n25\n" + "0 1e39 0 0 0 0 0 0 0 0 0 2\n" * 25, "beyond float32"),
         ("2\n0\n0\n", "no body"),
         ("x\n", "non-numeric"),
     ],

@@ -45,7 +45,7 @@ def test_all_zero_interval_is_reported_not_kept(tmp_path: Path):
 @pytest.mark.parametrize(
     ("text", "reason"),
     [("", "empty"), ("1 2 3\n", "expected 150"), (" ".join(["x"] * 150) + "\n", "non-numeric"),
-     (" ".join(["inf"] * 150) + "\n", "infinite")],
+     (" ".join(["inf"] * 150) + "\n", "infinite"), (" ".join(["1e39"] * 150) + "\n", "beyond float32")],
 )
 def test_bad_skeleton_files(tmp_path: Path, text, reason):
     path = tmp_path / "0002-L.txt"

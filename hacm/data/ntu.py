@@ -19,7 +19,7 @@ import pandas as pd
 
 from hacm.data.denoise import select_actors
 from hacm.data.normalise import normalise_sequence
-from hacm.data.raw import NUM_JOINTS, RawBody, RawSkeleton, SkeletonFormatError
+from hacm.data.raw import NON_FINITE, NUM_JOINTS, RawBody, RawSkeleton, SkeletonFormatError
 
 BODY_HEADER_VALUES = 10  # id, clipped edges, hands (4), restricted, lean x/y, tracking state
 JOINT_VALUES = 12  # xyz, depth xy, colour xy, orientation wxyz, tracking state
@@ -127,10 +127,11 @@ def _xyz_values(tokens: list[bytes], starts: list[int]) -> np.ndarray:
         return np.zeros((0, NUM_JOINTS, 3), np.float32)
     offsets = (np.arange(NUM_JOINTS)[:, None] * JOINT_VALUES + np.arange(3)[None, :]).ravel()
     positions = (np.asarray(starts)[:, None] + offsets[None, :]).ravel().tolist()
-    values = parse_numbers(operator.itemgetter(*positions)(tokens))
+    # Checked in the dtype the store keeps: 1e39 is finite in float64 and inf in float32.
+    values = parse_numbers(operator.itemgetter(*positions)(tokens)).astype(np.float32)
     if not np.isfinite(values).all():
-        raise SkeletonFormatError("NaN or infinite joint coordinate")
-    return values.astype(np.float32).reshape(len(starts), NUM_JOINTS, 3)
+        raise SkeletonFormatError(NON_FINITE)
+    return values.reshape(len(starts), NUM_JOINTS, 3)
 
 
 def _assemble(name: str, num_frames: int, frames: np.ndarray, ids: list[str], joints: np.ndarray) -> RawSkeleton:
@@ -197,7 +198,7 @@ def _parse_fast(data: bytes, name: str) -> RawSkeleton | None:
         return None
     rows = np.asarray(header_rows, dtype=np.int64)
     joints = table[(rows[:, None] + 2 + np.arange(NUM_JOINTS)[None, :]).reshape(-1)] if len(rows) else table[:0]
-    if not np.isfinite(joints).all():
+    if not np.isfinite(joints.astype(np.float32)).all():  # as float32, the dtype of the store
         return None
     line_starts = np.concatenate([[0], np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")) + 1])
     ids = [data[start : start + 64].split(None, 1)[0].decode("ascii", "replace") for start in line_starts[rows].tolist()]

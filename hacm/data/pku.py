@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hacm.data.normalise import normalise_sequence
-from hacm.data.raw import NUM_JOINTS, SkeletonFormatError
+from hacm.data.raw import NON_FINITE, NUM_JOINTS, SkeletonFormatError
 
 PKU_VALUES_PER_FRAME = 2 * NUM_JOINTS * 3
 MAX_PKU_FRAMES = 300
@@ -58,9 +58,10 @@ def read_pku_skeleton(path: str | Path) -> np.ndarray:
         values = np.array(b" ".join(lines).split(), dtype=np.float64)
     except ValueError:
         raise SkeletonFormatError("non-numeric text in a frame line") from None
+    values = values.astype(np.float32)  # checked in the dtype of the store: 1e39 is inf in float32
     if not np.isfinite(values).all():
-        raise SkeletonFormatError("NaN or infinite joint coordinate")
-    return values.astype(np.float32).reshape(len(lines), 2, NUM_JOINTS, 3)
+        raise SkeletonFormatError(NON_FINITE)
+    return values.reshape(len(lines), 2, NUM_JOINTS, 3)
 
 
 def read_pku_labels(path: str | Path) -> list[PkuInterval]:

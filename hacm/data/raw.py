@@ -13,6 +13,9 @@ class SkeletonFormatError(ValueError):
     """A raw skeleton file that cannot be used; the message says why."""
 
 
+NON_FINITE = "NaN, infinite or out-of-range joint coordinate (beyond float32, the stores' dtype)"
+
+
 @dataclass(frozen=True)
 class RawBody:
     """One tracked body id over the frames in which it appears."""
