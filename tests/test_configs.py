@@ -23,6 +23,11 @@ def test_exponent_numbers_read_as_text_become_numbers():
     ({"optim": {"epochs": True}}, "optim.epochs"),
     ({"model": {"dim": "1.5"}}, "model.dim"),
     ({"linear": {"epochs": [3]}}, "linear.epochs"),
+    # Reliability probe: `hyperbolic: "false"` trained the hyperbolic model and recorded 'false'.
+    ({"model": {"hyperbolic": "false"}}, "model.hyperbolic: expected true or false"),
+    ({"model": {"keep_high_scores": 0}}, "model.keep_high_scores"),
+    ({"linear": {"augment": "no"}}, "linear.augment"),
+    ({"seed": True}, "seed"),
 ])
 def test_a_wrong_type_is_an_error_that_names_the_key(document, key):
     parse = EvalConfig.from_dict if "linear" in document else PretrainConfig.from_dict

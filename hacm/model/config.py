@@ -157,13 +157,16 @@ class ModelConfig:
 
 
 def coerce_numbers(cls, data: dict, section: str) -> dict:
-    """Numbers written as text turned into numbers, anything else in a number's place a clear error.
+    """Numbers written as text turned into numbers, anything else in a number's place a clear error;
+    a boolean key takes only true or false.
 
     YAML 1.1 (PyYAML, Snakemake) reads `1e-3` as the string "1e-3"; the intended value is plain."""
     types = {f.name: str(f.type) for f in fields(cls)}
     result = dict(data)
     for key, value in data.items():
         kind = types.get(key, "")
+        if kind == "bool" and not isinstance(value, bool):  # "false" is a true string: never guess
+            raise ConfigError(f"{section}.{key}: expected true or false, got {value!r}")
         if kind.split(" |")[0] not in ("int", "float") or value is None:
             continue
         if isinstance(value, str):

@@ -150,7 +150,7 @@ def top_level_fields(cls, data: dict | None) -> tuple[dict, str, int, ModelConfi
     if method not in PRESETS:
         raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")
     seed = data.get("seed", 0)
-    require(isinstance(seed, int) and seed >= 0, "seed", "must be a non-negative integer")
+    require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", "must be a non-negative integer")
     return data, method, seed, ModelConfig.from_dict({**PRESETS[method], **(data.get("model") or {})})
 
 
