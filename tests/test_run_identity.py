@@ -111,3 +111,15 @@ def test_a_finished_pretraining_is_not_reemitted_for_new_data(synthetic_stores, 
     assert pretrain(config, synthetic_stores / "ntu60-xview", tmp_path / "run", "--restart-on-change") == 0
     after = encoder_weights(tmp_path / "run")
     assert any(not torch.equal(before[key], after[key]) for key in before)
+
+
+def test_a_torn_last_log_line_does_not_block_resuming(tmp_path):
+    """A kill in the middle of a write leaves half a JSON line; resuming used to fail on it."""
+    from hacm.train.monitor import MetricsLog
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"kind": "epoch", "epoch": 1}\n{"kind": "epoch", "epoch": 2}\n{"kind": "step", "epo')
+    log = MetricsLog(path, keep_through_epoch=1)
+    assert log.records() == [{"kind": "epoch", "epoch": 1}]
+    log.write({"kind": "epoch", "epoch": 2, "loss": 0.5})
+    assert [record["epoch"] for record in log.records()] == [1, 2]

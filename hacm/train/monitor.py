@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 
 class MetricsLog:
-    """Append-only JSON lines; on resume, lines past the checkpoint's epoch are dropped first."""
+    """Append-only JSON lines; on resume, lines past the checkpoint's epoch are dropped first, and a line
+    torn by a kill in the middle of a write (the only way a line can be incomplete) is dropped too."""
 
     def __init__(self, path: Path, *, keep_through_epoch: int | None = None, enabled: bool = True) -> None:
         self.path = Path(path)
@@ -21,9 +22,8 @@ class MetricsLog:
         if keep_through_epoch is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("epoch", 0) <= keep_through_epoch]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            kept = [record for record in self.records() if record.get("epoch", 0) <= keep_through_epoch]
+            self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
 
     def write(self, record: dict) -> None:
         if self.enabled:
@@ -33,7 +33,20 @@ class MetricsLog:
     def records(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return read_records(self.path.read_text())
+
+
+def read_records(text: str) -> list[dict]:
+    """The JSON objects of a metrics log, without lines torn by an interrupted write."""
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def plot_loss_curve(records: Iterable[dict], path: Path, *, title: str) -> None:
