@@ -18,7 +18,7 @@ from hacm.eval.config import PROTOCOLS, load_eval_config
 from hacm.eval.protocols import Run, evaluate
 from hacm.model.config import ConfigError
 from hacm.runtime import ensure_allocator_settings
-from hacm.train.checkpoint import CheckpointError
+from hacm.train.checkpoint import CheckpointError, check_run_folder
 from hacm.train.pretraining import RunError
 
 
@@ -50,13 +50,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     encoder = None if args.encoder.lower() == "none" else Path(args.encoder)
     try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        print(f"hacm.evaluate: error: --device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)", file=sys.stderr)
+        return 2
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"hacm.evaluate: error: --device {args.device}: this PyTorch sees no CUDA device", file=sys.stderr)
+        return 2
+    try:
+        check_run_folder(args.out)
         run = Run(protocol=args.protocol, config=config, data_dir=args.data, out_dir=args.out, encoder_path=encoder,
-                  device=torch.device(args.device), show_progress=not args.no_progress,
+                  device=device, show_progress=not args.no_progress,
                   restart_on_change=args.restart_on_change)
         metrics = evaluate(run)
     except (StoreError, CheckpointError, RunError, ConfigError) as error:
         print(f"hacm.evaluate: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"hacm.evaluate: interrupted; run the same command again to resume {args.out} from its last "
+              "checkpoint", file=sys.stderr)
+        return 130
     print(f"hacm.evaluate: {args.protocol} on {metrics['dataset'].get('benchmark')}: top-1 "
           f"{100 * metrics['top1']:.2f} % at the last epoch, {100 * metrics['best_top1']:.2f} % at the best "
           f"(epoch {metrics['best_epoch']}), top-5 {100 * metrics['top5']:.2f} % ({metrics['mode']}); {args.out}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from hacm.data.storage import StoreError
 from hacm.model.config import ConfigError
 from hacm.runtime import ensure_allocator_settings
-from hacm.train.checkpoint import CheckpointError
+from hacm.train.checkpoint import CheckpointError, check_run_folder
 from hacm.train.config import load_pretrain_config
 from hacm.train.distributed import setup_distributed, teardown_distributed
 from hacm.train.engine import NonFiniteLoss
@@ -48,12 +48,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     context = setup_distributed()
     try:
+        check_run_folder(args.out)
         record = run_pretraining(config, data_dir=args.data, out_dir=args.out, context=context,
                                  stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress,
                                  restart_on_change=args.restart_on_change)
     except (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError) as error:
         print(f"hacm.pretrain: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"hacm.pretrain: interrupted; run the same command again to resume {args.out} from its last "
+              "checkpoint", file=sys.stderr)
+        return 130
     finally:
         teardown_distributed()
     if context.is_main and record:

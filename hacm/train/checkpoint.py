@@ -30,6 +30,13 @@ def git_commit() -> str:
         return "unknown"
 
 
+def check_run_folder(out: Path) -> None:
+    """A run's --out must be a folder (or not exist yet): a file there is a one-line error, not a traceback."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"--out {out} is a file, not a run folder")
+
+
 def atomic_save(state: dict, path: Path) -> None:
     """torch.save to a temporary file in the same folder, then rename: a kill never leaves half a file."""
     path = Path(path)
