@@ -60,3 +60,10 @@ def test_bad_label_files(tmp_path: Path, text):
     path.write_text(text)
     with pytest.raises(SkeletonFormatError):
         read_pku_labels(path)
+
+
+def test_a_label_file_with_a_utf8_bom_is_read(tmp_path: Path):
+    """Files saved by some Windows editors start with a byte-order mark; it is not part of the first label."""
+    path = tmp_path / "0002-L.txt"
+    path.write_bytes("\ufeff1,0,10,1\n2,25,40,2\n".encode("utf-8"))
+    assert [(i.label, i.start, i.end) for i in read_pku_labels(path)] == [(1, 0, 10), (2, 25, 40)]

@@ -77,6 +77,19 @@ def test_unknown_keys_are_rejected_with_their_name(tmp_path):
     assert result.returncode != 0 and "dimension" in result.stdout + result.stderr
 
 
+def test_a_config_must_state_its_stages_and_booleans_are_booleans(tmp_path):
+    """Reliability probe: a config without `pretrain:` planned the paper's 400-epoch model on any data, and an
+    ablation's `hyperbolic: "false"` passed the DAG-time check and trained the hyperbolic model."""
+    smoke = yaml.safe_load(SMOKE_CONFIG.read_text())
+    without = write_config(tmp_path / "without.yaml", {key: value for key, value in smoke.items() if key != "pretrain"})
+    result = snakemake("-n", "--configfile", str(without), workdir=tmp_path)
+    assert result.returncode != 0 and "'pretrain' is a required property" in result.stdout + result.stderr
+    text = yaml.safe_load(SMOKE_CONFIG.read_text())
+    text["ablations"]["variants"] = {"euclidean": {"label": "x", "pretrain": {"model": {"hyperbolic": "false"}}}}
+    result = snakemake("-n", "--configfile", str(write_config(tmp_path / "text.yaml", text)), workdir=tmp_path)
+    assert result.returncode != 0 and "expected true or false" in result.stdout + result.stderr
+
+
 def test_an_ablation_target_builds_only_its_row(tmp_path):
     jobs = planned_jobs(snakemake("-n", "ablation_euclidean", workdir=tmp_path))
     assert jobs == {"synthetic_dataset": 1, "pretrain_config": 1, "pretrain": 1, "evaluate_config": 1, "evaluate": 1,

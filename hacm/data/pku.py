@@ -67,7 +67,7 @@ def read_pku_skeleton(path: str | Path) -> np.ndarray:
 def read_pku_labels(path: str | Path) -> list[PkuInterval]:
     """The labelled intervals of a PKU-MMD label file."""
     intervals = []
-    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = Path(path).read_text(encoding="utf-8-sig", errors="replace").splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
