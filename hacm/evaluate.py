@@ -18,7 +18,7 @@ from hacm.eval.config import PROTOCOLS, load_eval_config
 from hacm.eval.protocols import Run, evaluate
 from hacm.model.config import ConfigError
 from hacm.runtime import ensure_allocator_settings
-from hacm.train.checkpoint import CheckpointError, check_run_folder
+from hacm.train.checkpoint import CheckpointError, RunFolderLock
 from hacm.train.pretraining import RunError
 
 
@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hacm.evaluate: error: --device {args.device}: this PyTorch sees no CUDA device", file=sys.stderr)
         return 2
     try:
-        check_run_folder(args.out)
-        run = Run(protocol=args.protocol, config=config, data_dir=args.data, out_dir=args.out, encoder_path=encoder,
-                  device=device, show_progress=not args.no_progress,
-                  restart_on_change=args.restart_on_change)
-        metrics = evaluate(run)
+        with RunFolderLock(args.out):
+            run = Run(protocol=args.protocol, config=config, data_dir=args.data, out_dir=args.out,
+                      encoder_path=encoder, device=device, show_progress=not args.no_progress,
+                      restart_on_change=args.restart_on_change)
+            metrics = evaluate(run)
     except (StoreError, CheckpointError, RunError, ConfigError) as error:
         print(f"hacm.evaluate: error: {error}", file=sys.stderr)
         return 1

@@ -8,13 +8,14 @@ Run again on the same OUT to resume. Under `torchrun --nproc_per_node=K` it trai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from hacm.data.storage import StoreError
 from hacm.model.config import ConfigError
 from hacm.runtime import ensure_allocator_settings
-from hacm.train.checkpoint import CheckpointError, check_run_folder
+from hacm.train.checkpoint import CheckpointError, RunFolderLock
 from hacm.train.config import load_pretrain_config
 from hacm.train.distributed import setup_distributed, teardown_distributed
 from hacm.train.engine import NonFiniteLoss
@@ -48,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     context = setup_distributed()
     try:
-        check_run_folder(args.out)
-        record = run_pretraining(config, data_dir=args.data, out_dir=args.out, context=context,
-                                 stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress,
-                                 restart_on_change=args.restart_on_change)
+        with RunFolderLock(args.out) if context.is_main else contextlib.nullcontext():
+            record = run_pretraining(config, data_dir=args.data, out_dir=args.out, context=context,
+                                     stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress,
+                                     restart_on_change=args.restart_on_change)
     except (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError) as error:
         print(f"hacm.pretrain: error: {error}", file=sys.stderr)
         return 1

@@ -57,3 +57,19 @@ def test_ctrl_c_in_pretraining_is_one_line_and_resumable(synthetic_stores, tmp_p
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in stderr and "resume" in stderr
     assert "Traceback" not in stderr
+
+
+def test_two_runs_cannot_write_one_folder(synthetic_stores, tmp_path):
+    """Reliability probe: nothing stopped two runs writing one output folder."""
+    from hacm.train.checkpoint import CheckpointError, RunFolderLock
+
+    out = tmp_path / "run"
+    with RunFolderLock(out):
+        with pytest.raises(CheckpointError, match="in use by another run"):
+            RunFolderLock(out).__enter__()
+        result = stage("evaluate", "--protocol", "linear", "--config", str(EVALUATE), "--data",
+                       str(synthetic_stores / "ntu60-xsub"), "--encoder", "none", "--out", str(out))
+        assert result.returncode == 1 and "in use by another run (pid" in result.stderr
+        assert "Traceback" not in result.stderr
+    with RunFolderLock(out):  # released with its holder
+        pass

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+
+
+LOCK_FILE = ".lock"
 
 
 class CheckpointError(ValueError):
@@ -30,11 +35,40 @@ def git_commit() -> str:
         return "unknown"
 
 
-def check_run_folder(out: Path) -> None:
-    """A run's --out must be a folder (or not exist yet): a file there is a one-line error, not a traceback."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"--out {out} is a file, not a run folder")
+class RunFolderLock:
+    """Holds an advisory lock on a run folder while a run writes it: a second run on the same --out stops
+    with one line instead of interleaving its checkpoints and logs with the first. The lock goes with the
+    process (a killed run leaves nothing to clean up); `.lock` names the holder."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        self.handle = None
+
+    def __enter__(self) -> RunFolderLock:
+        if self.out.exists() and not self.out.is_dir():
+            raise CheckpointError(f"--out {self.out} is a file, not a run folder")
+        self.out.mkdir(parents=True, exist_ok=True)
+        handle = open(self.out / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise CheckpointError(f"{self.out} is in use by another run ({holder}); wait for it to finish or "
+                                  "use another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
 
 
 def atomic_save(state: dict, path: Path) -> None:
