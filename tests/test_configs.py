@@ -28,6 +28,9 @@ def test_exponent_numbers_read_as_text_become_numbers():
     ({"model": {"keep_high_scores": 0}}, "model.keep_high_scores"),
     ({"linear": {"augment": "no"}}, "linear.augment"),
     ({"seed": True}, "seed"),
+    ({"data": 5}, "data: must be a mapping"),
+    ({"model": [1]}, "model: must be a mapping"),
+    ({"linear": 5}, "linear: must be a mapping"),
 ])
 def test_a_wrong_type_is_an_error_that_names_the_key(document, key):
     parse = EvalConfig.from_dict if "linear" in document else PretrainConfig.from_dict

@@ -18,8 +18,17 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 LOADERS = ("auto", "device", "workers")
 
 
+def require_mapping(data, section: str) -> dict:
+    """A config section as a dict; anything else (a number, a list) is a one-line error naming it."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{section}: must be a mapping of keys, got {type(data).__name__} {data!r}")
+    return dict(data)
+
+
 def section_from_dict(cls, data: dict | None, section: str):
-    data = dict(data or {})
+    data = require_mapping(data, section)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -151,7 +160,7 @@ def top_level_fields(cls, data: dict | None) -> tuple[dict, str, int, ModelConfi
         raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")
     seed = data.get("seed", 0)
     require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", "must be a non-negative integer")
-    return data, method, seed, ModelConfig.from_dict({**PRESETS[method], **(data.get("model") or {})})
+    return data, method, seed, ModelConfig.from_dict({**PRESETS[method], **require_mapping(data.get("model"), "model")})
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
