@@ -123,3 +123,19 @@ def test_a_torn_last_log_line_does_not_block_resuming(tmp_path):
     assert log.records() == [{"kind": "epoch", "epoch": 1}]
     log.write({"kind": "epoch", "epoch": 2, "loss": 0.5})
     assert [record["epoch"] for record in log.records()] == [1, 2]
+
+
+def test_a_finished_run_whose_outputs_were_deleted_is_redone(synthetic_stores, tmp_path):
+    """The workflow deletes a job's outputs before rerunning it (e.g. after the stores were rewritten with
+    the same content): resuming the finished checkpoint used to leave metrics.jsonl missing, so every
+    rerun failed; the run is trained again, in full."""
+    config = write(tmp_path / "pretrain.yaml", PRETRAIN)
+    data = synthetic_stores / "ntu60-xsub"
+    assert pretrain(config, data, tmp_path / "run", "--restart-on-change") == 0
+    for output in ("encoder.pt", "metrics.jsonl", "loss_curve.png"):
+        (tmp_path / "run" / output).unlink()
+    assert pretrain(config, data, tmp_path / "run", "--restart-on-change") == 0
+    assert all((tmp_path / "run" / output).is_file() for output in ("encoder.pt", "metrics.jsonl", "loss_curve.png"))
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line)["kind"] == "epoch"]
+    assert epochs == [1, 2]

@@ -7,6 +7,7 @@ every random state and the resolved config; data order and augmentation are func
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +146,12 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
     data_identity = {"train": train_store.identity}
     state = load_resumable(checkpoint_path, resolved, restart_on_change=restart_on_change, map_location=device,
                            announce=context.is_main, data=data_identity)
+    if state is not None and int(state["epoch"]) >= config.optim.epochs and not (out_dir / METRICS).exists():
+        # A finished run whose log is gone (the workflow deletes a job's outputs before rerunning it):
+        # nothing to resume, and its log cannot be recovered; training again gives the same run.
+        if context.is_main:
+            print(f"{checkpoint_path} is finished but {METRICS} is missing; training again", file=sys.stderr)
+        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -211,8 +218,11 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         epochs_this_run += 1
         if stop_after_epochs is not None and epochs_this_run >= stop_after_epochs and not last:
             break
-    if start_epoch > config.optim.epochs and context.is_main and not (out_dir / ENCODER).exists():
-        write_encoder(out_dir / ENCODER, model, config, config.optim.epochs)
+    if start_epoch > config.optim.epochs and context.is_main:
+        if not (out_dir / ENCODER).exists():
+            write_encoder(out_dir / ENCODER, model, config, config.optim.epochs)
+        if not (out_dir / LOSS_CURVE).exists():
+            plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=f"{config.method} pretraining ({data_dir.name})")
     return record
 
 
