@@ -68,3 +68,12 @@ def pytest_configure(config):
         "markers",
         "slurm: runs a workflow through a real single-node SLURM cluster (tests/slurm/start_cluster.sh); needs root",
     )
+
+
+def default_sigint() -> None:
+    """preexec_fn for a child that a test interrupts: SIGINT back to its default, as in a terminal.
+    A shell without job control starts background commands with SIGINT ignored, and an ignored signal
+    stays ignored across exec, so without this the child would never see the test's Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

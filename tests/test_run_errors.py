@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, default_sigint
 
 PRETRAIN = REPO / "config" / "examples" / "pretrain_synthetic.yaml"
 EVALUATE = REPO / "config" / "examples" / "evaluate_synthetic.yaml"
@@ -48,7 +48,8 @@ def test_ctrl_c_in_pretraining_is_one_line_and_resumable(synthetic_stores, tmp_p
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "hacm.pretrain", "--config", str(PRETRAIN), "--data",
                                 str(synthetic_stores / "ntu60-xsub"), "--out", str(out), "--no-progress"], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
         assert time.monotonic() < deadline and process.poll() is None

@@ -98,7 +98,7 @@ def test_an_ablation_target_builds_only_its_row(tmp_path):
 
 def test_a_missing_archive_fails_with_what_to_get(tmp_path):
     config = write_config(tmp_path / "real.yaml", {
-        "dataset": "real", "methods": {"hacm": ["pku1-xsub"]},
+        "dataset": "real", "pretrain": {}, "evaluate": {}, "methods": {"hacm": ["pku1-xsub"]},
         "protocols": {"linear": {"benchmarks": ["pku1-xsub"], "methods": ["hacm"]},
                       "finetune": {"benchmarks": []}, "semi": {"benchmarks": []}, "transfer": {"sources": []}},
     })
