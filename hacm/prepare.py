@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -114,10 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     rejected.unlink(missing_ok=True)
     replaced = out.with_name(out.name + ".replaced")
     _remove(replaced)
-    if out.exists():
-        os.replace(out, replaced)
-    os.replace(staging, out)
-    _remove(replaced)
+    # A Ctrl-C between the two renames would leave neither output in place: it waits until both are done.
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        if out.exists():
+            os.replace(out, replaced)
+        os.replace(staging, out)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    try:
+        _remove(replaced)
+    except KeyboardInterrupt:  # the new output is complete; the old copy goes at the next run
+        print(f"hacm.prepare: interrupted after {out} was complete; {replaced} is removed by the next run",
+              file=sys.stderr)
+        return 130
     return 0
 
 
