@@ -40,14 +40,13 @@ def main() -> None:
     zero = target.pow(2).mean(-1)
     neighbours = (target[:, :-2] + target[:, 2:]) / 2
     inner = target[:, 1:-1]
-    live = present[:, None, None]
     scale = (neighbours * inner)[present].sum() / neighbours[present].pow(2).sum()
     oracle = (scale * neighbours - inner).pow(2).mean(-1)
     print(f"{args.store}: {int(present.sum())} of {len(present)} body sequences present "
           f"({100 * present.float().mean():.0f} %), frames {args.frames}, t_patch {args.t_patch}")
     print(f"zero prediction, whole batch:          {zero.mean():.3f}")
     print(f"zero prediction, present bodies:       {zero[present].mean():.3f}")
-    print(f"temporal-neighbour oracle, present:    {oracle.expand_as(inner[..., 0]).masked_select(live).mean():.3f}")
+    print(f"temporal-neighbour oracle, present:    {oracle[present].mean():.3f}")
 
 
 if __name__ == "__main__":

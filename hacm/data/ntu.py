@@ -198,11 +198,12 @@ def _parse_fast(data: bytes, name: str) -> RawSkeleton | None:
         return None
     rows = np.asarray(header_rows, dtype=np.int64)
     joints = table[(rows[:, None] + 2 + np.arange(NUM_JOINTS)[None, :]).reshape(-1)] if len(rows) else table[:0]
-    if not np.isfinite(joints.astype(np.float32)).all():  # as float32, the dtype of the store
+    joints = joints.astype(np.float32)  # checked in the dtype of the store: 1e39 is inf in float32
+    if not np.isfinite(joints).all():
         return None
     line_starts = np.concatenate([[0], np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")) + 1])
     ids = [data[start : start + 64].split(None, 1)[0].decode("ascii", "replace") for start in line_starts[rows].tolist()]
-    xyz = joints.astype(np.float32).reshape(len(rows), NUM_JOINTS, 3)
+    xyz = joints.reshape(len(rows), NUM_JOINTS, 3)
     return _assemble(name, num_frames, np.asarray(record_frames, dtype=np.int64), ids, xyz)
 
 

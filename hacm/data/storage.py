@@ -83,9 +83,10 @@ class StoreWriter:
         frames = np.ascontiguousarray(frames, dtype=np.float32)
         if frames.ndim != 4 or frames.shape[1:] != FRAME_SHAPE or len(frames) == 0:
             raise ValueError(f"{meta.name}: frames must be (n>0, 2, 25, 3), got {frames.shape}")
-        self._frames.write(frames.tobytes())
+        data = frames.tobytes()
+        self._frames.write(data)
         self._digest.update(repr(meta).encode())
-        self._digest.update(frames.tobytes())
+        self._digest.update(data)
         self._lengths.append(len(frames))
         self._valid.append(int(frames.reshape(len(frames), -1).any(axis=1).sum()))
         self._meta.append(meta)

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hacm.data.ntu import parse_ntu_name
 from hacm.data.convert import NTU_MISSING_LISTS
+from hacm.data.ntu import parse_ntu_name
 from hacm.data.splits import NTU60_SETUPS, is_ntu60_sample
 
 GENERATOR_VERSION = 3

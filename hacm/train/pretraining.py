@@ -148,7 +148,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
                            announce=context.is_main, data=data_identity)
     if state is not None and int(state["epoch"]) >= config.optim.epochs and not (out_dir / METRICS).exists():
         # A finished run whose log is gone (the workflow deletes a job's outputs before rerunning it):
-        # nothing to resume, and its log cannot be recovered; training again gives the same run.
+        # nothing to resume, and its log cannot be recovered: train again from the start.
         if context.is_main:
             print(f"{checkpoint_path} is finished but {METRICS} is missing; training again", file=sys.stderr)
         state = None
@@ -161,6 +161,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         start_epoch = int(state["epoch"]) + 1
     elif context.is_main:
         (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
+    curve_title = f"{config.method} pretraining ({data_dir.name})"
     log = MetricsLog(out_dir / METRICS, keep_through_epoch=start_epoch - 1 if start_epoch > 1 else None,
                      enabled=context.is_main)
 
@@ -210,7 +211,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
                          "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch,
                          "step": epoch * steps_per_epoch, "rng": rng_state({"mask": mask_generator}),
                          "config": resolved, "data": data_identity, "git_commit": git_commit()}, checkpoint_path)
-            plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=f"{config.method} pretraining ({data_dir.name})")
+            plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=curve_title)
             if last:
                 write_encoder(out_dir / ENCODER, model, config, epoch)
         if context.enabled:
@@ -222,7 +223,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         if not (out_dir / ENCODER).exists():
             write_encoder(out_dir / ENCODER, model, config, config.optim.epochs)
         if not (out_dir / LOSS_CURVE).exists():
-            plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=f"{config.method} pretraining ({data_dir.name})")
+            plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=curve_title)
     return record
 
 
