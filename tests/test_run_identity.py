@@ -71,6 +71,28 @@ def test_linear_feature_cache_is_not_reused_on_other_data(synthetic_stores, tmp_
     assert rerun["top1"] == fresh["top1"] and rerun["num_train"] == fresh["num_train"]
 
 
+def test_linear_feature_cache_made_by_other_code_is_recomputed(synthetic_stores, tmp_path, monkeypatch):
+    """The cache key holds the package's source digest: features cached by other code are not reused."""
+    config, data = write(tmp_path / "a.yaml", EVAL), synthetic_stores / "ntu60-xsub"
+    linear(config, data, tmp_path / "fresh")
+    fresh = torch.load(tmp_path / "fresh" / "features.pt")
+
+    def rerun_over(cache_code: str) -> torch.Tensor:
+        run = tmp_path / cache_code
+        linear(config, data, run)
+        state = torch.load(run / "features.pt")
+        state["features"] = torch.zeros_like(state["features"])  # what the other code computed
+        state["key"]["code"] = cache_code
+        torch.save(state, run / "features.pt")
+        (run / "checkpoint.pt").unlink()  # the head trains again, reading the cache
+        linear(config, data, run)
+        return torch.load(run / "features.pt")["features"]
+
+    monkeypatch.setattr("hacm.eval.protocols.source_digest", lambda: "this code")
+    assert torch.equal(rerun_over("other code"), fresh["features"])
+    assert not rerun_over("this code").any()  # same key: the cache is used, so the check above can fail
+
+
 def test_evaluation_resumed_on_other_data_is_a_one_line_error(synthetic_stores, tmp_path, capsys):
     config = write(tmp_path / "a.yaml", EVAL)
     linear(config, synthetic_stores / "ntu60-xsub", tmp_path / "run")

@@ -52,6 +52,7 @@ from hacm.train.checkpoint import (
     module_digest,
     restore_rng_state,
     rng_state,
+    source_digest,
 )
 from hacm.train.config import learning_rates
 from hacm.train.engine import AUTOCAST_DTYPES, backward_and_step, set_learning_rate
@@ -257,8 +258,10 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
         cache = run.out_dir / FEATURE_CACHE
         state = load_state(cache) if cache.exists() else None
         # The features are a function of the encoder's weights (a random encoder has no file: its digest
-        # is of the weights), the frame count and the training store: all three make the key.
-        key = {"encoder": module_digest(encoder), "frames": frames, "train": run.train_store.identity}
+        # is of the weights), the frame count, the training store and the code that computes them: all
+        # make the key (any change of the package's sources recomputes them, which takes seconds).
+        key = {"encoder": module_digest(encoder), "frames": frames, "train": run.train_store.identity,
+               "code": source_digest()}
         if state is None or state.get("key") != key:
             features, labels = encode_pooled(encoder, run.feeder(run.train_store, train=False, frames=frames),
                                              run.ordered_batches(run.train_store), device)

@@ -35,6 +35,16 @@ def git_commit() -> str:
         return "unknown"
 
 
+def source_digest() -> str:
+    """sha256 of the hacm package's Python sources: the code version of results that are cheap to
+    recompute (the linear feature cache), where any change of code must invalidate them. Works without git."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 class RunFolderLock:
     """Holds an advisory lock on a run folder while a run writes it: a second run on the same --out stops
     with one line instead of interleaving its checkpoints and logs with the first. The lock goes with the
