@@ -18,7 +18,6 @@ from hacm.model.pretrainer import HACMPretrainer
 from hacm.visualize import main
 from hacm.viz.masks import (
     CRITERIA,
-    KINECT_BONES,
     initial_state,
     plan_criterion_masks,
     read_checkpoint,
@@ -64,11 +63,6 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     code = main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def test_kinect_bones_span_the_skeleton():
-    assert len(KINECT_BONES) == 24
-    assert {joint for bone in KINECT_BONES for joint in bone} == set(range(25))
 
 
 def test_figure_and_gif_from_a_raw_sample(raw_sample, small_config, tmp_path, in_repo, capsys):

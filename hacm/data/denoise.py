@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hacm.data.raw import NUM_JOINTS, RawBody, RawSkeleton, SkeletonFormatError
+from hacm.data.kinect import NUM_BODIES, NUM_JOINTS
+from hacm.data.raw import RawBody, RawSkeleton, SkeletonFormatError
 
 MAX_NOISE_LENGTH = 11  # a body seen in this many frames or fewer is noise
 SPREAD_RATIO = 0.8  # a frame is flat (noisy) when x-range > 0.8 * y-range
 MAX_NOISY_FRAME_RATIO = 0.69754  # a body with this share of flat frames is noise
-NUM_ACTORS = 2
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _overlaps(interval: tuple[int, int], start: int, end: int) -> bool:
 
 def assign_actors(candidates: list[_Candidate], num_frames: int) -> np.ndarray:
     """Chain the ranked bodies into two actor tracks: float32 (num_frames, 2, 25, 3)."""
-    sequence = np.zeros((num_frames, NUM_ACTORS, NUM_JOINTS, 3), np.float32)
+    sequence = np.zeros((num_frames, NUM_BODIES, NUM_JOINTS, 3), np.float32)
     first = candidates[0].body
     sequence[first.frames, 0] = first.joints
     intervals = [(int(first.frames[0]), int(first.frames[-1])), (0, 0)]
@@ -85,7 +85,7 @@ def select_actors(skeleton: RawSkeleton) -> np.ndarray:
     if not bodies:
         raise SkeletonFormatError("no body in any frame")
     if len(bodies) == 1:
-        sequence = np.zeros((skeleton.num_valid_frames, NUM_ACTORS, NUM_JOINTS, 3), np.float32)
+        sequence = np.zeros((skeleton.num_valid_frames, NUM_BODIES, NUM_JOINTS, 3), np.float32)
         sequence[bodies[0].frames, 0] = bodies[0].joints
         return sequence
     sequence = assign_actors(denoise_bodies(bodies), skeleton.num_valid_frames)

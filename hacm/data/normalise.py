@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SPINE_MIDDLE = 1  # 0-based index of Kinect joint 2
+from hacm.data.kinect import CENTRE_JOINT
 
 
 class EmptySequenceError(ValueError):
@@ -21,7 +21,7 @@ def normalise_sequence(sequence: np.ndarray) -> np.ndarray:
     first_frames = np.flatnonzero(~absent[:, 0])
     if len(first_frames) == 0:
         raise EmptySequenceError("the first actor is absent from every frame")
-    origin = sequence[first_frames[0], 0, SPINE_MIDDLE].copy()
+    origin = sequence[first_frames[0], 0, CENTRE_JOINT].copy()
     normalised = sequence - origin
     normalised[absent] = 0.0
     return normalised

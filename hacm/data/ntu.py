@@ -19,7 +19,8 @@ import pandas as pd
 
 from hacm.data.denoise import select_actors
 from hacm.data.normalise import normalise_sequence
-from hacm.data.raw import NON_FINITE, NUM_JOINTS, RawBody, RawSkeleton, SkeletonFormatError
+from hacm.data.kinect import NUM_JOINTS
+from hacm.data.raw import NON_FINITE, RawBody, RawSkeleton, SkeletonFormatError
 
 BODY_HEADER_VALUES = 10  # id, clipped edges, hands (4), restricted, lean x/y, tracking state
 JOINT_VALUES = 12  # xyz, depth xy, colour xy, orientation wxyz, tracking state

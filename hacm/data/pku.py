@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from hacm.data.normalise import normalise_sequence
-from hacm.data.raw import NON_FINITE, NUM_JOINTS, SkeletonFormatError
+from hacm.data.kinect import NUM_BODIES, NUM_JOINTS
+from hacm.data.raw import NON_FINITE, SkeletonFormatError
 
-PKU_VALUES_PER_FRAME = 2 * NUM_JOINTS * 3
+PKU_VALUES_PER_FRAME = NUM_BODIES * NUM_JOINTS * 3
 MAX_PKU_FRAMES = 300
 PKU_NUM_CLASSES = 51  # labels run within 1..51 in both phases; MAMP and HA-CM use 51 outputs
 
@@ -61,7 +62,7 @@ def read_pku_skeleton(path: str | Path) -> np.ndarray:
     values = values.astype(np.float32)  # checked in the dtype of the store: 1e39 is inf in float32
     if not np.isfinite(values).all():
         raise SkeletonFormatError(NON_FINITE)
-    return values.reshape(len(lines), 2, NUM_JOINTS, 3)
+    return values.reshape(len(lines), NUM_BODIES, NUM_JOINTS, 3)
 
 
 def read_pku_labels(path: str | Path) -> list[PkuInterval]:

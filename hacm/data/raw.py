@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NUM_JOINTS = 25  # Kinect v2
 
 
 class SkeletonFormatError(ValueError):

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-FRAME_SHAPE = (2, 25, 3)
+from hacm.data.kinect import FRAME_SHAPE
+
 FRAMES_FILE = "frames.npy"
 INFO_FILE = "info.json"
 _NPY_HEADER_BYTES = 128  # room for any shape; npy v1.0 headers are padded to a multiple of 64

@@ -34,6 +34,35 @@ from pathlib import Path
 import numpy as np
 
 from hacm.data.convert import NTU_MISSING_LISTS
+from hacm.data.kinect import (
+    HEAD,
+    L_ANKLE,
+    L_ELBOW,
+    L_FOOT,
+    L_HAND,
+    L_HAND_TIP,
+    L_HIP,
+    L_KNEE,
+    L_SHOULDER,
+    L_THUMB,
+    L_WRIST,
+    NECK,
+    NUM_JOINTS,
+    R_ANKLE,
+    R_ELBOW,
+    R_FOOT,
+    R_HAND,
+    R_HAND_TIP,
+    R_HIP,
+    R_KNEE,
+    R_SHOULDER,
+    R_THUMB,
+    R_WRIST,
+    SPINE_BASE,
+    SPINE_MID,
+    SPINE_SHOULDER,
+)
+from hacm.data.ntu import JOINT_VALUES as NTU_VALUES_PER_JOINT
 from hacm.data.ntu import parse_ntu_name
 from hacm.data.splits import NTU60_SETUPS, is_ntu60_sample
 
@@ -83,17 +112,9 @@ _WAVE_CYCLES: dict[int, int] = {3: 1, 4: 2, 5: 4}
 TWO_PERSON_CLASSES: frozenset[int] = frozenset({9, 10, 11})
 
 # ---------------------------------------------------------------------------------------------------
-# Kinect v2 joints (0-based here; the files have no indices, only the order)
+# Limbs of the Kinect v2 skeleton (hacm.data.kinect)
 # ---------------------------------------------------------------------------------------------------
 
-NUM_JOINTS = 25
-NTU_VALUES_PER_JOINT = 12
-(SPINE_BASE, SPINE_MID, NECK, HEAD,
- L_SHOULDER, L_ELBOW, L_WRIST, L_HAND,
- R_SHOULDER, R_ELBOW, R_WRIST, R_HAND,
- L_HIP, L_KNEE, L_ANKLE, L_FOOT,
- R_HIP, R_KNEE, R_ANKLE, R_FOOT,
- SPINE_SHOULDER, L_HAND_TIP, L_THUMB, R_HAND_TIP, R_THUMB) = range(NUM_JOINTS)
 _ARM_JOINTS = {  # side sign (+1 right, -1 left) -> shoulder, elbow, wrist, hand, hand tip, thumb
     +1: (R_SHOULDER, R_ELBOW, R_WRIST, R_HAND, R_HAND_TIP, R_THUMB),
     -1: (L_SHOULDER, L_ELBOW, L_WRIST, L_HAND, L_HAND_TIP, L_THUMB),

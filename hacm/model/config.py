@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-KINECT_TRUNK_JOINTS = (0, 1, 4, 8, 12, 16, 20)  # 1-based 1 2 5 9 13 17 21: spine, shoulders, hips
+from hacm.data.kinect import NUM_JOINTS, TRUNK_JOINTS
 
 MASKINGS = ("cross", "single", "motion", "random")
 TEMPORAL_CRITERIA = ("attention", "random")
@@ -29,8 +29,8 @@ class ModelConfig:
     # Input
     frames: int = 72
     t_patch: int = 3
-    num_joints: int = 25
-    trunk_joints: tuple[int, ...] = KINECT_TRUNK_JOINTS
+    num_joints: int = NUM_JOINTS
+    trunk_joints: tuple[int, ...] = TRUNK_JOINTS
     num_bodies: int = 2
     coords: int = 3
     token_joints: str = "limbs"  # HA-CM: the 18 limb joints are tokens; MAE / MAMP: all joints

@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from hacm.data.augment import augment_batch
+from hacm.data.kinect import BONES, JOINT_NAMES
 from hacm.data.ntu import load_sample
 from hacm.data.storage import SkeletonStore, StoreError
 from hacm.model.config import PRESETS, ConfigError, ModelConfig
@@ -35,18 +36,6 @@ from hacm.model.mask_diagnostic import MaskingDiagnostic, diagnose_masking, pres
 from hacm.model.pretrainer import HACMPretrainer, to_sequences
 from hacm.train.checkpoint import CheckpointError, load_state
 from hacm.train.config import apply_overrides
-
-# The 24 bones of the Kinect v2 skeleton (NTU RGB+D), as 0-based joint pairs.
-KINECT_BONES = (
-    (0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20), (9, 8), (10, 9), (11, 10),
-    (12, 0), (13, 12), (14, 13), (15, 14), (16, 0), (17, 16), (18, 17), (19, 18), (21, 22), (22, 7),
-    (23, 24), (24, 11),
-)
-KINECT_JOINT_NAMES = (
-    "spine base", "spine mid", "neck", "head", "L shoulder", "L elbow", "L wrist", "L hand",
-    "R shoulder", "R elbow", "R wrist", "R hand", "L hip", "L knee", "L ankle", "L foot",
-    "R hip", "R knee", "R ankle", "R foot", "spine shoulder", "L hand tip", "L thumb", "R hand tip", "R thumb",
-)
 
 CRITERIA = ("attention", "hierarchy", "motion", "random")
 # Fields that fix the weights' shapes or meaning: a checkpoint is only usable where they agree.
@@ -332,7 +321,7 @@ def legend_handles(*, marker_size: float) -> list:
 def draw_skeleton(ax, *, joints: np.ndarray, token_joint_ids: tuple[int, ...], masked: np.ndarray,
                   limits: tuple, marker_size: float) -> None:
     """One frame of one body, x vs y; limb joints coloured by their token's mask (masked: (J,) bool)."""
-    ax.add_collection(LineCollection([joints[[a, b]] for a, b in KINECT_BONES], colors=BONE_COLOUR, linewidths=1.3,
+    ax.add_collection(LineCollection([joints[[a, b]] for a, b in BONES], colors=BONE_COLOUR, linewidths=1.3,
                                      zorder=1))
     trunk = [j for j in range(len(joints)) if j not in token_joint_ids]
     ids = np.asarray(token_joint_ids)
@@ -360,7 +349,7 @@ def draw_token_grid(ax, *, grid: np.ndarray, token_joint_ids: tuple[int, ...], s
     patches, joints = grid.shape
     cmap = ListedColormap([MASKED_CELL_COLOUR, VISIBLE_COLOUR])
     ax.imshow((~grid).T.astype(int), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    ax.set_yticks(range(joints), [KINECT_JOINT_NAMES[j] for j in token_joint_ids], fontsize=6)
+    ax.set_yticks(range(joints), [JOINT_NAMES[j] for j in token_joint_ids], fontsize=6)
     ax.set_xticks(shown, [str(p) for p in shown], fontsize=7)
     ax.set_xticks(np.arange(-0.5, patches), minor=True)
     ax.set_yticks(np.arange(-0.5, joints), minor=True)
