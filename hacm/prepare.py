@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hacm.benchmarks import DATASETS as REGISTRY
 from hacm.data.convert import (
     DEFAULT_MAX_BAD_FRACTION,
     ConversionError,
@@ -26,7 +27,7 @@ from hacm.data.convert import (
     finish_report,
 )
 
-DATASETS = ("ntu60", "ntu120", "pku1", "pku2", "synthetic")
+DATASETS = (*REGISTRY, "synthetic")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,11 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 def conversion_parts(args: argparse.Namespace) -> list[tuple[str, Path, Callable[[ConversionReport], None]]]:
     """(name, raw folder, conversion) for each part of the dataset: one, or three for synthetic."""
     raw, out, workers = args.raw, args.out, args.workers
-    if args.dataset in ("ntu60", "ntu120"):
+    family = REGISTRY[args.dataset].family if args.dataset in REGISTRY else None
+    if family == "ntu":
         return [(args.dataset, raw, lambda report: convert_ntu(
             raw, out, dataset=args.dataset, workers=workers, report=report,
             missing_list=args.missing, use_missing_list=not args.no_missing_list))]
-    if args.dataset in ("pku1", "pku2"):
+    if family == "pku":
         phase = int(args.dataset[-1])
         return [(args.dataset, raw, lambda report: convert_pku(
             raw, out, phase=phase, workers=workers, report=report))]

@@ -167,7 +167,7 @@ def test_usage_errors_are_one_line(tmp_path):
 
 
 def test_synthetic_dataset_converts_cleanly_into_every_benchmark(synthetic_stores):
-    from hacm.data.splits import BENCHMARKS
+    from hacm.benchmarks import BENCHMARKS
     from hacm.data.synthetic import NTU60_NUM_CLASSES, NUM_CLASSES
 
     parts = json.loads((synthetic_stores / "report.json").read_text())["parts"]

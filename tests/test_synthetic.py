@@ -89,11 +89,11 @@ def ntu_files(raw) -> dict[str, list[list[tuple[str, np.ndarray]]]]:
 
 @pytest.fixture(scope="session")
 def missing_names(raw) -> list[str]:
-    from hacm.data.convert import NTU_MISSING_LISTS
+    from hacm.benchmarks import DATASETS
 
     names = {}
-    for dataset, list_name in NTU_MISSING_LISTS.items():
-        lines = (raw / "ntu" / list_name).read_text().splitlines()
+    for dataset in ("ntu60", "ntu120"):
+        lines = (raw / "ntu" / DATASETS[dataset].missing_list).read_text().splitlines()
         assert lines[0].endswith("skeleton data.") and lines[1].startswith("If you are") and lines[2] == ""
         names[dataset] = lines[3:]
     # Like the official lists: NTU-120's names every missing file, NTU-60's those of its setups.

@@ -35,6 +35,8 @@ from pathlib import Path, PurePosixPath
 import yaml
 from tqdm import tqdm
 
+from hacm.benchmarks import BENCHMARKS, DATASETS
+
 NTU_REQUEST_PAGE = "https://rose1.ntu.edu.sg/dataset/actionRecognition/"
 PKU_REQUEST_PAGE = "https://www.icst.pku.edu.cn/struct/Projects/PKUMMD.html"
 SHAHROUDY_RAW = "https://raw.githubusercontent.com/shahroudy/NTURGB-D/master/Matlab/"
@@ -123,12 +125,18 @@ NTU120_EXTRA_SKELETONS = Archive(
     request_page=NTU_REQUEST_PAGE,
 )
 
-# PKU-MMD names: github.com/maoyunyao/MAMP README lists Skeleton.7z, Label_PKUMMD.7z,
-# cross_subject.txt, cross_view.txt (phase I) and Skeleton_v2.7z, Label_PKUMMD_v2.7z,
-# cross_subject_v2.txt, cross_view_v2.txt (phase II), as Data/, Label/ and Split/ of the official
-# download. The README.txt shipped with phase I names the split files cross-subject.txt and
-# cross-view.txt, and one downstream README calls the phase II labels Label_PKUMMD_v2.zip: those are
-# accepted as aliases (the format is detected from the file's bytes, not its extension).
+# PKU-MMD names: github.com/maoyunyao/MAMP README lists Skeleton.7z, Label_PKUMMD.7z (phase I) and
+# Skeleton_v2.7z, Label_PKUMMD_v2.7z (phase II), as Data/ and Label/ of the official download; one
+# downstream README calls the phase II labels Label_PKUMMD_v2.zip, accepted as an alias (the format is
+# detected from the file's bytes, not its extension). The split files (Split/) are named by the
+# benchmark registry, aliases included.
+
+
+def _split_file(benchmark: str, contents: str) -> Archive:
+    name, *aliases = BENCHMARKS[benchmark].split_files
+    return Archive(name=name, contents=contents, request_page=PKU_REQUEST_PAGE, aliases=tuple(aliases), unpack=False)
+
+
 PKU1_ARCHIVES = (
     Archive(
         name="Skeleton.7z",
@@ -140,20 +148,8 @@ PKU1_ARCHIVES = (
         contents="PKU-MMD phase I labels (label,start,end,confidence per action)",
         request_page=PKU_REQUEST_PAGE,
     ),
-    Archive(
-        name="cross_subject.txt",
-        contents="PKU-MMD phase I cross-subject split (Split/ folder)",
-        request_page=PKU_REQUEST_PAGE,
-        aliases=("cross-subject.txt",),
-        unpack=False,
-    ),
-    Archive(
-        name="cross_view.txt",
-        contents="PKU-MMD phase I cross-view split (Split/ folder)",
-        request_page=PKU_REQUEST_PAGE,
-        aliases=("cross-view.txt",),
-        unpack=False,
-    ),
+    _split_file("pku1-xsub", "PKU-MMD phase I cross-subject split (Split/ folder)"),
+    _split_file("pku1-xview", "PKU-MMD phase I cross-view split (Split/ folder)"),
 )
 PKU2_ARCHIVES = (
     Archive(
@@ -167,34 +163,24 @@ PKU2_ARCHIVES = (
         request_page=PKU_REQUEST_PAGE,
         aliases=("Label_PKUMMD_v2.zip",),
     ),
-    Archive(
-        name="cross_subject_v2.txt",
-        contents="PKU-MMD phase II cross-subject split (Split/ folder)",
-        request_page=PKU_REQUEST_PAGE,
-        unpack=False,
-    ),
-    Archive(
-        name="cross_view_v2.txt",
-        contents="PKU-MMD phase II cross-view split (Split/ folder)",
-        request_page=PKU_REQUEST_PAGE,
-        unpack=False,
-    ),
+    _split_file("pku2-xsub", "PKU-MMD phase II cross-subject split (Split/ folder)"),
+    _split_file("pku2-xview", "PKU-MMD phase II cross-view split (Split/ folder)"),
 )
 
 # sha256 and sizes measured on byte-exact copies of shahroudy/NTURGB-D@ac2ebc87 (Matlab/).
 NTU60_MISSING_SKELETONS = AuxiliaryFile(
-    name="NTU_RGBD_samples_with_missing_skeletons.txt",
+    name=DATASETS["ntu60"].missing_list,
     contents="official list of the 302 NTU RGB+D 60 samples with missing skeletons",
-    url=SHAHROUDY_RAW + "NTU_RGBD_samples_with_missing_skeletons.txt",
+    url=SHAHROUDY_RAW + DATASETS["ntu60"].missing_list,
     page=SHAHROUDY_PAGE,
     size=6554,
     sha256="6fd4a1254ffe69f8e514649b675661a9111a18c45195fb5b7fb884e1f8b75676",
 )
 # The 535 names of the NTU-120 list include all 302 of the NTU-60 list, so NTU-120 needs only it.
 NTU120_MISSING_SKELETONS = AuxiliaryFile(
-    name="NTU_RGBD120_samples_with_missing_skeletons.txt",
+    name=DATASETS["ntu120"].missing_list,
     contents="official list of the 535 NTU RGB+D 120 samples with missing skeletons",
-    url=SHAHROUDY_RAW + "NTU_RGBD120_samples_with_missing_skeletons.txt",
+    url=SHAHROUDY_RAW + DATASETS["ntu120"].missing_list,
     page=SHAHROUDY_PAGE,
     size=11451,
     sha256="ab14fe64e89be63d2b08141713fcc31f6ebc7b01955009c3585d8d3367e0facc",
@@ -203,18 +189,18 @@ NTU120_MISSING_SKELETONS = AuxiliaryFile(
 MANIFESTS: dict[str, DatasetManifest] = {
     "ntu60": DatasetManifest(
         dataset="ntu60",
-        title="NTU RGB+D 60",
+        title=DATASETS["ntu60"].title,
         archives=(NTU60_SKELETONS,),
         auxiliary=(NTU60_MISSING_SKELETONS,),
     ),
     "ntu120": DatasetManifest(
         dataset="ntu120",
-        title="NTU RGB+D 120",
+        title=DATASETS["ntu120"].title,
         archives=(NTU60_SKELETONS, NTU120_EXTRA_SKELETONS),
         auxiliary=(NTU120_MISSING_SKELETONS,),
     ),
-    "pku1": DatasetManifest(dataset="pku1", title="PKU-MMD phase I", archives=PKU1_ARCHIVES),
-    "pku2": DatasetManifest(dataset="pku2", title="PKU-MMD phase II", archives=PKU2_ARCHIVES),
+    "pku1": DatasetManifest(dataset="pku1", title=DATASETS["pku1"].title, archives=PKU1_ARCHIVES),
+    "pku2": DatasetManifest(dataset="pku2", title=DATASETS["pku2"].title, archives=PKU2_ARCHIVES),
 }
 
 

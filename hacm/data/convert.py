@@ -18,23 +18,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from hacm.benchmarks import BENCHMARKS, DATASETS, benchmarks_of
 from hacm.data.ntu import NTU_NAME, load_sample, parse_ntu_name
 from hacm.data.pku import PKU_NUM_CLASSES, load_pku_video
 from hacm.data.splits import assign_split, is_ntu60_sample, read_pku_split_file
 from hacm.data.storage import SampleMeta, StoreWriter
 
-NTU_MISSING_LISTS = {
-    "ntu60": "NTU_RGBD_samples_with_missing_skeletons.txt",
-    "ntu120": "NTU_RGBD120_samples_with_missing_skeletons.txt",
-}
-NTU_BENCHMARKS_OF = {"ntu60": ("ntu60-xsub", "ntu60-xview"), "ntu120": ("ntu120-xsub", "ntu120-xset")}
-NTU_CLASSES = {"ntu60": 60, "ntu120": 120}
-PKU_SPLIT_FILES = {  # benchmark -> accepted split-file names (official ones first)
-    "pku1-xsub": ("cross-subject.txt", "cross_subject.txt"),
-    "pku1-xview": ("cross-view.txt", "cross_view.txt"),
-    "pku2-xsub": ("cross-subject_v2.txt", "cross_subject_v2.txt"),
-    "pku2-xview": ("cross-view_v2.txt", "cross_view_v2.txt"),
-}
 SPLITS = ("train", "test")
 DEFAULT_MAX_BAD_FRACTION = 0.02
 
@@ -87,7 +76,7 @@ def find_missing_list(raw: Path, dataset: str, explicit: Path | None) -> Path:
         if not explicit.is_file():
             raise ConversionError(f"missing-skeleton list {explicit} does not exist")
         return explicit
-    name = NTU_MISSING_LISTS["ntu60" if dataset == "ntu60" else "ntu120"]
+    name = DATASETS[dataset].missing_list
     found = sorted(raw.rglob(name))
     if not found:
         raise ConversionError(
@@ -190,7 +179,7 @@ def convert_ntu(
     dataset_label: str | None = None,
 ) -> None:
     """NTU-format `.skeleton` files under `raw` -> stores of the dataset's benchmarks."""
-    benchmarks = benchmarks or NTU_BENCHMARKS_OF[dataset]
+    benchmarks = benchmarks or benchmarks_of(dataset)
     paths = sorted(raw.rglob("*.skeleton"), key=lambda p: (p.name, str(p)))
     report.files_found = len(paths)
     if not paths:
@@ -210,7 +199,7 @@ def convert_ntu(
         else:
             seen.add(name)
             wanted.append(str(path))
-    info = {"dataset": dataset_label or dataset, "num_classes": num_classes or NTU_CLASSES[dataset]}
+    info = {"dataset": dataset_label or dataset, "num_classes": num_classes or DATASETS[dataset].num_classes}
     stores = _StoreSet(out, benchmarks, info)
     try:
         for path, frames, error in parallel_map(
@@ -246,13 +235,13 @@ def _pku_files(raw: Path, folder_word: str) -> dict[str, Path]:
 
 
 def find_pku_split_file(raw: Path, benchmark: str) -> Path:
-    for name in PKU_SPLIT_FILES[benchmark]:
+    for name in BENCHMARKS[benchmark].split_files:
         found = sorted(raw.rglob(name))
         if found:
             return found[0]
     raise ConversionError(
         f"split file for {benchmark} not found under {raw} (expected one of "
-        f"{', '.join(PKU_SPLIT_FILES[benchmark])})"
+        f"{', '.join(BENCHMARKS[benchmark].split_files)})"
     )
 
 
@@ -267,7 +256,7 @@ def convert_pku(
     dataset_label: str | None = None,
 ) -> None:
     """PKU-MMD skeleton + label files under `raw` -> x-sub and x-view stores of one phase."""
-    benchmarks = (f"pku{phase}-xsub", f"pku{phase}-xview")
+    benchmarks = benchmarks_of(f"pku{phase}")
     splits = {b: read_pku_split_file(find_pku_split_file(raw, b)) for b in benchmarks}
     skeletons = _pku_files(raw, "skeleton")
     labels = _pku_files(raw, "label")

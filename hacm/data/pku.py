@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from hacm.data.normalise import normalise_sequence
+from hacm.benchmarks import DATASETS
 from hacm.data.kinect import NUM_BODIES, NUM_JOINTS
 from hacm.data.raw import NON_FINITE, SkeletonFormatError
 
 PKU_VALUES_PER_FRAME = NUM_BODIES * NUM_JOINTS * 3
 MAX_PKU_FRAMES = 300
-PKU_NUM_CLASSES = 51  # labels run within 1..51 in both phases; MAMP and HA-CM use 51 outputs
+PKU_NUM_CLASSES = DATASETS["pku1"].num_classes  # labels run within 1..51 in both phases (the registry)
 
 
 @dataclass(frozen=True)

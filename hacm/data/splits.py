@@ -1,9 +1,13 @@
-"""Train / test assignment for every benchmark, with the split-id lists in one place (DESIGN §1.4, §1.5)."""
+"""Train / test assignment for every benchmark, with the split-id lists in one place (DESIGN §1.4, §1.5).
+
+Which rule a benchmark uses is in the registry (`hacm.benchmarks`); the rules and their id lists are here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from hacm.benchmarks import BENCHMARKS
 from hacm.data.ntu import parse_ntu_name
 
 NTU60_TRAIN_PERFORMERS = frozenset(
@@ -14,12 +18,9 @@ NTU120_TRAIN_PERFORMERS = NTU60_TRAIN_PERFORMERS | frozenset(
      89, 91, 92, 93, 94, 95, 97, 98, 100, 103)
 )
 NTU60_TRAIN_CAMERAS = frozenset((2, 3))
+TRAIN_PERFORMERS = {"ntu60": NTU60_TRAIN_PERFORMERS, "ntu120": NTU120_TRAIN_PERFORMERS}
 NTU60_SETUPS = range(1, 18)  # S001..S017; NTU-120 adds S018..S032
 NTU60_ACTIONS = range(1, 61)
-
-NTU_BENCHMARKS = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset")
-PKU_BENCHMARKS = ("pku1-xsub", "pku1-xview", "pku2-xsub", "pku2-xview")
-BENCHMARKS = NTU_BENCHMARKS + PKU_BENCHMARKS
 
 
 def is_ntu60_sample(name: str) -> bool:
@@ -57,7 +58,10 @@ def assign_split(
     `A01N01-L`, optionally followed by `_<interval>`), and the official split file's ids are passed
     as `pku_train` (and `pku_test`, when the file lists test videos: a video in neither is an error).
     """
-    if benchmark in PKU_BENCHMARKS:
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}")
+    rule = BENCHMARKS[benchmark]
+    if rule.split == "file":
         if pku_train is None:
             raise ValueError(f"{benchmark} needs the training ids of the official split file")
         video = name.split("_", 1)[0]
@@ -66,17 +70,15 @@ def assign_split(
         if pku_test is None or video in pku_test:
             return "test"
         raise ValueError(f"video {video} is in neither list of the {benchmark} split file")
-    if benchmark not in NTU_BENCHMARKS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {', '.join(BENCHMARKS)}")
     codes = parse_ntu_name(name)
-    if benchmark.startswith("ntu60") and not is_ntu60_sample(name):
+    if rule.dataset == "ntu60" and not is_ntu60_sample(name):
         raise ValueError(f"{name} is not an NTU RGB+D 60 sample")
-    if benchmark == "ntu60-xsub":
-        train = codes.performer in NTU60_TRAIN_PERFORMERS
-    elif benchmark == "ntu60-xview":
+    if rule.split == "performer":
+        train = codes.performer in TRAIN_PERFORMERS[rule.dataset]
+    elif rule.split == "camera":
         train = codes.camera in NTU60_TRAIN_CAMERAS
-    elif benchmark == "ntu120-xsub":
-        train = codes.performer in NTU120_TRAIN_PERFORMERS
-    else:  # ntu120-xset
+    elif rule.split == "setup":
         train = codes.setup % 2 == 0
+    else:
+        raise ValueError(f"{benchmark}: unknown split rule {rule.split!r}")
     return "train" if train else "test"

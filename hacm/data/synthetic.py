@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hacm.data.convert import NTU_MISSING_LISTS
+from hacm.benchmarks import BENCHMARKS, DATASETS
 from hacm.data.kinect import (
     HEAD,
     L_ANKLE,
@@ -239,9 +239,9 @@ _PKU_VIEW_YAW_JITTER_DEG = 5.0
 PKU_TRAIN_SUBJECTS = (1, 2, 3, 4)
 PKU_TRAIN_VIEWS = ("M", "R")
 PKU_PHASE_DIRS = {1: "pku1", 2: "pku2"}
-PKU_SPLIT_FILES = {
-    1: {"cross-subject": "cross-subject.txt", "cross-view": "cross-view.txt"},
-    2: {"cross-subject": "cross-subject_v2.txt", "cross-view": "cross-view_v2.txt"},
+PKU_SPLIT_FILES = {  # the names of the official download (the benchmark registry's first)
+    phase: {"cross-subject": BENCHMARKS[f"pku{phase}-xsub"].split_files[0],
+            "cross-view": BENCHMARKS[f"pku{phase}-xview"].split_files[0]} for phase in (1, 2)
 }
 _PKU_ACTION_FRAMES = (40, 100)
 _PKU_GAP_FRAMES = (10, 30)
@@ -703,8 +703,8 @@ def write_ntu(ntu_dir: Path, *, seed: int, progress: Callable[[Iterable], Iterab
             frames = [[] for _ in frames]
         _write_text(skeleton_dir / f"{name}.skeleton", format_ntu_skeleton(frames), crlf=name in crlf)
     # Both official lists, as the real downloads have them: NTU-60's names only its own samples.
-    _write_text(ntu_dir / NTU_MISSING_LISTS["ntu60"], _missing_list_text(sorted(filter(is_ntu60_sample, missing))))
-    _write_text(ntu_dir / NTU_MISSING_LISTS["ntu120"], _missing_list_text(sorted(missing)))
+    _write_text(ntu_dir / DATASETS["ntu60"].missing_list, _missing_list_text(sorted(filter(is_ntu60_sample, missing))))
+    _write_text(ntu_dir / DATASETS["ntu120"].missing_list, _missing_list_text(sorted(missing)))
     return {"files": len(names), "missing_skeletons": len(missing)}
 
 

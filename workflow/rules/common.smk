@@ -9,10 +9,15 @@ one hyperparameter reruns exactly the runs it reaches.
 import copy
 import json
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
+
+# The benchmark registry (torch-free) names the datasets, benchmarks and their table labels.
+sys.path.insert(0, str(Path(workflow.basedir)))
+from hacm.benchmarks import BENCHMARKS, DATASETS  # noqa: E402
 
 # Jobs run `python -m hacm.<stage>` from this checkout in whatever environment the rule gets (a conda
 # env holds only the dependencies) and whatever the working directory.
@@ -32,7 +37,7 @@ wildcard_constraints:
     bench="[a-z0-9]+_[a-z]+",
     method="[a-z0-9_.-]+",
     seed="[0-9]+",
-    dataset="ntu60|ntu120|pku1|pku2",
+    dataset="|".join(DATASETS),
     protocol="linear|finetune|semi[0-9.]+-draw[0-9]+|transfer-from-[a-z0-9]+_[a-z]+",
 
 
@@ -152,7 +157,6 @@ def evaluate_document(benchmark, method, protocol, seed):
 def _check_stage_configs():
     """Every run's configuration checked by hacm's own config classes while the DAG is built, so a bad
     key fails at once with its name (the rules check again when they write the files)."""
-    sys.path.insert(0, str(Path(workflow.basedir)))
     try:
         from hacm.eval.config import EvalConfig
         from hacm.model.config import ConfigError
@@ -214,11 +218,7 @@ def pretraining_runs():
 
 # --- tables -----------------------------------------------------------------------------------------
 
-BENCHMARK_LABELS = {
-    "ntu60-xsub": "NTU-60 x-sub", "ntu60-xview": "NTU-60 x-view", "ntu120-xsub": "NTU-120 x-sub",
-    "ntu120-xset": "NTU-120 x-set", "pku1-xsub": "PKU-MMD I x-sub", "pku1-xview": "PKU-MMD I x-view",
-    "pku2-xsub": "PKU-MMD II x-sub", "pku2-xview": "PKU-MMD II x-view",
-}
+BENCHMARK_LABELS = {key: benchmark.label for key, benchmark in BENCHMARKS.items()}
 METHOD_LABELS = {"hacm": "HA-CM", "mae": "MAE", "mamp": "MAMP", RANDOM: "random encoder (no pretraining)"}
 
 
