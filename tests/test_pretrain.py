@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from hacm.pretrain import main as pretrain_main
-from hacm.train.pretraining import load_encoder_file
+from hacm.train.encoder_file import read_encoder_file
 
 TINY = {
     "seed": 3,
@@ -50,7 +50,7 @@ def test_outputs_and_checkpoint_contents(synthetic_stores, tiny_config, tmp_path
     assert state["epoch"] == 3 and set(state) >= {"model", "optimizer", "rng", "config", "git_commit", "scaler", "step"}
     assert state["config"]["model"]["dim"] == 32 and state["config"]["method"] == "hacm"
     assert "w_q" in state["model"] and "w_k" in state["model"]
-    encoder = load_encoder_file(out / "encoder.pt")
+    encoder = read_encoder_file(out / "encoder.pt")
     assert encoder["model"]["dim"] == 32 and encoder["epoch"] == 3
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["kind"] == "epoch"]

@@ -192,3 +192,42 @@ class DeviceBatches:
     def iterate(self, batches: list[list[int]]) -> Iterator[Batch]:
         for indices in batches:
             yield self.batch(indices)
+
+
+@dataclass
+class Feeder:
+    """Batches of one split, from the mapped store (CPU workers) or a copy on the device."""
+
+    store: SkeletonStore
+    frames: int
+    train: bool
+    seed: int
+    device: torch.device
+    on_device: bool
+    workers: int
+    rotation: float
+
+    def __post_init__(self) -> None:
+        if self.on_device:
+            self._device_batches = DeviceBatches(self.store, device=self.device, frames=self.frames,
+                                                 train=self.train, seed=self.seed, rotation=self.rotation)
+        else:
+            self._dataset = SkeletonDataset(self.store, frames=self.frames, train=self.train, seed=self.seed,
+                                            rotation=self.rotation)
+
+    def iterate(self, batches: list[list[int]], epoch: int = 0):
+        if self.on_device:
+            self._device_batches.set_epoch(epoch)
+            return self._device_batches.iterate(batches)
+        self._dataset.set_epoch(epoch)
+        return iter(make_loader(self._dataset, batches, num_workers=self.workers,
+                                pin_memory=self.device.type == "cuda"))
+
+
+def make_feeder(store: SkeletonStore, *, frames: int, train: bool, seed: int, device: torch.device, loader: str,
+                workers: int, rotation: float) -> Feeder:
+    """The feeder a run's `data.loader` asks for: `device` copies the store to the device, `cpu` maps it
+    with CPU workers, `auto` copies it when the device is a GPU."""
+    on_device = loader == "device" or (loader == "auto" and device.type == "cuda")
+    return Feeder(store, frames=frames, train=train, seed=seed, device=device, on_device=on_device, workers=workers,
+                  rotation=rotation)

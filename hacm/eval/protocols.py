@@ -25,8 +25,7 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
-from hacm.data.archives import sha256_of
-from hacm.data.loader import epoch_batches
+from hacm.data.loader import Feeder, epoch_batches, make_feeder
 from hacm.data.storage import SkeletonStore
 from hacm.eval.config import EvalConfig, FinetuneConfig, LinearConfig, protocol_rates
 from hacm.eval.metrics import (
@@ -40,11 +39,9 @@ from hacm.eval.metrics import (
 )
 from hacm.eval.schema import validate_metrics
 from hacm.eval.subsets import per_class_subset, subset_digest, subset_seed
-from hacm.model.config import ModelConfig
-from hacm.model.heads import FinetuneHead, LinearHead, pooled
+from hacm.model.heads import FinetuneHead, LinearHead, pooled, pooled_features
 from hacm.model.pretrainer import SkeletonEncoder
 from hacm.train.checkpoint import (
-    CheckpointError,
     atomic_save,
     git_commit,
     load_resumable,
@@ -57,7 +54,8 @@ from hacm.train.checkpoint import (
 from hacm.train.config import learning_rates
 from hacm.train.engine import AUTOCAST_DTYPES, backward_and_step, set_learning_rate
 from hacm.train.monitor import MetricsLog
-from hacm.train.pretraining import Feeder, RunError, load_encoder_file
+from hacm.train.encoder_file import LoadedEncoder, load_encoder, random_encoder
+from hacm.train.pretraining import RunError
 from hacm.train.schedules import warmup_cosine
 
 CHECKPOINT = "checkpoint.pt"
@@ -68,33 +66,11 @@ CONFUSION = "confusion.png"
 FEATURE_CACHE = "features.pt"
 
 
-@dataclass
-class LoadedEncoder:
-    encoder: SkeletonEncoder
-    config: ModelConfig
-    path: str | None
-    sha256: str | None
-    method: str
-
-
 def build_encoder(path: Path | None, config: EvalConfig, *, drop_path: float = 0.0) -> LoadedEncoder:
     """The pretrained encoder of an encoder file, or (path None) a randomly initialised one."""
     if path is None:
-        model_config = replace(config.model, drop_path=drop_path)
-        torch.manual_seed(config.seed)
-        return LoadedEncoder(SkeletonEncoder(model_config), model_config, None, None, f"{config.method} (random init)")
-    state = load_encoder_file(path)
-    try:
-        model_config = replace(ModelConfig.from_dict(state["model"]), drop_path=drop_path)
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: its model configuration is invalid ({error})") from None
-    encoder = SkeletonEncoder(model_config)
-    try:
-        encoder.load_state_dict(state["state_dict"])
-    except RuntimeError as error:
-        first = str(error).splitlines()[1:2] or [str(error)]
-        raise CheckpointError(f"{path}: weights do not match the encoder they describe ({first[0].strip()})") from None
-    return LoadedEncoder(encoder, model_config, str(path), sha256_of(path).sha256, str(state.get("method", "unknown")))
+        return random_encoder(replace(config.model, drop_path=drop_path), seed=config.seed, method=config.method)
+    return load_encoder(path, drop_path=drop_path)
 
 
 def layer_id(name: str, depth: int) -> int:
@@ -173,25 +149,13 @@ class Run:
         self.last_checkpoint = time.monotonic()
 
     def feeder(self, store: SkeletonStore, *, train: bool, frames: int) -> Feeder:
-        on_device = self.config.data.loader == "device" or (self.config.data.loader == "auto"
-                                                            and self.device.type == "cuda")
-        return Feeder(store, frames=frames, train=train, seed=self.config.seed, device=self.device,
-                      on_device=on_device, workers=self.config.data.workers, rotation=self.config.data.rotation)
+        data = self.config.data
+        return make_feeder(store, frames=frames, train=train, seed=self.config.seed, device=self.device,
+                           loader=data.loader, workers=data.workers, rotation=data.rotation)
 
     def ordered_batches(self, store: SkeletonStore) -> list[list[int]]:
         return epoch_batches(len(store), batch_size=self.config.data.batch_size, seed=0, epoch=0, shuffle=False,
                              drop_last=False)
-
-
-@torch.no_grad()
-def encode_pooled(encoder: SkeletonEncoder, feeder: Feeder, batches, device, autocast_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
-    features, labels = [], []
-    for batch in feeder.iterate(batches):
-        with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
-                            enabled=autocast_dtype is not None):
-            features.append(pooled(encoder(batch.x.to(device))).float().cpu())
-        labels.append(batch.labels.cpu())
-    return torch.cat(features), torch.cat(labels)
 
 
 def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimizer, scaler, generators) -> int:
@@ -251,8 +215,8 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
                                 weight_decay=settings.weight_decay)
     schedule = warmup_cosine(base=optimisation.lr_absolute, final=optimisation.min_lr_absolute, epochs=settings.epochs,
                              steps_per_epoch=steps_per_epoch)
-    test_features, _ = encode_pooled(encoder, run.feeder(run.test_store, train=False, frames=frames),
-                                     run.ordered_batches(run.test_store), device)
+    test_features, _ = pooled_features(encoder, run.feeder(run.test_store, train=False, frames=frames).iterate(
+        run.ordered_batches(run.test_store)), device=device)
     cached = None
     if not settings.augment:
         cache = run.out_dir / FEATURE_CACHE
@@ -263,8 +227,8 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
         key = {"encoder": module_digest(encoder), "frames": frames, "train": run.train_store.identity,
                "code": source_digest()}
         if state is None or state.get("key") != key:
-            features, labels = encode_pooled(encoder, run.feeder(run.train_store, train=False, frames=frames),
-                                             run.ordered_batches(run.train_store), device)
+            features, labels = pooled_features(encoder, run.feeder(run.train_store, train=False, frames=frames).iterate(
+                run.ordered_batches(run.train_store)), device=device)
             atomic_save({"features": features, "labels": labels, "key": key}, cache)
             state = {"features": features, "labels": labels}
         cached = (state["features"].to(device), state["labels"].to(device))

@@ -5,6 +5,8 @@ Both take encoder features (N, M, P, J, D): N samples, M bodies, P time patches,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -14,6 +16,25 @@ from hacm.model.transformer import init_weights
 def pooled(features: torch.Tensor) -> torch.Tensor:
     """Mean over bodies, time and joints: (N, M, P, J, D) -> (N, D)."""
     return features.mean(dim=(1, 2, 3))
+
+
+@torch.no_grad()
+def pooled_features(encoder: nn.Module, batches: Iterable, *, device: torch.device,
+                    autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features (every token visible, the encoder in eval mode) of batches with `.x` and `.labels`,
+    and their labels, on the CPU: what the kNN monitor and the linear probe read."""
+    was_training = encoder.training
+    encoder.eval()
+    features, labels = [], []
+    for batch in batches:
+        x = batch.x.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
+                            enabled=autocast_dtype is not None):
+            tokens = encoder(x)
+        features.append(pooled(tokens.float()).cpu())
+        labels.append(batch.labels.cpu())
+    encoder.train(was_training)
+    return torch.cat(features), torch.cat(labels)
 
 
 class LinearHead(nn.Module):

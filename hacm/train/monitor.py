@@ -84,24 +84,6 @@ def plot_loss_curve(records: Iterable[dict], path: Path, *, title: str) -> None:
     plt.close(figure)
 
 
-@torch.no_grad()
-def pooled_features(encoder: torch.nn.Module, batches: Iterable, *, device: torch.device,
-                    autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encoder features (all tokens visible) averaged over bodies, time and joints, with their labels."""
-    was_training = encoder.training
-    encoder.eval()
-    features, labels = [], []
-    for batch in batches:
-        x = batch.x.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
-                            enabled=autocast_dtype is not None):
-            tokens = encoder(x)
-        features.append(tokens.float().mean(dim=(1, 2, 3)).cpu())
-        labels.append(batch.labels.cpu())
-    encoder.train(was_training)
-    return torch.cat(features), torch.cat(labels)
-
-
 def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
                  test_labels: torch.Tensor, *, k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> float:
     """Weighted cosine kNN (as DINO's monitor): top-1 accuracy of the test features."""

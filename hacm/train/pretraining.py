@@ -16,31 +16,29 @@ import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 
-from hacm.data.loader import DeviceBatches, SkeletonDataset, epoch_batches, make_loader
+from hacm.data.loader import Feeder, epoch_batches, make_feeder
 from hacm.data.storage import SkeletonStore
+from hacm.model.heads import pooled_features
 from hacm.model.mask_diagnostic import diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer
 from hacm.train.checkpoint import (
-    CheckpointError,
     atomic_save,
     git_commit,
     load_resumable,
-    load_state,
     restore_rng_state,
     rng_state,
 )
 from hacm.train.config import PretrainConfig
 from hacm.train.distributed import Distributed
+from hacm.train.encoder_file import ENCODER, save_encoder
 from hacm.train.engine import AUTOCAST_DTYPES, train_one_epoch
-from hacm.train.monitor import MetricsLog, knn_accuracy, plot_loss_curve, pooled_features
+from hacm.train.monitor import MetricsLog, knn_accuracy, plot_loss_curve
 from hacm.train.schedules import warmup_cosine
 
 CHECKPOINT = "checkpoint.pt"
-ENCODER = "encoder.pt"
 METRICS = "metrics.jsonl"
 LOSS_CURVE = "loss_curve.png"
 RESOLVED_CONFIG = "config.yaml"
-ENCODER_KIND = "hacm-encoder"
 # The masking monitor: agreement with random masking on the first body sequences of the test split.
 MONITOR_SEQUENCES = 40
 MONITOR_DRAWS = 50
@@ -48,36 +46,6 @@ MONITOR_DRAWS = 50
 
 class RunError(RuntimeError):
     """A run that cannot start or continue; the message says why and what to do."""
-
-
-@dataclass
-class Feeder:
-    """Batches of one split, from the mapped store (CPU workers) or a copy on the device."""
-
-    store: SkeletonStore
-    frames: int
-    train: bool
-    seed: int
-    device: torch.device
-    on_device: bool
-    workers: int
-    rotation: float
-
-    def __post_init__(self) -> None:
-        if self.on_device:
-            self._device_batches = DeviceBatches(self.store, device=self.device, frames=self.frames,
-                                                 train=self.train, seed=self.seed, rotation=self.rotation)
-        else:
-            self._dataset = SkeletonDataset(self.store, frames=self.frames, train=self.train, seed=self.seed,
-                                            rotation=self.rotation)
-
-    def iterate(self, batches: list[list[int]], epoch: int = 0):
-        if self.on_device:
-            self._device_batches.set_epoch(epoch)
-            return self._device_batches.iterate(batches)
-        self._dataset.set_epoch(epoch)
-        return iter(make_loader(self._dataset, batches, num_workers=self.workers,
-                                pin_memory=self.device.type == "cuda"))
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -92,9 +60,7 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def write_encoder(path: Path, model: HACMPretrainer, config: PretrainConfig, epoch: int) -> None:
-    atomic_save({"kind": ENCODER_KIND, "method": config.method, "model": config.model.to_dict(),
-                 "state_dict": model.encoder.state_dict(), "epoch": epoch, "pretrain_config": config.to_dict(),
-                 "git_commit": git_commit()}, path)
+    save_encoder(path, model.encoder, method=config.method, epoch=epoch, pretrain_config=config.to_dict())
 
 
 def _knn_monitor(model: HACMPretrainer, train_feeder: Feeder, test_feeder: Feeder, config: PretrainConfig,
@@ -165,13 +131,12 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
     log = MetricsLog(out_dir / METRICS, keep_through_epoch=start_epoch - 1 if start_epoch > 1 else None,
                      enabled=context.is_main)
 
-    on_device = config.data.loader == "device" or (config.data.loader == "auto" and device.type == "cuda")
-    feed = dict(frames=config.model.frames, seed=config.seed, device=device, on_device=on_device,
+    feed = dict(frames=config.model.frames, seed=config.seed, device=device, loader=config.data.loader,
                 workers=config.data.workers, rotation=config.data.rotation)
-    train_feeder = Feeder(train_store, train=True, **feed)
+    train_feeder = make_feeder(train_store, train=True, **feed)
     monitor_feeders = monitor_bodies = None
     if test_store is not None and config.monitor.knn_every and context.is_main:
-        monitor_feeders = (Feeder(train_store, train=False, **feed), Feeder(test_store, train=False, **feed))
+        monitor_feeders = (make_feeder(train_store, train=False, **feed), make_feeder(test_store, train=False, **feed))
         monitor_bodies = present_bodies(test_store, frames=config.model.frames, count=MONITOR_SEQUENCES).to(device)
 
     network = model
@@ -225,11 +190,3 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         if not (out_dir / LOSS_CURVE).exists():
             plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=curve_title)
     return record
-
-
-def load_encoder_file(path: Path) -> dict:
-    """An encoder file's content, checked to be one (clear error otherwise)."""
-    state = load_state(path)
-    if state.get("kind") != ENCODER_KIND or "state_dict" not in state or "model" not in state:
-        raise CheckpointError(f"{path} is not an encoder file written by hacm.pretrain")
-    return state

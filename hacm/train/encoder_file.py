@@ -1,0 +1,65 @@
+"""The encoder file (`encoder.pt`) a pretraining run ends with and every evaluation starts from.
+
+One home for its format: written by `hacm.pretrain`, read and checked (kind, model configuration,
+weights) by `hacm.evaluate`. It holds the encoder's weights, its model configuration, the method, the
+epoch, the whole pretraining configuration and the git commit; it loads with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from hacm.model.config import ModelConfig
+from hacm.model.pretrainer import SkeletonEncoder
+from hacm.train.checkpoint import CheckpointError, atomic_save, file_sha256, git_commit, load_state
+
+ENCODER = "encoder.pt"
+ENCODER_KIND = "hacm-encoder"
+
+
+@dataclass
+class LoadedEncoder:
+    encoder: SkeletonEncoder
+    config: ModelConfig
+    path: str | None  # None: a randomly initialised encoder
+    sha256: str | None
+    method: str
+
+
+def save_encoder(path: Path, encoder: SkeletonEncoder, *, method: str, epoch: int, pretrain_config: dict) -> None:
+    atomic_save({"kind": ENCODER_KIND, "method": method, "model": encoder.config.to_dict(),
+                 "state_dict": encoder.state_dict(), "epoch": epoch, "pretrain_config": pretrain_config,
+                 "git_commit": git_commit()}, path)
+
+
+def read_encoder_file(path: Path) -> dict:
+    """An encoder file's content, checked to be one (clear error otherwise)."""
+    state = load_state(path)
+    if state.get("kind") != ENCODER_KIND or "state_dict" not in state or "model" not in state:
+        raise CheckpointError(f"{path} is not an encoder file written by hacm.pretrain")
+    return state
+
+
+def load_encoder(path: Path, *, drop_path: float = 0.0) -> LoadedEncoder:
+    """The encoder an encoder file describes, with its weights (`drop_path` for fine-tuning)."""
+    state = read_encoder_file(path)
+    try:
+        config = replace(ModelConfig.from_dict(state["model"]), drop_path=drop_path)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: its model configuration is invalid ({error})") from None
+    encoder = SkeletonEncoder(config)
+    try:
+        encoder.load_state_dict(state["state_dict"])
+    except RuntimeError as error:
+        first = str(error).splitlines()[1:2] or [str(error)]
+        raise CheckpointError(f"{path}: weights do not match the encoder they describe ({first[0].strip()})") from None
+    return LoadedEncoder(encoder, config, str(path), file_sha256(path), str(state.get("method", "unknown")))
+
+
+def random_encoder(config: ModelConfig, *, seed: int, method: str) -> LoadedEncoder:
+    """A randomly initialised encoder (the "no pretraining" rows), seeded."""
+    torch.manual_seed(seed)
+    return LoadedEncoder(SkeletonEncoder(config), config, None, None, f"{method} (random init)")
