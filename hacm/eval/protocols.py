@@ -13,7 +13,6 @@ epochs (best_top1, as the release and MAMP report).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, replace
@@ -404,7 +403,3 @@ def evaluate(run: Run) -> dict:
              f"({loaded.method})")
     plot_confusion(run.out_dir / CONFUSION, confusion_matrix(predictions, labels, run.classes), title=title)
     return document
-
-
-def read_metrics(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

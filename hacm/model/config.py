@@ -84,16 +84,6 @@ class ModelConfig:
         return self.patches * self.joints_per_patch
 
     @property
-    def uses_parents(self) -> bool:
-        return self.needs_spatial_scores
-
-    @property
-    def needs_temporal_scores(self) -> bool:
-        if self.masking == "cross":
-            return self.temporal_criterion == "attention"
-        return self.masking == "single" and self.single_criterion == "attention"
-
-    @property
     def needs_spatial_scores(self) -> bool:
         if self.masking == "cross":
             return self.spatial_criterion == "hierarchy"

@@ -63,13 +63,18 @@ def poincare_distance(x: torch.Tensor, y: torch.Tensor, curvature: float) -> tor
         return _arcosh1p(2.0 * curvature * squared_gap / (scale_x * scale_y)) / curvature**0.5
 
 
+def _pairwise_squared_gaps(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., L, D) -> squared norms (..., L) and squared distances (..., L, L), from inner products."""
+    squared_norms = points.pow(2).sum(-1)
+    gram = points @ points.transpose(-1, -2)
+    return squared_norms, (squared_norms[..., :, None] + squared_norms[..., None, :] - 2.0 * gram).clamp_min(0.0)
+
+
 def poincare_pairwise_distance(points: torch.Tensor, curvature: float) -> torch.Tensor:
     """(..., L, D) points -> (..., L, L) distances, from norms and inner products; exact zeros on the diagonal."""
     with torch.autocast(device_type=points.device.type, enabled=False):
         points = _full_precision(points)
-        squared_norms = points.pow(2).sum(-1)
-        gram = points @ points.transpose(-1, -2)
-        squared_gaps = (squared_norms[..., :, None] + squared_norms[..., None, :] - 2.0 * gram).clamp_min(0.0)
+        squared_norms, squared_gaps = _pairwise_squared_gaps(points)
         scales = (1.0 - curvature * squared_norms).clamp_min(_MIN_DENOMINATOR)
         ratio = 2.0 * curvature * squared_gaps / (scales[..., :, None] * scales[..., None, :])
         distances = _arcosh1p(ratio) / curvature**0.5
@@ -80,7 +85,5 @@ def euclidean_pairwise_distance(points: torch.Tensor) -> torch.Tensor:
     """(..., L, D) -> (..., L, L) Euclidean distances from norms and inner products (the flat ablation)."""
     with torch.autocast(device_type=points.device.type, enabled=False):
         points = _full_precision(points)
-        squared_norms = points.pow(2).sum(-1)
-        gram = points @ points.transpose(-1, -2)
-        squared = (squared_norms[..., :, None] + squared_norms[..., None, :] - 2.0 * gram).clamp_min(0.0)
+        _, squared = _pairwise_squared_gaps(points)
         return squared.sqrt() * (1.0 - torch.eye(points.shape[-2], device=points.device, dtype=points.dtype))

@@ -57,11 +57,3 @@ def setup_distributed(prefer_cuda: bool = True) -> Distributed:
 def teardown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def all_reduce_mean(value: float, context: Distributed) -> float:
-    if not context.enabled:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / context.world_size
