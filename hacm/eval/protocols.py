@@ -46,8 +46,8 @@ from hacm.train.checkpoint import (
     load_resumable,
     load_state,
     module_digest,
-    restore_rng_state,
-    rng_state,
+    restore_run_state,
+    save_run_state,
     source_digest,
 )
 from hacm.train.config import learning_rates
@@ -164,14 +164,8 @@ def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optim
     if state is None:
         run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=None)
         return 1
-    for key, module in modules.items():
-        module.load_state_dict(state[key])
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    restore_rng_state(state["rng"], generators)
     run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=int(state["epoch"]))
-    return int(state["epoch"]) + 1
+    return restore_run_state(state, modules=modules, optimizer=optimizer, scaler=scaler, generators=generators)
 
 
 CHECKPOINT_EVERY_S = 30.0  # short epochs (a linear head on cached features) are not worth a file each
@@ -184,11 +178,8 @@ def _save(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimiz
     if not last and now - run.last_checkpoint < CHECKPOINT_EVERY_S:
         return
     run.last_checkpoint = now
-    atomic_save({**{key: module.state_dict() for key, module in modules.items()}, "optimizer": optimizer.state_dict(),
-                 "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch,
-                 "rng": rng_state(generators), "config": resolved, "data": run.data_identity,
-                 "git_commit": git_commit()},
-                run.out_dir / CHECKPOINT)
+    save_run_state(run.out_dir / CHECKPOINT, modules=modules, optimizer=optimizer, scaler=scaler,
+                   generators=generators, epoch=epoch, resolved=resolved, data=run.data_identity)
 
 
 def _log_epoch(run: Run, epoch: int, *, loss: float, train_top1: float, lr: float, test_top1) -> None:

@@ -177,3 +177,26 @@ def restore_rng_state(state: dict, generators: dict[str, torch.Generator]) -> No
         generator.set_state(state["generators"][key])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_run_state(path: Path, *, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler | None, generators: dict[str, torch.Generator], epoch: int,
+                   resolved: dict, data: dict, **extra) -> None:
+    """The one checkpoint layout of every run (pretraining and evaluation): each module's state under its
+    key, optimiser, grad scaler, epoch, every random state, the resolved config, the stores' identity
+    and the git commit (plus `extra`, e.g. the step)."""
+    atomic_save({**{key: module.state_dict() for key, module in modules.items()}, "optimizer": optimizer.state_dict(),
+                 "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch, **extra,
+                 "rng": rng_state(generators), "config": resolved, "data": data, "git_commit": git_commit()}, path)
+
+
+def restore_run_state(state: dict, *, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+                      scaler: torch.amp.GradScaler | None, generators: dict[str, torch.Generator]) -> int:
+    """Load what save_run_state wrote into the run's objects; the first epoch still to train."""
+    for key, module in modules.items():
+        module.load_state_dict(state[key])
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    restore_rng_state(state["rng"], generators)
+    return int(state["epoch"]) + 1

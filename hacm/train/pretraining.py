@@ -21,13 +21,7 @@ from hacm.data.storage import SkeletonStore
 from hacm.model.heads import pooled_features
 from hacm.model.mask_diagnostic import diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer
-from hacm.train.checkpoint import (
-    atomic_save,
-    git_commit,
-    load_resumable,
-    restore_rng_state,
-    rng_state,
-)
+from hacm.train.checkpoint import load_resumable, restore_run_state, save_run_state
 from hacm.train.config import PretrainConfig
 from hacm.train.distributed import Distributed
 from hacm.train.encoder_file import ENCODER, save_encoder
@@ -118,13 +112,10 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         if context.is_main:
             print(f"{checkpoint_path} is finished but {METRICS} is missing; training again", file=sys.stderr)
         state = None
+    run_objects = dict(modules={"model": model}, optimizer=optimizer, scaler=scaler,
+                       generators={"mask": mask_generator})
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"], {"mask": mask_generator})
-        start_epoch = int(state["epoch"]) + 1
+        start_epoch = restore_run_state(state, **run_objects)
     elif context.is_main:
         (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
     curve_title = f"{config.method} pretraining ({data_dir.name})"
@@ -172,10 +163,8 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
                                                            seed=config.seed).agreement_by_group()
         if context.is_main:
             log.write(record)
-            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch,
-                         "step": epoch * steps_per_epoch, "rng": rng_state({"mask": mask_generator}),
-                         "config": resolved, "data": data_identity, "git_commit": git_commit()}, checkpoint_path)
+            save_run_state(checkpoint_path, **run_objects, epoch=epoch, resolved=resolved, data=data_identity,
+                           step=epoch * steps_per_epoch)
             plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=curve_title)
             if last:
                 write_encoder(out_dir / ENCODER, model, config, epoch)
