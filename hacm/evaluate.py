@@ -19,6 +19,7 @@ from hacm.eval.protocols import Run, evaluate
 from hacm.model.config import ConfigError
 from hacm.runtime import ensure_allocator_settings
 from hacm.train.checkpoint import CheckpointError, RunFolderLock
+from hacm.train.engine import NonFiniteLoss
 from hacm.train.pretraining import RunError
 
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                       encoder_path=encoder, device=device, show_progress=not args.no_progress,
                       restart_on_change=args.restart_on_change)
             metrics = evaluate(run)
-    except (StoreError, CheckpointError, RunError, ConfigError) as error:
+    except (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError) as error:
         print(f"hacm.evaluate: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

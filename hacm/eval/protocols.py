@@ -13,14 +13,12 @@ epochs (best_top1, as the release and MAMP report).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
@@ -51,7 +49,7 @@ from hacm.train.checkpoint import (
     source_digest,
 )
 from hacm.train.config import learning_rates
-from hacm.train.engine import AUTOCAST_DTYPES, backward_and_step, set_learning_rate
+from hacm.train.engine import AUTOCAST_DTYPES, train_classifier_epoch
 from hacm.train.monitor import MetricsLog
 from hacm.train.encoder_file import LoadedEncoder, load_encoder, random_encoder
 from hacm.train.pretraining import RunError
@@ -223,32 +221,26 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
             state = {"features": features, "labels": labels}
         cached = (state["features"].to(device), state["labels"].to(device))
     train_feeder = run.feeder(run.train_store, train=True, frames=frames) if settings.augment else None
+
+    def forward(item) -> tuple[torch.Tensor, torch.Tensor]:
+        if cached is not None:  # item: the batch's sample indices
+            index = torch.as_tensor(item, device=device)
+            return head(cached[0][index]), cached[1][index]
+        with torch.no_grad():
+            features = pooled(encoder(item.x.to(device))).float()
+        return head(features), item.labels.to(device)
+
     start = _resume(run, resolved, {"head": head}, optimizer, None, {})
     for epoch in tqdm(range(start, settings.epochs + 1), desc="linear", unit="epoch", disable=not run.show_progress,
                       initial=start - 1, total=settings.epochs):
         batches = epoch_batches(len(run.train_store), batch_size=batch_size, seed=run.config.seed, epoch=epoch,
                                 drop_last=True)
         head.train()
-        total, correct, seen = 0.0, 0, 0
         source = train_feeder.iterate(batches, epoch) if train_feeder is not None else batches
-        for step_in_epoch, item in enumerate(source):
-            set_learning_rate(optimizer, float(schedule[(epoch - 1) * steps_per_epoch + step_in_epoch]))
-            if cached is not None:
-                index = torch.as_tensor(item, device=device)
-                features, labels = cached[0][index], cached[1][index]
-            else:
-                with torch.no_grad():
-                    features = pooled(encoder(item.x.to(device))).float()
-                labels = item.labels.to(device)
-            logits = head(features)
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
-        _log_epoch(run, epoch, loss=total / seen, train_top1=correct / seen,
+        loss, train_top1 = train_classifier_epoch(source, forward, optimizer=optimizer, lr_schedule=schedule,
+                                                  first_step=(epoch - 1) * steps_per_epoch, epoch=epoch, device=device,
+                                                  lr_key="linear.lr")
+        _log_epoch(run, epoch, loss=loss, train_top1=train_top1,
                    lr=float(schedule[epoch * steps_per_epoch - 1]),
                    test_top1=lambda: _linear_test_top1(head, test_features, run, device))
         _save(run, resolved, {"head": head}, optimizer, None, {}, epoch, last=epoch == settings.epochs)
@@ -310,21 +302,12 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict,
         positions = epoch_batches(len(members), batch_size=batch_size, seed=run.config.seed, epoch=epoch,
                                   drop_last=True)
         batches = [[int(members[p]) for p in batch] for batch in positions]
-        total, correct, seen = 0.0, 0, 0
-        for step_in_epoch, batch in enumerate(train_feeder.iterate(batches, epoch)):
-            set_learning_rate(optimizer, float(schedule[(epoch - 1) * steps_per_epoch + step_in_epoch]))
-            labels = batch.labels.to(device)
-            with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
-                                enabled=autocast_dtype is not None):
-                logits = head(encoder(batch.x.to(device)))
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
-            if not math.isfinite(float(loss.detach())):
-                raise RunError(f"loss is {float(loss)} at epoch {epoch}; lower finetune.lr or use fp32")
-            backward_and_step(loss, optimizer, scaler, settings.clip_grad)
-            total += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
-        _log_epoch(run, epoch, loss=total / seen, train_top1=correct / seen,
+        loss, train_top1 = train_classifier_epoch(
+            train_feeder.iterate(batches, epoch), lambda batch: (head(encoder(batch.x.to(device))), batch.labels.to(device)),
+            optimizer=optimizer, lr_schedule=schedule, first_step=(epoch - 1) * steps_per_epoch, epoch=epoch,
+            device=device, autocast_dtype=autocast_dtype, scaler=scaler, clip_grad=settings.clip_grad,
+            label_smoothing=settings.label_smoothing, lr_key="finetune.lr")
+        _log_epoch(run, epoch, loss=loss, train_top1=train_top1,
                    lr=float(schedule[epoch * steps_per_epoch - 1]),
                    test_top1=lambda: topk_accuracy(test_logits(), torch.from_numpy(run.test_store.labels), 1))
         _save(run, resolved, {"encoder": encoder, "head": head}, optimizer, scaler, {}, epoch,

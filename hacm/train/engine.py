@@ -1,4 +1,5 @@
-"""One pretraining epoch: forward, backward, clipping, optimiser step under the per-step schedule.
+"""One training epoch (pretraining, or a classifier's for the linear probe and fine-tuning): forward,
+backward, clipping, optimiser step under the per-step schedule.
 
 Knows nothing of files or command lines: batches come in, metrics go out through a callback.
 """
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -96,3 +98,36 @@ def train_one_epoch(
                      "grad_norm": grad_norm, **values})
     progress.close()
     return {key: value / max(count, 1) for key, value in sums.items()}
+
+
+def train_classifier_epoch(
+    batches: Iterable,
+    forward: Callable[[object], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    optimizer: torch.optim.Optimizer,
+    lr_schedule: np.ndarray,
+    first_step: int,
+    epoch: int,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    clip_grad: float | None = None,
+    label_smoothing: float = 0.0,
+    lr_key: str = "the lr",
+) -> tuple[float, float]:
+    """One epoch of cross-entropy training, as MAE runs its linear probe and fine-tuning through one
+    train_one_epoch: `forward(item)` gives (logits, labels) of a batch. Returns mean loss and top-1."""
+    total, correct, seen = 0.0, 0, 0
+    for step_in_epoch, item in enumerate(batches):
+        set_learning_rate(optimizer, float(lr_schedule[first_step + step_in_epoch]))
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
+                            enabled=autocast_dtype is not None):
+            logits, labels = forward(item)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+        if not math.isfinite(float(loss.detach())):
+            raise NonFiniteLoss(f"loss is {float(loss)} at epoch {epoch}; lower {lr_key} or use fp32")
+        backward_and_step(loss, optimizer, scaler, clip_grad)
+        total += float(loss.detach()) * len(labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+    return total / seen, correct / seen
