@@ -19,6 +19,7 @@ import torch
 from hacm.runtime import ensure_allocator_settings
 from hacm.model.config import ModelConfig
 from hacm.model.pretrainer import HACMPretrainer
+from hacm.train.distributed import requested_device
 from hacm.train.engine import AUTOCAST_DTYPES
 
 REFERENCE_STEP_GFLOP = 305.6  # authors' implementation, batch 16, T=72, t_patch=3
@@ -103,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if argv is None:  # a command-line run, not a call from Python
         ensure_allocator_settings()
-    if args.frames % args.t_patch or min(args.batch_size, args.steps, args.frames) < 1:
-        parser.error("--frames must be a positive multiple of --t-patch; batch size and steps positive")
+    if args.frames % args.t_patch or min(args.batch_size, args.steps, args.frames) < 1 or args.warmup < 0:
+        parser.error("--frames must be a positive multiple of --t-patch; batch size and steps positive, warmup >= 0")
+    try:
+        requested_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     print(json.dumps(bench_pretrain(args)), flush=True)
     return 0
 

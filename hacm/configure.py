@@ -57,11 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         document = json.loads(args.json)
-        if not isinstance(document, dict):
-            raise ValueError("expected a JSON object")
+    except json.JSONDecodeError as error:
+        parser.error(f"--json is not valid JSON ({error})")
+    if not isinstance(document, dict):
+        parser.error(f"--json must be a JSON object, got {type(document).__name__}")
+    try:
         rates = check(args.kind, document)
     except (ValueError, ConfigError, TypeError) as error:
-        print(f"hacm.configure: {args.out}: {error}", file=sys.stderr)
+        print(f"hacm.configure: the {args.kind} config for {args.out}: {error}", file=sys.stderr)
         return 1
     if args.kind == "plan":
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"

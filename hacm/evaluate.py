@@ -13,12 +13,18 @@ from pathlib import Path
 
 import torch
 
+from hacm.cli import interrupts_raise, quiet_interrupts_while_starting
+
+if __name__ == "__main__":  # before the heavy imports below: a Ctrl-C while they load is one line
+    quiet_interrupts_while_starting("hacm.evaluate")
+
 from hacm.data.storage import StoreError
 from hacm.eval.config import PROTOCOLS, load_eval_config
 from hacm.eval.protocols import Run, evaluate
 from hacm.model.config import ConfigError
 from hacm.runtime import ensure_allocator_settings
 from hacm.train.checkpoint import CheckpointError, RunFolderLock
+from hacm.train.distributed import requested_device
 from hacm.train.engine import NonFiniteLoss
 from hacm.train.pretraining import RunError
 
@@ -42,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    interrupts_raise()
     if argv is None:
         ensure_allocator_settings()
     try:
@@ -51,12 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     encoder = None if args.encoder.lower() == "none" else Path(args.encoder)
     try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        print(f"hacm.evaluate: error: --device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)", file=sys.stderr)
-        return 2
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print(f"hacm.evaluate: error: --device {args.device}: this PyTorch sees no CUDA device", file=sys.stderr)
+        device = requested_device(args.device)
+    except ValueError as error:
+        print(f"hacm.evaluate: error: {error}", file=sys.stderr)
         return 2
     try:
         with RunFolderLock(args.out):

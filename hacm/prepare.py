@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hacm.benchmarks import DATASETS as REGISTRY
+from hacm.locks import OutputInUse, OutputLock
 from hacm.data.convert import (
     DEFAULT_MAX_BAD_FRACTION,
     ConversionError,
@@ -75,7 +76,8 @@ def prepare(args: argparse.Namespace) -> list[ConversionReport]:
     """Run the conversion(s) of one dataset; one timed report per part."""
     reports = []
     for name, raw, convert in conversion_parts(args):
-        report = ConversionReport(dataset=name, raw=str(raw), out=str(args.out), workers=args.workers)
+        report = ConversionReport(dataset=name, raw=str(raw), out=str(getattr(args, "final_out", args.out)),
+                                  workers=args.workers)
         start = time.perf_counter()
         convert(report)
         report.seconds = time.perf_counter() - start
@@ -93,13 +95,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset != "synthetic" and not args.raw.is_dir():
         parser.error(f"--raw {args.raw} is not a folder (run `python -m hacm.fetch {args.dataset}` first)")
     out = args.out
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} is a file, not a folder for the stores")
+    try:
+        with OutputLock(out.with_name(out.name + ".lock"), output=out, hint="wait for it to finish"):
+            return _prepare_into(args, out)
+    except (OutputInUse, OSError) as error:
+        print(f"hacm.prepare: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _prepare_into(args: argparse.Namespace, out: Path) -> int:
+    """Convert into a staging folder, check, and swap it in as `out` (the caller holds out's lock)."""
     staging = out.with_name(out.name + ".staging")
     rejected = out.with_name(out.name + ".rejected-report.json")
     _remove(staging)
     try:
         # Everything is written into a staging folder and replaces `out` in one step once every check
         # passed: a failed or interrupted run leaves the previous complete output as it was.
-        reports = prepare(argparse.Namespace(**{**vars(args), "out": staging}))
+        reports = prepare(argparse.Namespace(**{**vars(args), "out": staging, "final_out": out}))
         status = finish_report(reports, staging, max_bad_fraction=args.max_bad_fraction, shown_report=rejected)
     except (ConversionError, OSError, ValueError) as error:
         _remove(staging)

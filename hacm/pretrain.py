@@ -12,6 +12,11 @@ import contextlib
 import sys
 from pathlib import Path
 
+from hacm.cli import interrupts_raise, quiet_interrupts_while_starting
+
+if __name__ == "__main__":  # before the heavy imports below: a Ctrl-C while they load is one line
+    quiet_interrupts_while_starting("hacm.pretrain")
+
 from hacm.data.storage import StoreError
 from hacm.model.config import ConfigError
 from hacm.runtime import ensure_allocator_settings
@@ -40,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    interrupts_raise()
     if argv is None:  # a command-line run, not a call from Python
         ensure_allocator_settings()
     try:

@@ -164,6 +164,23 @@ def test_usage_errors_are_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "hacm.prepare", "ntu60", "--raw", str(tmp_path / "empty"),
                              "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 1 and "hacm.fetch ntu60" in result.stderr and "Traceback" not in result.stderr
+    # --out that is a file: refused, the file kept (probe case 15: it was replaced by the stores).
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    result = subprocess.run([sys.executable, "-m", "hacm.prepare", "ntu60", "--raw", str(tmp_path / "empty"),
+                             "--out", str(notes), "--no-missing-list"], capture_output=True, text=True)
+    assert result.returncode == 2 and "is a file" in result.stderr and notes.read_text() == "mine"
+
+
+def test_two_prepares_cannot_write_one_output(tmp_path):
+    from hacm.locks import OutputLock
+
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "o"
+    with OutputLock(out.with_name("o.lock"), output=out, hint="wait for it to finish"):
+        result = subprocess.run([sys.executable, "-m", "hacm.prepare", "ntu60", "--raw", str(tmp_path / "empty"),
+                                 "--out", str(out), "--no-missing-list"], capture_output=True, text=True)
+    assert result.returncode == 1 and "in use by another run" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_synthetic_dataset_converts_cleanly_into_every_benchmark(synthetic_stores):

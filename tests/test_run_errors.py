@@ -4,6 +4,7 @@ probe: `--set optim.lr=[`, `--out` that is a file, `--device cuda` without CUDA,
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,17 +23,29 @@ def stage(name: str, *arguments: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("case", ["bad --set", "out is a file", "cuda without cuda", "not a device"])
+@pytest.mark.parametrize("case", ["bad --set", "out is a file", "cuda without cuda", "not a device", "meta device",
+                                  "betas", "empty section", "corrupt info.json", "finetune batch of 1"])
 def test_mistakes_are_one_line_errors(case, synthetic_stores, tmp_path):
     data = synthetic_stores / "ntu60-xsub"
+    if case == "corrupt info.json":  # probe case 25
+        shutil.copytree(data, tmp_path / "store")
+        data = tmp_path / "store"
+        (data / "train" / "info.json").write_text("{not json")
     (tmp_path / "a_file").write_text("")
     pretrain = ["--config", str(PRETRAIN), "--data", str(data)]
     linear = ["--protocol", "linear", "--config", str(EVALUATE), "--data", str(data), "--encoder", "none"]
+    out = ["--out", str(tmp_path / "o")]
     name, arguments, words = {
-        "bad --set": ("pretrain", [*pretrain, "--out", str(tmp_path / "o"), "--set", "optim.lr=["], "not a YAML value"),
+        "bad --set": ("pretrain", [*pretrain, *out, "--set", "optim.lr=["], "not a YAML value"),
         "out is a file": ("evaluate", [*linear, "--out", str(tmp_path / "a_file")], "is a file"),
-        "cuda without cuda": ("evaluate", [*linear, "--out", str(tmp_path / "o"), "--device", "cuda"], "CUDA"),
-        "not a device": ("evaluate", [*linear, "--out", str(tmp_path / "o"), "--device", "gpu"], "not a device"),
+        "cuda without cuda": ("evaluate", [*linear, *out, "--device", "cuda"], "CUDA"),
+        "not a device": ("evaluate", [*linear, *out, "--device", "gpu"], "not a device"),
+        "meta device": ("evaluate", [*linear, *out, "--device", "meta"], "only cpu and cuda"),
+        "betas": ("pretrain", [*pretrain, *out, "--set", "optim.betas=0.9"], "optim.betas: must be two numbers"),
+        "empty section": ("pretrain", [*pretrain, *out, "--set", "optim=null"], "optim: is empty"),
+        "corrupt info.json": ("pretrain", [*pretrain, *out], "is not readable JSON"),
+        "finetune batch of 1": ("evaluate", ["--protocol", "finetune", *linear[2:], *out, "--set", "data.batch_size=1"],
+                                "BatchNorm in the head needs at least 2 per batch"),
     }[case]
     if case == "cuda without cuda":
         import torch
@@ -74,3 +87,31 @@ def test_two_runs_cannot_write_one_folder(synthetic_stores, tmp_path):
         assert "Traceback" not in result.stderr
     with RunFolderLock(out):  # released with its holder
         pass
+
+
+def test_ctrl_c_while_a_stage_starts_is_one_line(synthetic_stores, tmp_path):
+    """Probe case 44: a Ctrl-C while torch was still importing printed a KeyboardInterrupt traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "hacm.pretrain", "--config", str(PRETRAIN), "--data",
+                                str(synthetic_stores / "ntu60-xsub"), "--out", str(tmp_path / "run"), "--no-progress"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=default_sigint)
+    time.sleep(0.5)  # importing torch takes longer; a machine that is done by then gets the run's own handler
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr[-2000:]
+    assert len(stderr.strip().splitlines()) == 1
+
+
+def test_a_checkpoint_missing_a_part_is_one_line(tmp_path):
+    """Probe case 40: a checkpoint without `model` (or with other weights) was a KeyError traceback."""
+    import torch
+
+    from hacm.train.checkpoint import CheckpointError, restore_run_state
+
+    model = torch.nn.Linear(2, 2)
+    objects = dict(modules={"model": model}, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), scaler=None,
+                   generators={})
+    for state, words in (({"epoch": 1}, "no 'model' entry"),
+                         ({"epoch": 1, "model": {"weight": torch.zeros(3, 3)}}, "does not fit this run")):
+        with pytest.raises(CheckpointError, match=words):
+            restore_run_state(state, **objects, source=tmp_path / "checkpoint.pt")

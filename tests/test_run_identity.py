@@ -133,6 +133,17 @@ def test_a_finished_pretraining_is_not_reemitted_for_new_data(synthetic_stores, 
     assert pretrain(config, synthetic_stores / "ntu60-xview", tmp_path / "run", "--restart-on-change") == 0
     after = encoder_weights(tmp_path / "run")
     assert any(not torch.equal(before[key], after[key]) for key in before)
+    assert torch.load(tmp_path / "run" / "encoder.pt", weights_only=True)["data"] == {
+        "train": SkeletonStore(synthetic_stores / "ntu60-xview" / "train").identity}
+
+
+def test_a_restarted_pretraining_leaves_no_encoder_of_the_old_data(synthetic_stores, tmp_path):
+    """Probe N1: a finished run started over on other data and stopped early kept the old data's encoder.pt."""
+    config = write(tmp_path / "pretrain.yaml", PRETRAIN)
+    assert pretrain(config, synthetic_stores / "ntu60-xsub", tmp_path / "run") == 0
+    assert pretrain(config, synthetic_stores / "ntu60-xview", tmp_path / "run", "--restart-on-change",
+                    "--stop-after-epochs", "1") == 0
+    assert not (tmp_path / "run" / "encoder.pt").exists()
 
 
 def test_a_torn_last_log_line_does_not_block_resuming(tmp_path):

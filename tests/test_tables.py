@@ -464,6 +464,9 @@ def _not_metrics(document):
     (lambda d: d["tables"][0]["rows"][0].update(pretrain_logs=["absent.jsonl"]), "pretrain_logs[0]"),
     (lambda d: d["tables"][0].update(metric="top3"), "'top3'"),
     (lambda d: d.pop("tables"), "'tables'"),
+    # A metrics.json of another protocol or benchmark in a cell (reliability probe, case 69).
+    (lambda d: d["tables"][0].update(protocol="finetune"), "is a protocol 'linear' result, but this cell is protocol 'finetune'"),
+    (lambda d: d["tables"][0]["columns"][0].update(benchmark="pku1-xsub"), "is a benchmark 'ntu60-xsub' result"),
 ])
 def test_a_bad_plan_is_one_line_on_stderr(handmade, change, names):
     plan = _bad_plan(handmade, change)

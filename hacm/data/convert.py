@@ -110,28 +110,66 @@ def _convert_pku_video(paths: tuple[str, str]) -> tuple[str, list, list[str], st
         return skeleton, [], [], _describe(error)
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def parallel_map(function: Callable, items: list, *, workers: int, description: str) -> Iterator:
     """Results in input order, computed by `workers` processes, with a progress bar on stderr."""
     bar = tqdm(total=len(items), desc=description, unit="file", mininterval=1.0, file=sys.stderr)
-    if workers <= 1:
-        results: Iterable = map(function, items)
-        pool = None
-    else:
-        # Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and a worker killed in the
-        # middle of sending a result leaves the pool's queue locked, so terminate() would wait forever.
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=signal.signal,
-                                                         initargs=(signal.SIGINT, signal.SIG_IGN))
-        chunk = max(1, min(32, len(items) // (workers * 8) or 1))
-        results = pool.imap(function, items, chunksize=chunk)
+    pool, completed = None, False
     try:
+        if workers <= 1:
+            results: Iterable = map(function, items)
+        else:
+            # Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and a worker stopped in the
+            # middle of sending a result leaves the pool's queue locked. SIGINT stays blocked while they
+            # are forked, so that none is interrupted before it can ignore it (the parent gets it after).
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_interrupts)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            chunk = max(1, min(32, len(items) // (workers * 8) or 1))
+            results = pool.imap(function, items, chunksize=chunk)
         for result in results:
             bar.update()
             yield result
+        completed = True
     finally:
         bar.close()
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            if completed:
+                pool.close()
+                pool.join()
+            else:
+                _abandon(pool)
+
+
+def _abandon(pool) -> None:
+    """Stop a pool at once, without waiting on its queues. Pool.terminate() SIGTERMs the workers and then
+    joins the pool's handler threads; a worker stopped while it held a queue lock leaves a handler waiting
+    on that lock forever (3 of ~155 Ctrl-Cs in the reliability probe). Instead: SIGKILL and reap every
+    worker, and drop the pool's exit-time terminate (its handler threads are daemons and die with us)."""
+    from multiprocessing.pool import TERMINATE
+
+    pool._state = TERMINATE  # no handler may start replacement workers or send more tasks
+    for handler in ("_worker_handler", "_task_handler", "_result_handler"):
+        if hasattr(pool, handler):
+            getattr(pool, handler)._state = TERMINATE
+    for _ in range(2):  # twice: a replacement started just before the state changed is caught too
+        workers = list(getattr(pool, "_pool", []))
+        for worker in workers:
+            try:
+                os.kill(worker.pid, signal.SIGKILL)
+            except (ProcessLookupError, TypeError):
+                pass
+        for worker in workers:
+            worker.join(timeout=5)
+    finalizer = getattr(pool, "_terminate", None)
+    if finalizer is not None:
+        finalizer.cancel()
 
 
 class _StoreSet:

@@ -131,7 +131,12 @@ class SkeletonStore:
         info_path = self.directory / INFO_FILE
         if not info_path.is_file():
             raise StoreError(f"{self.directory} is not a converted split (no {INFO_FILE}); run hacm.prepare")
-        self.info = json.loads(info_path.read_text())
+        try:
+            self.info = json.loads(info_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise StoreError(f"{info_path} is not readable JSON ({error}); run hacm.prepare again") from None
+        if not isinstance(self.info, dict):
+            raise StoreError(f"{info_path} is not a store description (a JSON object); run hacm.prepare again")
         try:
             self.frames = np.load(self.directory / FRAMES_FILE, mmap_mode="r")
             self.offsets = np.load(self.directory / "offsets.npy")

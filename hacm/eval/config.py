@@ -8,6 +8,7 @@ from hacm.model.config import ModelConfig
 from hacm.train.config import (
     PRECISIONS,
     DataConfig,
+    adam_betas,
     apply_overrides,
     load_yaml,
     require,
@@ -69,7 +70,7 @@ class FinetuneConfig:
     lr_batch: int = 256
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(self.betas))
+        object.__setattr__(self, "betas", adam_betas(self.betas, "finetune.betas"))
         require(isinstance(self.epochs, int) and self.epochs > 0, "finetune.epochs", "must be a positive integer")
         require(0 <= self.warmup_epochs <= self.epochs, "finetune.warmup_epochs", "must lie in [0, epochs]")
         require(self.lr > 0 and self.min_lr >= 0 and self.weight_decay >= 0, "finetune.lr", "must be positive")

@@ -163,7 +163,8 @@ def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optim
         run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=None)
         return 1
     run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=int(state["epoch"]))
-    return restore_run_state(state, modules=modules, optimizer=optimizer, scaler=scaler, generators=generators)
+    return restore_run_state(state, modules=modules, optimizer=optimizer, scaler=scaler, generators=generators,
+                             source=run.out_dir / CHECKPOINT)
 
 
 CHECKPOINT_EVERY_S = 30.0  # short epochs (a linear head on cached features) are not worth a file each
@@ -270,8 +271,11 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict,
     members = np.arange(len(run.train_store)) if subset is None else subset
     optimisation = resolve_optimisation(settings, default_batch=run.config.data.batch_size, samples=len(members))
     batch_size, steps_per_epoch = optimisation.global_batch, optimisation.steps_per_epoch
+    if len(members) < 2:
+        raise RunError(f"fine-tuning needs at least two training samples (BatchNorm in the head); it has {len(members)}")
     if batch_size < 2:
-        raise RunError("fine-tuning needs at least two training samples (BatchNorm in the head)")
+        raise RunError(f"fine-tuning batches of {batch_size} sample: BatchNorm in the head needs at least 2 per batch "
+                       "(set finetune.batch_size or data.batch_size to 2 or more)")
     schedule = warmup_cosine(base=optimisation.lr_absolute, final=optimisation.min_lr_absolute, epochs=settings.epochs,
                              steps_per_epoch=steps_per_epoch, warmup_epochs=settings.warmup_epochs)
     optimizer = torch.optim.AdamW(finetune_parameter_groups(encoder, head, weight_decay=settings.weight_decay,

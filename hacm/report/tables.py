@@ -126,6 +126,7 @@ class PlanError(ReportError):
 class ColumnSpec:
     key: str
     label: str
+    benchmark: str | None = None  # when given, every metrics.json of the column must be of this benchmark
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class TableSpec:
     columns: tuple[ColumnSpec, ...]
     rows: tuple[RowSpec, ...]
     published: str | None
+    protocol: str | None = None  # when given, every metrics.json of the table must be of this protocol
 
 
 @dataclass(frozen=True)
@@ -211,8 +213,10 @@ def resolve_file(raw: object, plan_dir: Path, where: str) -> Path:
 
 def _column(raw: object, where: str) -> ColumnSpec:
     raw = _object(raw, where)
-    _keys(raw, where, ("key", "label"))
-    return ColumnSpec(key=_text(raw["key"], f"{where}.key"), label=_text(raw["label"], f"{where}.label"))
+    _keys(raw, where, ("key", "label"), ("benchmark",))
+    benchmark = _text(raw["benchmark"], f"{where}.benchmark") if "benchmark" in raw else None
+    return ColumnSpec(key=_text(raw["key"], f"{where}.key"), label=_text(raw["label"], f"{where}.label"),
+                      benchmark=benchmark)
 
 
 def _files(raw: object, where: str, plan_dir: Path) -> tuple[Path, ...]:
@@ -243,7 +247,7 @@ def _row(raw: object, where: str, columns: dict[str, ColumnSpec], plan_dir: Path
 
 def _table(raw: object, where: str, plan_dir: Path, published: Published | None) -> TableSpec:
     raw = _object(raw, where)
-    _keys(raw, where, ("name", "title", "metric", "columns", "rows"), ("published",))
+    _keys(raw, where, ("name", "title", "metric", "columns", "rows"), ("published", "protocol"))
     name = _text(raw["name"], f"{where}.name")
     if not _STEM.match(name) or name.lower() == "index":
         raise PlanError(f"{where}.name: {name!r} cannot be a file stem (letters, digits, '_', '-', '.'; not 'index')")
@@ -267,7 +271,8 @@ def _table(raw: object, where: str, plan_dir: Path, published: Published | None)
             known = ", ".join(sorted(published.tables))
             raise PlanError(f"{where}.published: unknown table {reference!r} in {published.path} (known: {known})")
     return TableSpec(name=name, title=_text(raw["title"], f"{where}.title"), metric=_text(raw["metric"], f"{where}.metric"),
-                     columns=tuple(columns), rows=tuple(rows), published=reference)
+                     columns=tuple(columns), rows=tuple(rows), published=reference,
+                     protocol=_text(raw["protocol"], f"{where}.protocol") if "protocol" in raw else None)
 
 
 def _curve(raw: object, where: str, plan_dir: Path) -> CurveSpec:
@@ -612,7 +617,13 @@ def _our_cells(spec: TableSpec, row: RowSpec, column: ColumnSpec, plan: Plan, ca
     documents = []
     for k, path in enumerate(row.cells.get(column.key, ())):
         where = _file_where(plan, spec, row, column, k)
-        documents.append((path, where, _metrics(path, where, cache)))
+        document = _metrics(path, where, cache)
+        # A file of another protocol or benchmark must not fill this cell (a copied or misnamed run).
+        for what, expected, found in (("protocol", spec.protocol, document.get("protocol")),
+                                      ("benchmark", column.benchmark, document.get("dataset", {}).get("benchmark"))):
+            if expected is not None and found != expected:
+                raise PlanError(f"{where}: {path} is a {what} {found!r} result, but this cell is {what} {expected!r}")
+        documents.append((path, where, document))
     cells = {}
     for statistic in STATISTICS:
         if statistic == plan.statistic:

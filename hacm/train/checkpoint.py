@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+
+from hacm.locks import OutputInUse, OutputLock
 
 
 LOCK_FILE = ".lock"
@@ -54,40 +54,25 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-class RunFolderLock:
-    """Holds an advisory lock on a run folder while a run writes it: a second run on the same --out stops
-    with one line instead of interleaving its checkpoints and logs with the first. The lock goes with the
-    process (a killed run leaves nothing to clean up); `.lock` names the holder."""
+class RunFolderLock(OutputLock):
+    """The lock of a run folder (`<out>/.lock`) while pretraining or an evaluation writes it."""
 
     def __init__(self, out: Path) -> None:
-        self.out = Path(out)
-        self.handle = None
+        super().__init__(Path(out) / LOCK_FILE, output=Path(out), hint="wait for it to finish or use another --out")
 
     def __enter__(self) -> RunFolderLock:
-        if self.out.exists() and not self.out.is_dir():
-            raise CheckpointError(f"--out {self.out} is a file, not a run folder")
-        self.out.mkdir(parents=True, exist_ok=True)
-        handle = open(self.out / LOCK_FILE, "a+")
+        if self.output.exists() and not self.output.is_dir():
+            raise CheckpointError(f"--out {self.output} is a file, not a run folder")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise CheckpointError(f"{self.out} is in use by another run ({holder}); wait for it to finish or "
-                                  "use another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        self.handle = handle
-        return self
+            return super().__enter__()
+        except OutputInUse as error:
+            raise CheckpointError(str(error)) from None
 
-    def __exit__(self, *exc) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_save(state: dict, path: Path) -> None:
@@ -96,6 +81,7 @@ def atomic_save(state: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it 0600; a shared results folder needs the usual mode
     try:
         torch.save(state, temporary)
         os.replace(temporary, path)
@@ -191,12 +177,20 @@ def save_run_state(path: Path, *, modules: dict[str, torch.nn.Module], optimizer
 
 
 def restore_run_state(state: dict, *, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
-                      scaler: torch.amp.GradScaler | None, generators: dict[str, torch.Generator]) -> int:
-    """Load what save_run_state wrote into the run's objects; the first epoch still to train."""
-    for key, module in modules.items():
-        module.load_state_dict(state[key])
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    restore_rng_state(state["rng"], generators)
-    return int(state["epoch"]) + 1
+                      scaler: torch.amp.GradScaler | None, generators: dict[str, torch.Generator],
+                      source: Path | str = "the checkpoint") -> int:
+    """Load what save_run_state wrote into the run's objects; the first epoch still to train. A checkpoint
+    that lacks a part or whose tensors do not fit is a one-line error (it was not written by this run)."""
+    try:
+        for key, module in modules.items():
+            module.load_state_dict(state[key])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"], generators)
+        return int(state["epoch"]) + 1
+    except KeyError as error:
+        problem = f"it has no {error.args[0]!r} entry"
+    except (RuntimeError, ValueError, TypeError) as error:
+        problem = str(error).strip().splitlines()[0][:200]
+    raise CheckpointError(f"{source} does not fit this run ({problem}); delete it to start over")

@@ -44,6 +44,15 @@ def require(condition: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def adam_betas(value, key: str) -> tuple[float, float]:
+    """Two numbers in [0, 1), as a tuple; anything else is a one-line error naming the key."""
+    numeric = isinstance(value, (list, tuple)) and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) for b in value)
+    require(numeric and len(value) == 2 and all(0 <= b < 1 for b in value), key,
+            f"must be two numbers in [0, 1), e.g. [0.9, 0.95]; got {value!r}")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     batch_size: int = 256  # global batch, split over data-parallel processes
@@ -71,14 +80,13 @@ class OptimConfig:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(self.betas))
+        object.__setattr__(self, "betas", adam_betas(self.betas, "optim.betas"))
         require(isinstance(self.epochs, int) and self.epochs > 0, "optim.epochs", "must be a positive integer")
         require(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs",
               "must lie in [0, epochs]")
         require(self.lr > 0 and self.min_lr >= 0, "optim.lr", "lr must be positive and min_lr non-negative")
         require(isinstance(self.lr_batch, int) and self.lr_batch > 0, "optim.lr_batch", "must be a positive integer")
         require(self.weight_decay >= 0, "optim.weight_decay", "must be non-negative")
-        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", "must be two numbers in [0, 1)")
         require(self.clip_grad is None or self.clip_grad > 0, "optim.clip_grad", "must be positive or null")
         require(self.precision in PRECISIONS, "optim.precision", f"must be one of {PRECISIONS}")
 
@@ -155,6 +163,8 @@ def top_level_fields(cls, data: dict | None) -> tuple[dict, str, int, ModelConfi
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}; known top-level keys: {', '.join(sorted(known))}")
+    for key, value in data.items():  # `optim:` with nothing under it would silently mean the paper's defaults
+        require(value is not None, key, "is empty (null): give its keys, or leave it out for the defaults")
     method = data.get("method", "hacm")
     if method not in PRESETS:
         raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")

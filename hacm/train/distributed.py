@@ -57,3 +57,16 @@ def setup_distributed(prefer_cuda: bool = True) -> Distributed:
 def teardown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def requested_device(text: str) -> torch.device:
+    """A --device argument as a device this PyTorch can use (cpu or cuda); ValueError with one line otherwise."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ValueError(f"--device {text!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {text}: only cpu and cuda devices are supported")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {text}: this PyTorch sees no CUDA device")
+    return device

@@ -2,7 +2,7 @@
 
 One home for its format: written by `hacm.pretrain`, read and checked (kind, model configuration,
 weights) by `hacm.evaluate`. It holds the encoder's weights, its model configuration, the method, the
-epoch, the whole pretraining configuration and the git commit; it loads with `weights_only=True`.
+epoch, the whole pretraining configuration, the identity of the stores it was trained on and the git commit; it loads with `weights_only=True`.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ class LoadedEncoder:
     method: str
 
 
-def save_encoder(path: Path, encoder: SkeletonEncoder, *, method: str, epoch: int, pretrain_config: dict) -> None:
+def save_encoder(path: Path, encoder: SkeletonEncoder, *, method: str, epoch: int, pretrain_config: dict,
+                 data: dict | None = None) -> None:
     atomic_save({"kind": ENCODER_KIND, "method": method, "model": encoder.config.to_dict(),
                  "state_dict": encoder.state_dict(), "epoch": epoch, "pretrain_config": pretrain_config,
-                 "git_commit": git_commit()}, path)
+                 "data": data, "git_commit": git_commit()}, path)
 
 
 def read_encoder_file(path: Path) -> dict:

@@ -53,8 +53,8 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def write_encoder(path: Path, model: HACMPretrainer, config: PretrainConfig, epoch: int) -> None:
-    save_encoder(path, model.encoder, method=config.method, epoch=epoch, pretrain_config=config.to_dict())
+def write_encoder(path: Path, model: HACMPretrainer, config: PretrainConfig, epoch: int, data: dict) -> None:
+    save_encoder(path, model.encoder, method=config.method, epoch=epoch, pretrain_config=config.to_dict(), data=data)
 
 
 def _knn_monitor(model: HACMPretrainer, train_feeder: Feeder, test_feeder: Feeder, config: PretrainConfig,
@@ -115,8 +115,11 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
     run_objects = dict(modules={"model": model}, optimizer=optimizer, scaler=scaler,
                        generators={"mask": mask_generator})
     if state is not None:
-        start_epoch = restore_run_state(state, **run_objects)
+        start_epoch = restore_run_state(state, **run_objects, source=checkpoint_path)
     elif context.is_main:
+        # A fresh start (or a start over after a change): an encoder left by an earlier run of this folder
+        # must not outlive it, even if this run is stopped before it writes its own.
+        (out_dir / ENCODER).unlink(missing_ok=True)
         (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
     curve_title = f"{config.method} pretraining ({data_dir.name})"
     log = MetricsLog(out_dir / METRICS, keep_through_epoch=start_epoch - 1 if start_epoch > 1 else None,
@@ -167,7 +170,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
                            step=epoch * steps_per_epoch)
             plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=curve_title)
             if last:
-                write_encoder(out_dir / ENCODER, model, config, epoch)
+                write_encoder(out_dir / ENCODER, model, config, epoch, data_identity)
         if context.enabled:
             torch.distributed.barrier()
         epochs_this_run += 1
@@ -175,7 +178,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
             break
     if start_epoch > config.optim.epochs and context.is_main:
         if not (out_dir / ENCODER).exists():
-            write_encoder(out_dir / ENCODER, model, config, config.optim.epochs)
+            write_encoder(out_dir / ENCODER, model, config, config.optim.epochs, data_identity)
         if not (out_dir / LOSS_CURVE).exists():
             plot_loss_curve(log.records(), out_dir / LOSS_CURVE, title=curve_title)
     return record

@@ -243,13 +243,14 @@ def with_paper_columns(configured, paper):
 def _main_table(name, title, protocol):
     settings = config["protocols"][protocol]
     benchmarks = with_paper_columns(settings["benchmarks"], PAPER_BENCHMARKS)
-    columns = [{"key": b, "label": BENCHMARK_LABELS[b]} for b in benchmarks]
+    columns = [{"key": b, "label": BENCHMARK_LABELS[b], "benchmark": b} for b in benchmarks]
     rows = []
     for method in settings["methods"]:
         cells = {b: _seed_files(b, method, protocol) for b in settings["benchmarks"]
                  if method == RANDOM or b in config["methods"].get(method, [])}
         rows.append(_row(method, METHOD_LABELS[method], cells))
-    return {"name": name, "title": title, "metric": "top1", "columns": columns, "rows": rows, "published": name}
+    return {"name": name, "title": title, "metric": "top1", "columns": columns, "rows": rows, "published": name,
+            "protocol": protocol}
 
 
 def _semi_table():
@@ -258,7 +259,8 @@ def _semi_table():
     columns, cells_of = [], {}
     for benchmark, fraction in with_paper_columns(configured, PAPER_SEMI):
         key = f"{benchmark}-{100 * fraction:g}"
-        columns.append({"key": key, "label": f"{BENCHMARK_LABELS[benchmark]} {100 * fraction:g} %"})
+        columns.append({"key": key, "label": f"{BENCHMARK_LABELS[benchmark]} {100 * fraction:g} %",
+                        "benchmark": benchmark})
         cells_of[key] = (benchmark, fraction)
     rows = []
     for method in settings["methods"]:
@@ -269,7 +271,8 @@ def _semi_table():
                               for draw in range(settings["draws"]) for seed in SEEDS]
         rows.append(_row(method, METHOD_LABELS[method], cells))
     title = f"Semi-supervised fine-tuning (top-1 %, mean ± std over {settings['draws']} draws)"
-    return {"name": "semi", "title": title, "metric": "top1", "columns": columns, "rows": rows, "published": "semi"}
+    return {"name": "semi", "title": title, "metric": "top1", "columns": columns, "rows": rows, "published": "semi",
+            "protocol": "semi"}
 
 
 def _transfer_table():
@@ -277,7 +280,7 @@ def _transfer_table():
     target = settings["target"]
     sources = with_paper_columns(settings["sources"], PAPER_TRANSFER_SOURCES)
     columns = [{"key": f"{s.split('-')[0]}-{target.split('-')[0]}",
-                "label": f"{BENCHMARK_LABELS[s]} → {BENCHMARK_LABELS[target]}"} for s in sources]
+                "label": f"{BENCHMARK_LABELS[s]} → {BENCHMARK_LABELS[target]}", "benchmark": target} for s in sources]
     rows = []
     for method in settings["methods"]:
         cells = {column["key"]: _seed_files(target, method, transfer_protocol(source))
@@ -285,7 +288,7 @@ def _transfer_table():
                  if source in settings["sources"] and source in config["methods"].get(method, [])}
         rows.append(_row(method, METHOD_LABELS[method], cells))
     return {"name": "transfer", "title": "Transfer learning (top-1 %)", "metric": "top1", "columns": columns,
-            "rows": rows, "published": "transfer"}
+            "rows": rows, "published": "transfer", "protocol": "transfer"}
 
 
 def ablation_files(name):
@@ -294,7 +297,7 @@ def ablation_files(name):
 
 def _ablation_table():
     benchmark = ABLATION_BENCHMARK
-    columns = [{"key": benchmark, "label": BENCHMARK_LABELS[benchmark]}]
+    columns = [{"key": benchmark, "label": BENCHMARK_LABELS[benchmark], "benchmark": benchmark}]
     rows = [_row("hacm", "HA-CM (full)", {benchmark: _seed_files(benchmark, "hacm", "linear")})]
     rows += [_row(name, variant["label"], {benchmark: ablation_files(name)}) for name, variant in ABLATIONS.items()]
     # Each row's masking agreement with random masking, as its pretraining monitor logged it.
@@ -302,7 +305,7 @@ def _ablation_table():
         method = "hacm" if row["key"] == "hacm" else ablation_method(row["key"])
         row["pretrain_logs"] = [pretrain_log(benchmark, method, seed) for seed in SEEDS]
     return {"name": "ablations", "title": "Ablations, linear evaluation (top-1 %)", "metric": "top1",
-            "columns": columns, "rows": rows, "published": "ablations"}
+            "columns": columns, "rows": rows, "published": "ablations", "protocol": "linear"}
 
 
 def tables_plan():

@@ -1,0 +1,37 @@
+"""What every `python -m hacm.<stage>` shares: its exit codes and a quiet Ctrl-C while it starts.
+
+Exit codes: 0 done; 1 the data or the run failed (bad store, checkpoint, non-finite loss); 2 a usage or
+configuration error; 130 interrupted (Ctrl-C), with one line saying what was kept.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def quiet_interrupts_while_starting(prog: str) -> None:
+    """Until `interrupts_raise` is called, Ctrl-C exits 130 with one line instead of a traceback from
+    inside an import (torch takes seconds to import; nothing has been written yet)."""
+
+    def stop(signum, frame) -> None:
+        print(f"{prog}: interrupted while starting; nothing was written", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED)
+
+    global _starting
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored (nohup, &)
+        _starting = stop
+        signal.signal(signal.SIGINT, stop)
+
+
+def interrupts_raise() -> None:
+    """Ctrl-C raises KeyboardInterrupt again, for the stage's own handling (save, say how to resume)."""
+    global _starting
+    if _starting is not None and signal.getsignal(signal.SIGINT) is _starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    _starting = None
+
+
+_starting = None  # the start-up handler while it is installed
