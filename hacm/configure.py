@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from hacm.cli import EXIT_USAGE
 from hacm.eval.config import EvalConfig, protocol_rates
 from hacm.model.config import ConfigError
 from hacm.train.config import RECORD_KEY, PretrainConfig, learning_rates
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         rates = check(args.kind, document)
     except (ValueError, ConfigError, TypeError) as error:
         print(f"hacm.configure: the {args.kind} config for {args.out}: {error}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     if args.kind == "plan":
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     else:  # the resolved learning rates travel with the run, for the reader (the stages recompute them)
