@@ -21,7 +21,7 @@ import yaml
 
 from hacm.cli import EXIT_USAGE
 from hacm.eval.config import EvalConfig, protocol_rates
-from hacm.model.config import ConfigError
+from hacm.config import ConfigError
 from hacm.train.config import RECORD_KEY, PretrainConfig, learning_rates
 
 KINDS = ("pretrain", "evaluate", "plan")

@@ -21,7 +21,7 @@ if __name__ == "__main__":  # before the heavy imports below: a Ctrl-C while the
 from hacm.data.storage import StoreError
 from hacm.eval.config import PROTOCOLS, load_eval_config
 from hacm.eval.protocols import Run, evaluate
-from hacm.model.config import ConfigError
+from hacm.config import ConfigError
 from hacm.runtime import ensure_allocator_settings
 from hacm.train.checkpoint import CheckpointError, RunFolderLock
 from hacm.train.distributed import requested_device

@@ -18,7 +18,7 @@ if __name__ == "__main__":  # before the heavy imports below: a Ctrl-C while the
     quiet_interrupts_while_starting("hacm.pretrain")
 
 from hacm.data.storage import StoreError
-from hacm.model.config import ConfigError
+from hacm.config import ConfigError
 from hacm.runtime import ensure_allocator_settings
 from hacm.train.checkpoint import CheckpointError, RunFolderLock
 from hacm.train.config import load_pretrain_config

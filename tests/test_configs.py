@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hacm.eval.config import EvalConfig
-from hacm.model.config import ConfigError
-from hacm.train.config import PretrainConfig, apply_overrides
+from hacm.config import ConfigError
+from hacm.config import apply_overrides
+from hacm.train.config import PretrainConfig
 
 
 def test_exponent_numbers_read_as_text_become_numbers():

@@ -19,7 +19,7 @@ from hacm.eval.protocols import resolve_optimisation
 from hacm.eval.schema import validate_metrics
 from hacm.eval.subsets import per_class_subset, subset_seed
 from hacm.evaluate import main as evaluate_main
-from hacm.model.config import ConfigError
+from hacm.config import ConfigError
 from tests.conftest import TINY_ARCHITECTURE
 
 EVAL = {

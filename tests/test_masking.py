@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hacm.model.config import ConfigError, ModelConfig, preset
+from hacm.config import ConfigError
+from hacm.model.config import ModelConfig, preset
 from hacm.model.masking import motion_scores, select_visible
 from hacm.model.pretrainer import HACMPretrainer, gather_tokens, patchify, restore_tokens, to_sequences
 

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from hacm.config import adam_betas, apply_overrides, load_yaml, require, section_from_dict, to_plain_dict
 from hacm.model.config import ModelConfig
-from hacm.train.config import (
-    PRECISIONS,
-    DataConfig,
-    adam_betas,
-    apply_overrides,
-    load_yaml,
-    require,
-    scaled_to_batch,
-    section_from_dict,
-    top_level_fields,
-)
+from hacm.train.config import PRECISIONS, DataConfig, scaled_to_batch, top_level_fields
 
 PROTOCOLS = ("linear", "finetune", "semi", "transfer")
 
@@ -125,10 +116,7 @@ class EvalConfig:
     monitor: EvalMonitorConfig = field(default_factory=EvalMonitorConfig)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["model"] = self.model.to_dict()
-        data["finetune"]["betas"] = list(self.finetune.betas)
-        return data
+        return to_plain_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> EvalConfig:

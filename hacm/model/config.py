@@ -8,8 +8,9 @@ same fields, not separate models.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
+from hacm.config import ConfigError, coerce_numbers, to_plain_dict
 from hacm.data.kinect import NUM_JOINTS, TRUNK_JOINTS
 
 MASKINGS = ("cross", "single", "motion", "random")
@@ -18,10 +19,6 @@ SPATIAL_CRITERIA = ("hierarchy", "random")
 TARGETS = ("motion", "coordinates")
 TOKEN_JOINTS = ("limbs", "all")
 SCORE_SCALINGS = ("max", "minmax")
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -133,9 +130,7 @@ class ModelConfig:
         need(self.visible_per_group(smallest_group) >= 1, "mask_ratio", "leaves no visible token in a group")
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["trunk_joints"] = list(self.trunk_joints)
-        return data
+        return to_plain_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
@@ -144,30 +139,6 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"model: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
         return cls(**coerce_numbers(cls, data, "model"))
-
-
-def coerce_numbers(cls, data: dict, section: str) -> dict:
-    """Numbers written as text turned into numbers, anything else in a number's place a clear error;
-    a boolean key takes only true or false.
-
-    YAML 1.1 (PyYAML, Snakemake) reads `1e-3` as the string "1e-3"; the intended value is plain."""
-    types = {f.name: str(f.type) for f in fields(cls)}
-    result = dict(data)
-    for key, value in data.items():
-        kind = types.get(key, "")
-        if kind == "bool" and not isinstance(value, bool):  # "false" is a true string: never guess
-            raise ConfigError(f"{section}.{key}: expected true or false, got {value!r}")
-        if kind.split(" |")[0] not in ("int", "float") or value is None:
-            continue
-        if isinstance(value, str):
-            try:
-                value = float(value) if kind.startswith("float") else int(value)
-            except ValueError:
-                raise ConfigError(f"{section}.{key}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{section}.{key}: expected a number, got {value!r}")
-        result[key] = float(value) if kind.startswith("float") else value
-    return result
 
 
 # Baselines as presets of the same fields (DESIGN §2.9).

@@ -6,51 +6,24 @@ The resolved configuration (every default filled in) is written next to each run
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hacm.model.config import PRESETS, ConfigError, ModelConfig, coerce_numbers
+from hacm.config import (
+    ConfigError,
+    adam_betas,
+    apply_overrides,
+    load_yaml,
+    require,
+    require_mapping,
+    section_from_dict,
+    to_plain_dict,
+)
+from hacm.model.config import PRESETS, ModelConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 LOADERS = ("auto", "device", "workers")
-
-
-def require_mapping(data, section: str) -> dict:
-    """A config section as a dict; anything else (a number, a list) is a one-line error naming it."""
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{section}: must be a mapping of keys, got {type(data).__name__} {data!r}")
-    return dict(data)
-
-
-def section_from_dict(cls, data: dict | None, section: str):
-    data = require_mapping(data, section)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{section}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
-    try:
-        return cls(**coerce_numbers(cls, data, section))
-    except TypeError as error:
-        raise ConfigError(f"{section}: {error}") from None
-
-
-def require(condition: bool, key: str, message: str) -> None:
-    if not condition:
-        raise ConfigError(f"{key}: {message}")
-
-
-def adam_betas(value, key: str) -> tuple[float, float]:
-    """Two numbers in [0, 1), as a tuple; anything else is a one-line error naming the key."""
-    numeric = isinstance(value, (list, tuple)) and all(
-        isinstance(b, (int, float)) and not isinstance(b, bool) for b in value)
-    require(numeric and len(value) == 2 and all(0 <= b < 1 for b in value), key,
-            f"must be two numbers in [0, 1), e.g. [0.9, 0.95]; got {value!r}")
-    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -115,10 +88,7 @@ class PretrainConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["model"] = self.model.to_dict()
-        data["optim"]["betas"] = list(self.optim.betas)
-        return data
+        return to_plain_dict(self)
 
     def learning_rates(self) -> dict:
         """The values a reader compares with a paper's recipe (recorded in each run's run.yaml)."""
@@ -171,38 +141,6 @@ def top_level_fields(cls, data: dict | None) -> tuple[dict, str, int, ModelConfi
     seed = data.get("seed", 0)
     require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", "must be a non-negative integer")
     return data, method, seed, ModelConfig.from_dict({**PRESETS[method], **require_mapping(data.get("model"), "model")})
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """`a.b=value` strings (values parsed as YAML) applied to a nested dict."""
-    data = yaml.safe_load(yaml.safe_dump(data)) or {}
-    for override in overrides:
-        if "=" not in override:
-            raise ConfigError(f"--set {override!r}: expected key=value")
-        key, text = override.split("=", 1)
-        parts = key.strip().split(".")
-        node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {key}: {part} is not a section")
-        try:
-            node[parts[-1]] = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ConfigError(f"--set {override!r}: not a YAML value ({str(error).splitlines()[0]})") from None
-    return data
-
-
-def load_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return data
 
 
 def load_pretrain_config(path: Path | None, overrides: list[str] | None = None) -> PretrainConfig:

@@ -31,11 +31,11 @@ from hacm.data.augment import augment_batch
 from hacm.data.kinect import BONES, JOINT_NAMES
 from hacm.data.ntu import load_sample
 from hacm.data.storage import SkeletonStore, StoreError
-from hacm.model.config import PRESETS, ConfigError, ModelConfig
+from hacm.config import ConfigError, apply_overrides
+from hacm.model.config import PRESETS, ModelConfig
 from hacm.model.mask_diagnostic import MaskingDiagnostic, diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer, to_sequences
 from hacm.train.checkpoint import CheckpointError, load_state
-from hacm.train.config import apply_overrides
 
 CRITERIA = ("attention", "hierarchy", "motion", "random")
 # Fields that fix the weights' shapes or meaning: a checkpoint is only usable where they agree.

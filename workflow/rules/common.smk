@@ -159,7 +159,7 @@ def _check_stage_configs():
     key fails at once with its name (the rules check again when they write the files)."""
     try:
         from hacm.eval.config import EvalConfig
-        from hacm.model.config import ConfigError
+        from hacm.config import ConfigError
         from hacm.train.config import PretrainConfig
     except ImportError:  # the workflow runs without hacm's dependencies here: the jobs check
         return
