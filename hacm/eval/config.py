@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hacm.config import adam_betas, apply_overrides, load_yaml, require, section_from_dict, to_plain_dict
+from hacm.config import adam_betas, apply_overrides, load_yaml, require, to_plain_dict
 from hacm.model.config import ModelConfig
-from hacm.train.config import PRECISIONS, DataConfig, scaled_to_batch, top_level_fields
+from hacm.train.config import PRECISIONS, DataConfig, scaled_to_batch, stage_config_from_dict
 
 PROTOCOLS = ("linear", "finetune", "semi", "transfer")
 
@@ -120,17 +120,7 @@ class EvalConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> EvalConfig:
-        data, method, seed, model = top_level_fields(cls, data)
-        return cls(
-            seed=seed,
-            method=method,
-            model=model,
-            data=section_from_dict(DataConfig, data.get("data"), "data"),
-            linear=section_from_dict(LinearConfig, data.get("linear"), "linear"),
-            finetune=section_from_dict(FinetuneConfig, data.get("finetune"), "finetune"),
-            semi=section_from_dict(SemiConfig, data.get("semi"), "semi"),
-            monitor=section_from_dict(EvalMonitorConfig, data.get("monitor"), "monitor"),
-        )
+        return stage_config_from_dict(cls, data)
 
 
 def load_eval_config(path, overrides: list[str] | None = None) -> EvalConfig:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from hacm.config import (
     ConfigError,
@@ -96,15 +96,7 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PretrainConfig:
-        data, method, seed, model = top_level_fields(cls, data)
-        return cls(
-            seed=seed,
-            method=method,
-            model=model,
-            data=section_from_dict(DataConfig, data.get("data"), "data"),
-            optim=section_from_dict(OptimConfig, data.get("optim"), "optim"),
-            monitor=section_from_dict(MonitorConfig, data.get("monitor"), "monitor"),
-        )
+        return stage_config_from_dict(cls, data)
 
 
 def scaled_to_batch(lr: float, min_lr: float, *, batch: int, lr_batch: int) -> tuple[float, float]:
@@ -141,6 +133,16 @@ def top_level_fields(cls, data: dict | None) -> tuple[dict, str, int, ModelConfi
     seed = data.get("seed", 0)
     require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", "must be a non-negative integer")
     return data, method, seed, ModelConfig.from_dict({**PRESETS[method], **require_mapping(data.get("model"), "model")})
+
+
+def stage_config_from_dict(cls, data: dict | None):
+    """A stage's config (PretrainConfig, EvalConfig) from a document: seed, method and model as
+    top_level_fields reads them, and every other field a section checked into its dataclass."""
+    data, method, seed, model = top_level_fields(cls, data)
+    types = get_type_hints(cls)
+    sections = {f.name: section_from_dict(types[f.name], data.get(f.name), f.name)
+                for f in fields(cls) if f.name not in ("seed", "method", "model")}
+    return cls(seed=seed, method=method, model=model, **sections)
 
 
 def load_pretrain_config(path: Path | None, overrides: list[str] | None = None) -> PretrainConfig:
