@@ -117,3 +117,15 @@ def to_plain_dict(config) -> dict:
 
     assert is_dataclass(config)
     return plain(asdict(config))
+
+
+RUN_CONFIG = "run.yaml"  # a run folder's one config file: the resolved configuration
+
+
+def write_run_config(out_dir: Path, resolved: dict, *, given: Path | None) -> None:
+    """`out_dir/run.yaml`: the resolved configuration the run uses. Not rewritten when the run was started
+    from that very file (the workflow's, which hacm.configure already wrote resolved)."""
+    path = Path(out_dir) / RUN_CONFIG
+    if given is not None and Path(given).resolve() == path.resolve():
+        return
+    path.write_text(yaml.safe_dump(resolved, sort_keys=False))

@@ -30,17 +30,24 @@ KINDS = ("pretrain", "evaluate", "plan")
 def check(kind: str, document: dict) -> dict | None:
     """Raise ConfigError (or ValueError) when `document` is not a valid config of that kind; else return
     the learning rates it resolves to (global batch, absolute and per-256 lr), None for a plan."""
+    return resolve(kind, document)[1]
+
+
+def resolve(kind: str, document: dict) -> tuple[dict, dict | None]:
+    """The resolved document (every default filled in, as the stage will run it; a plan as given) and
+    its learning rates; ConfigError (or ValueError) when it is not a valid config of that kind."""
     if kind == "pretrain":
-        return PretrainConfig.from_dict(document).learning_rates()
+        config = PretrainConfig.from_dict(document)
+        return config.to_dict(), config.learning_rates()
     if kind == "evaluate":
         config = EvalConfig.from_dict(document)
         # A run's document holds the one protocol section it reads (linear, or finetune for the others).
         section = config.linear if "linear" in document else config.finetune
         # Before the cap at the training samples, which hacm.evaluate applies and records in metrics.json.
-        return learning_rates(*protocol_rates(section, default_batch=config.data.batch_size))
+        return config.to_dict(), learning_rates(*protocol_rates(section, default_batch=config.data.batch_size))
     if not isinstance(document.get("tables"), list):  # the rest is checked by hacm.tables, once the files exist
         raise ValueError("a plan needs a list of tables")
-    return None
+    return document, None
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -63,14 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(document, dict):
         parser.error(f"--json must be a JSON object, got {type(document).__name__}")
     try:
-        rates = check(args.kind, document)
+        resolved, rates = resolve(args.kind, document)
     except (ValueError, ConfigError, TypeError) as error:
         print(f"hacm.configure: the {args.kind} config for {args.out}: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.kind == "plan":
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    else:  # the resolved learning rates travel with the run, for the reader (the stages recompute them)
-        text = yaml.safe_dump({**document, RECORD_KEY: rates}, sort_keys=True)
+    else:  # the run's one config file: resolved, with the learning rates it resolves to (recomputed by the stage)
+        text = yaml.safe_dump({**resolved, RECORD_KEY: rates}, sort_keys=False)
     write_atomically(args.out, text)
     return 0
 

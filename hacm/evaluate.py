@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         with RunFolderLock(args.out):
             run = Run(protocol=args.protocol, config=config, data_dir=args.data, out_dir=args.out,
                       encoder_path=encoder, device=device, show_progress=not args.no_progress,
-                      restart_on_change=args.restart_on_change)
+                      restart_on_change=args.restart_on_change, config_file=args.config)
             metrics = evaluate(run)
     except (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError) as error:
         print(f"hacm.evaluate: error: {error}", file=sys.stderr)

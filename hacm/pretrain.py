@@ -1,7 +1,8 @@
 """`python -m hacm.pretrain --config FILE --data DIR --out DIR [--set key=value ...]`: pretrain an encoder.
 
 DIR holds a converted split (`train/`, and `test/` for the kNN monitor). Writes OUT/checkpoint.pt
-every epoch, OUT/metrics.jsonl, OUT/loss_curve.png, OUT/config.yaml and, at the end, OUT/encoder.pt.
+every epoch, OUT/metrics.jsonl, OUT/loss_curve.png, OUT/run.yaml (the resolved configuration) and, at the
+end, OUT/encoder.pt.
 Run again on the same OUT to resume. Under `torchrun --nproc_per_node=K` it trains data-parallel.
 """
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         with RunFolderLock(args.out) if context.is_main else contextlib.nullcontext():
             record = run_pretraining(config, data_dir=args.data, out_dir=args.out, context=context,
                                      stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress,
-                                     restart_on_change=args.restart_on_change)
+                                     restart_on_change=args.restart_on_change, config_file=args.config)
     except (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError) as error:
         print(f"hacm.pretrain: error: {error}", file=sys.stderr)
         return 1

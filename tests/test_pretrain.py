@@ -44,11 +44,13 @@ def test_outputs_and_checkpoint_contents(synthetic_stores, tiny_config, tmp_path
     data = synthetic_stores / "ntu60-xsub"
     out = tmp_path / "run"
     assert run(tiny_config, data, out, "--set", "monitor.knn_every=3") == 0
-    for name in ("checkpoint.pt", "encoder.pt", "metrics.jsonl", "loss_curve.png", "config.yaml"):
+    for name in ("checkpoint.pt", "encoder.pt", "metrics.jsonl", "loss_curve.png", "run.yaml"):
         assert (out / name).is_file(), name
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 3 and set(state) >= {"model", "optimizer", "rng", "config", "git_commit", "scaler", "step"}
     assert state["config"]["model"]["dim"] == 32 and state["config"]["method"] == "hacm"
+    # One config file per run folder: run.yaml, the resolved configuration the checkpoint was made with.
+    assert yaml.safe_load((out / "run.yaml").read_text()) == state["config"] and not (out / "config.yaml").exists()
     assert "w_q" in state["model"] and "w_k" in state["model"]
     encoder = read_encoder_file(out / "encoder.pt")
     assert encoder["model"]["dim"] == 32 and encoder["epoch"] == 3

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
+from hacm.config import write_run_config
 from hacm.data.loader import Feeder, epoch_batches, make_feeder
 from hacm.data.storage import SkeletonStore
 from hacm.eval.config import EvalConfig, FinetuneConfig, LinearConfig, protocol_rates
@@ -132,6 +132,7 @@ class Run:
     device: torch.device
     show_progress: bool = True
     restart_on_change: bool = False  # start over from a checkpoint written with another configuration
+    config_file: Path | None = None  # the --config file (not rewritten when it is the folder's run.yaml)
 
     def __post_init__(self) -> None:
         self.train_store = SkeletonStore(self.data_dir / "train")
@@ -332,7 +333,7 @@ def evaluate(run: Run) -> dict:
     # What a checkpoint must match to be resumed; the data is matched by content (run.data_identity),
     # not by its path, so a moved store still resumes and another store never does.
     resolved = {"protocol": run.protocol, "encoder_sha256": loaded.sha256, "config": config.to_dict()}
-    (run.out_dir / "config.yaml").write_text(yaml.safe_dump({**resolved, "data": str(run.data_dir)}, sort_keys=False))
+    write_run_config(run.out_dir, config.to_dict(), given=run.config_file)
     semi = None
     subset = None
     if run.protocol == "semi":

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from torch.nn.parallel import DistributedDataParallel
 
+from hacm.config import write_run_config
 from hacm.data.loader import Feeder, epoch_batches, make_feeder
 from hacm.data.storage import SkeletonStore
 from hacm.model.heads import pooled_features
@@ -32,7 +32,6 @@ from hacm.train.schedules import warmup_cosine
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 LOSS_CURVE = "loss_curve.png"
-RESOLVED_CONFIG = "config.yaml"
 # The masking monitor: agreement with random masking on the first body sequences of the test split.
 MONITOR_SEQUENCES = 40
 MONITOR_DRAWS = 50
@@ -74,7 +73,7 @@ def _knn_monitor(model: HACMPretrainer, train_feeder: Feeder, test_feeder: Feede
 
 def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, context: Distributed,
                     stop_after_epochs: int | None = None, show_progress: bool = True,
-                    restart_on_change: bool = False) -> dict:
+                    restart_on_change: bool = False, config_file: Path | None = None) -> dict:
     """Train (or resume) in `out_dir`; returns the last epoch's record.
 
     A checkpoint written with another configuration is an error, or (restart_on_change, as the
@@ -120,7 +119,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         # A fresh start (or a start over after a change): an encoder left by an earlier run of this folder
         # must not outlive it, even if this run is stopped before it writes its own.
         (out_dir / ENCODER).unlink(missing_ok=True)
-        (out_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
+        write_run_config(out_dir, resolved, given=config_file)
     curve_title = f"{config.method} pretraining ({data_dir.name})"
     log = MetricsLog(out_dir / METRICS, keep_through_epoch=start_epoch - 1 if start_epoch > 1 else None,
                      enabled=context.is_main)
