@@ -6,10 +6,26 @@ configuration error; 130 interrupted (Ctrl-C), with one line saying what was kep
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 
 EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def one_line(text: object, *, limit: int | None = None) -> str:
+    """Text (an error) with its whitespace runs, newlines too, folded into single spaces; cut at `limit`."""
+    folded = " ".join(str(text).split())
+    return folded if limit is None or len(folded) <= limit else folded[: limit - 3] + "..."
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one `<prog>: error: ...` line and exit 2, like every other bad input."""
+
+    def error(self, message: str):
+        # The stage's name, e.g. hacm.tables from "python -m hacm.tables" (subcommand parsers included).
+        name = next((word for word in self.prog.split() if word.startswith("hacm.")), self.prog)
+        self.exit(EXIT_USAGE, f"{name}: error: {message} (see --help)\n")
 
 
 def quiet_interrupts_while_starting(prog: str) -> None:

@@ -14,14 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from hacm.cli import OneLineParser, one_line
+
 PROG = "hacm.tables"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one `hacm.tables: error: ...` line and exit 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,10 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         written = make_report(args.plan, args.published, args.out)
-    except ReportError as error:
-        raise SystemExit(f"{PROG}: {' '.join(str(error).split())}") from None
-    except OSError as error:
-        raise SystemExit(f"{PROG}: {' '.join(str(error).split())}") from None
+    except (ReportError, OSError) as error:
+        raise SystemExit(f"{PROG}: {one_line(error)}") from None
     print(f"{PROG}: wrote {len(written)} files to {args.out}: " + ", ".join(path.name for path in written))
     return 0
 

@@ -16,14 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+from hacm.cli import OneLineParser
+
 PROG = "hacm.visualize"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one `hacm.visualize: error: ...` line and exit 2, like every other bad input."""
-
-    def error(self, message: str):
-        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

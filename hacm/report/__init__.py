@@ -8,14 +8,11 @@ predictions: an evaluation run's predictions.csv (per test sample), checked agai
 bootstrap: percentile intervals over resampled test samples (paired when rows share the resamples).
 """
 
+from hacm.cli import one_line
+
 
 class ReportError(ValueError):
     """Input that cannot be turned into a report; the message is one line naming what is wrong."""
-
-
-def one_line(text: object) -> str:
-    """Text with its whitespace runs (newlines too) folded into single spaces."""
-    return " ".join(str(text).split())
 
 
 def read_document(path, parse, error: type[ReportError], what: str, syntax_errors: tuple[type[Exception], ...]):

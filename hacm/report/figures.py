@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hacm.cli import one_line
 from hacm.report import ReportError
 from hacm.report.logs import epoch_records
 
@@ -95,6 +96,6 @@ def plot_pretraining(out: Path, curves, bars) -> None:
     try:
         figure.savefig(out)
     except OSError as error:
-        raise ReportError(f"{out}: cannot write the figure: {' '.join(str(error).split())}") from None
+        raise ReportError(f"{out}: cannot write the figure: {one_line(error)}") from None
     finally:
         plt.close(figure)

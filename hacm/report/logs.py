@@ -11,7 +11,8 @@ import json
 import math
 from pathlib import Path
 
-from hacm.report import ReportError, one_line
+from hacm.cli import one_line
+from hacm.report import ReportError
 
 # The masking groups a pretraining log names: cross masking has two, single-group masking one.
 MASKING_GROUPS = ("temporal", "spatial", "all")

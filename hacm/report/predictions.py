@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hacm.report import ReportError, one_line, read_document
+from hacm.cli import one_line
+from hacm.report import ReportError, read_document
 
 PREDICTIONS = "predictions.csv"
 REQUIRED_COLUMNS = ("name", "label", "prediction", "top5")

@@ -79,7 +79,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hacm.report import ReportError, one_line, read_document
+from hacm.cli import one_line
+from hacm.report import ReportError, read_document
 from hacm.report.bootstrap import CONFIDENCE, RESAMPLES, SEED, Interval, percentile_interval, resampled_means
 from hacm.report.logs import MASKING_GROUPS, last_masking_agreement
 from hacm.report.predictions import (

@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from hacm.cli import one_line
 from hacm.data.augment import augment_batch
 from hacm.data.kinect import BONES, JOINT_NAMES
 from hacm.data.ntu import load_sample
@@ -121,7 +122,7 @@ def read_model_overrides(path: Path) -> dict:
     except OSError as error:
         raise VisualizeError(f"--config {path}: {error.strerror or error}") from None
     except yaml.YAMLError as error:
-        raise VisualizeError(f"--config {path}: not valid YAML ({_one_line(error)})") from None
+        raise VisualizeError(f"--config {path}: not valid YAML ({one_line(error, limit=200)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise VisualizeError(f"--config {path}: expected a mapping with a `model:` mapping of ModelConfig fields")
     return dict(data["model"])
@@ -476,7 +477,7 @@ def diagnose_command(*, data: Path, checkpoint: Path | None, method: str, overri
         except (ConfigError, TypeError) as error:
             raise VisualizeError(f"model config: {error}") from None
         except yaml.YAMLError as error:
-            raise VisualizeError(f"--set: not valid YAML ({_one_line(error)})") from None
+            raise VisualizeError(f"--set: not valid YAML ({one_line(error, limit=200)})") from None
         state = initial_state(config, seed=seed)
         title = f"fresh {method}" + "".join(f", {text}" for text in overrides)
     try:
@@ -493,11 +494,7 @@ def _write(save, path: Path, *, flag: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         save()
     except OSError as error:  # unwritable folder
-        raise VisualizeError(f"{flag} {path}: {error.strerror or _one_line(error)}") from None
+        raise VisualizeError(f"{flag} {path}: {error.strerror or one_line(error, limit=200)}") from None
     except ValueError as error:  # unknown image format
-        raise VisualizeError(f"{flag} {path}: {_one_line(error)}") from None
+        raise VisualizeError(f"{flag} {path}: {one_line(error, limit=200)}") from None
 
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= 200 else text[:197] + "..."
