@@ -51,3 +51,17 @@ def interrupts_raise() -> None:
 
 
 _starting = None  # the start-up handler while it is installed
+
+
+def run_stage(prog: str, body, *, errors: tuple[type[BaseException], ...], out) -> int:
+    """Run a resumable stage's `body()`: an expected error is one line and exit 1; Ctrl-C is one line saying
+    how to resume `out`, exit 130; otherwise what body() returns."""
+    try:
+        return body()
+    except errors as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_RUN_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; run the same command again to resume {out} from its last checkpoint",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED

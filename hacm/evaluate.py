@@ -11,22 +11,20 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from hacm.cli import interrupts_raise, quiet_interrupts_while_starting
+from hacm.cli import interrupts_raise, quiet_interrupts_while_starting, run_stage
 
 if __name__ == "__main__":  # before the heavy imports below: a Ctrl-C while they load is one line
     quiet_interrupts_while_starting("hacm.evaluate")
 
-from hacm.data.storage import StoreError
-from hacm.eval.config import PROTOCOLS, load_eval_config
-from hacm.eval.protocols import Run, evaluate
-from hacm.config import ConfigError
-from hacm.runtime import ensure_allocator_settings
-from hacm.train.checkpoint import CheckpointError, RunFolderLock
-from hacm.train.distributed import requested_device
-from hacm.train.engine import NonFiniteLoss
-from hacm.train.pretraining import RunError
+import torch  # noqa: E402  (after the start-up guard above)
+
+from hacm.config import ConfigError  # noqa: E402
+from hacm.eval.config import PROTOCOLS, load_eval_config  # noqa: E402
+from hacm.eval.protocols import Run, evaluate  # noqa: E402
+from hacm.runtime import ensure_allocator_settings  # noqa: E402
+from hacm.train.checkpoint import RunFolderLock  # noqa: E402
+from hacm.train.distributed import requested_device  # noqa: E402
+from hacm.train.pretraining import RUN_ERRORS  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,23 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"hacm.evaluate: error: {error}", file=sys.stderr)
         return 2
-    try:
+
+    def run_protocol() -> int:
         with RunFolderLock(args.out):
             run = Run(protocol=args.protocol, config=config, data_dir=args.data, out_dir=args.out,
                       encoder_path=encoder, device=device, show_progress=not args.no_progress,
                       restart_on_change=args.restart_on_change, config_file=args.config)
             metrics = evaluate(run)
-    except (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError) as error:
-        print(f"hacm.evaluate: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"hacm.evaluate: interrupted; run the same command again to resume {args.out} from its last "
-              "checkpoint", file=sys.stderr)
-        return 130
-    print(f"hacm.evaluate: {args.protocol} on {metrics['dataset'].get('benchmark')}: top-1 "
-          f"{100 * metrics['top1']:.2f} % at the last epoch, {100 * metrics['best_top1']:.2f} % at the best "
-          f"(epoch {metrics['best_epoch']}), top-5 {100 * metrics['top5']:.2f} % ({metrics['mode']}); {args.out}")
-    return 0
+        print(f"hacm.evaluate: {args.protocol} on {metrics['dataset'].get('benchmark')}: top-1 "
+              f"{100 * metrics['top1']:.2f} % at the last epoch, {100 * metrics['best_top1']:.2f} % at the best "
+              f"(epoch {metrics['best_epoch']}), top-5 {100 * metrics['top5']:.2f} % ({metrics['mode']}); {args.out}")
+        return 0
+
+    return run_stage("hacm.evaluate", run_protocol, errors=RUN_ERRORS, out=args.out)
 
 
 if __name__ == "__main__":

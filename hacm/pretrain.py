@@ -13,19 +13,17 @@ import contextlib
 import sys
 from pathlib import Path
 
-from hacm.cli import interrupts_raise, quiet_interrupts_while_starting
+from hacm.cli import interrupts_raise, quiet_interrupts_while_starting, run_stage
 
 if __name__ == "__main__":  # before the heavy imports below: a Ctrl-C while they load is one line
     quiet_interrupts_while_starting("hacm.pretrain")
 
-from hacm.data.storage import StoreError
-from hacm.config import ConfigError
-from hacm.runtime import ensure_allocator_settings
-from hacm.train.checkpoint import CheckpointError, RunFolderLock
-from hacm.train.config import load_pretrain_config
-from hacm.train.distributed import setup_distributed, teardown_distributed
-from hacm.train.engine import NonFiniteLoss
-from hacm.train.pretraining import RunError, run_pretraining
+from hacm.config import ConfigError  # noqa: E402  (after the start-up guard above)
+from hacm.runtime import ensure_allocator_settings  # noqa: E402
+from hacm.train.checkpoint import RunFolderLock  # noqa: E402
+from hacm.train.config import load_pretrain_config  # noqa: E402
+from hacm.train.distributed import setup_distributed, teardown_distributed  # noqa: E402
+from hacm.train.pretraining import RUN_ERRORS, run_pretraining  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,25 +53,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hacm.pretrain: error: {error}", file=sys.stderr)
         return 2
     context = setup_distributed()
-    try:
+
+    def train() -> int:
         with RunFolderLock(args.out) if context.is_main else contextlib.nullcontext():
             record = run_pretraining(config, data_dir=args.data, out_dir=args.out, context=context,
                                      stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress,
                                      restart_on_change=args.restart_on_change, config_file=args.config)
-    except (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError) as error:
-        print(f"hacm.pretrain: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"hacm.pretrain: interrupted; run the same command again to resume {args.out} from its last "
-              "checkpoint", file=sys.stderr)
-        return 130
+        if context.is_main and record:
+            knn = f", kNN top-1 {100 * record['knn_top1']:.1f} %" if record.get("knn_top1") is not None else ""
+            print(f"hacm.pretrain: epoch {record['epoch']}/{config.optim.epochs}: loss {record['loss']:.4f}{knn}; "
+                  f"outputs in {args.out}")
+        return 0
+
+    try:
+        return run_stage("hacm.pretrain", train, errors=RUN_ERRORS, out=args.out)
     finally:
         teardown_distributed()
-    if context.is_main and record:
-        knn = f", kNN top-1 {100 * record['knn_top1']:.1f} %" if record.get("knn_top1") is not None else ""
-        print(f"hacm.pretrain: epoch {record['epoch']}/{config.optim.epochs}: loss {record['loss']:.4f}{knn}; "
-              f"outputs in {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -648,11 +648,11 @@ def fetch_dataset(*, manifest: DatasetManifest, archives_dir: Path, raw_dir: Pat
     archives_dir, raw_dir = archives_dir.absolute(), raw_dir.absolute()
     check_archives_dir(archives_dir)
     located, to_download = locate_all(manifest, archives_dir=archives_dir, urls=urls)
-    prepare_raw_dir(raw_dir)
+    writable_dir(raw_dir, "--raw")
     report = FetchReport(dataset=manifest.dataset, raw_dir=str(raw_dir), archives_dir=str(archives_dir))
     downloaded: dict[str, FileDigest] = {}
     if to_download:
-        prepare_download_dir(archives_dir)
+        writable_dir(archives_dir, "--archives", why=" (archives are downloaded into it)")
     for archive in to_download:
         target = archives_dir / archive.name
         print(f"hacm.fetch: downloading {archive.name} from {urls[archive.name]}", flush=True)
@@ -680,22 +680,14 @@ def check_archives_dir(archives_dir: Path) -> None:
         raise FetchError(f"--archives {archives_dir} is not readable")
 
 
-def prepare_raw_dir(raw_dir: Path) -> None:
+def writable_dir(path: Path, flag: str, *, why: str = "") -> None:
+    """Create the folder an option names, and check it can be written (one line naming the option)."""
     try:
-        raw_dir.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FetchError(f"cannot create --raw {raw_dir}: {exc.strerror}") from None
-    if not os.access(raw_dir, os.W_OK | os.X_OK):
-        raise FetchError(f"--raw {raw_dir} is not writable")
-
-
-def prepare_download_dir(archives_dir: Path) -> None:
-    try:
-        archives_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FetchError(f"cannot create --archives {archives_dir} for downloads: {exc.strerror}") from None
-    if not os.access(archives_dir, os.W_OK | os.X_OK):
-        raise FetchError(f"--archives {archives_dir} is not writable, so archives cannot be downloaded into it")
+        raise FetchError(f"cannot create {flag} {path}{why}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise FetchError(f"{flag} {path} is not writable{why}")
 
 
 def locate_archive(archive: Archive, *, archives_dir: Path) -> Path | None:

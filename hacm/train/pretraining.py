@@ -15,17 +15,17 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from hacm.config import write_run_config
+from hacm.config import ConfigError, write_run_config
 from hacm.data.loader import Feeder, epoch_batches, make_feeder
-from hacm.data.storage import SkeletonStore
+from hacm.data.storage import SkeletonStore, StoreError
 from hacm.model.heads import pooled_features
 from hacm.model.mask_diagnostic import diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer
-from hacm.train.checkpoint import load_resumable, restore_run_state, save_run_state
+from hacm.train.checkpoint import CheckpointError, load_resumable, restore_run_state, save_run_state
 from hacm.train.config import PretrainConfig
 from hacm.train.distributed import Distributed
 from hacm.train.encoder_file import ENCODER, save_encoder
-from hacm.train.engine import AUTOCAST_DTYPES, train_one_epoch
+from hacm.train.engine import AUTOCAST_DTYPES, NonFiniteLoss, train_one_epoch
 from hacm.train.monitor import MetricsLog, knn_accuracy, plot_loss_curve
 from hacm.train.schedules import warmup_cosine
 
@@ -39,6 +39,10 @@ MONITOR_DRAWS = 50
 
 class RunError(RuntimeError):
     """A run that cannot start or continue; the message says why and what to do."""
+
+
+# What a pretraining or evaluation run reports as one line (exit 1) rather than a traceback.
+RUN_ERRORS = (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError)
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
