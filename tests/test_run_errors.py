@@ -115,3 +115,32 @@ def test_a_checkpoint_missing_a_part_is_one_line(tmp_path):
                          ({"epoch": 1, "model": {"weight": torch.zeros(3, 3)}}, "does not fit this run")):
         with pytest.raises(CheckpointError, match=words):
             restore_run_state(state, **objects, source=tmp_path / "checkpoint.pt")
+
+
+def test_unusable_checkpoints_say_what_they_are_and_what_to_do(tmp_path, capsys):
+    """Probe cases 37-39: a cut checkpoint's message was cut mid-sentence and never said to delete it, a
+    text file gave 'KeyError: 101', a pickled payload quoted torch's advice to allow it."""
+    import os as _os
+
+    import torch
+
+    from hacm.train.checkpoint import CheckpointError, load_resumable
+
+    class Payload:
+        def __reduce__(self):
+            return (_os.system, ("true",))
+
+    whole = tmp_path / "whole.pt"
+    torch.save({"config": {}}, whole)
+    (tmp_path / "cut.pt").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    (tmp_path / "text.pt").write_text("not a checkpoint\n")
+    torch.save({"x": Payload()}, tmp_path / "code.pt")
+    for name, words in (("cut", "failed reading zip archive"), ("text", "not a PyTorch checkpoint file"),
+                        ("code", "holds pickled code")):
+        with pytest.raises(CheckpointError) as error:
+            load_resumable(tmp_path / f"{name}.pt", {}, restart_on_change=False)
+        assert words in str(error.value) and str(error.value).endswith("delete it to start over"), error.value
+        assert "weights_only=False" not in str(error.value) and "\n" not in str(error.value)
+        # Workflow mode: the unusable file is left to be overwritten by the new run.
+        assert load_resumable(tmp_path / f"{name}.pt", {}, restart_on_change=True) is None
+    assert "starting over" in capsys.readouterr().err

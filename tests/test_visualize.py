@@ -161,7 +161,7 @@ def bad_checkpoints(folder: Path) -> dict[str, Path]:
     ("not a store", "not a converted split"),
     ("index not a number", "not a sample index"),
     ("index out of range", "out of range"),
-    ("garbage checkpoint", "not a readable checkpoint"),
+    ("garbage checkpoint", "not a PyTorch checkpoint file"),
     ("foreign checkpoint", "not a pretraining checkpoint"),
     ("weights do not match", "w_q is missing"),
     ("all-joint checkpoint", "token_joints"),

@@ -95,9 +95,12 @@ def load_state(path: Path, *, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist")
+    with open(path, "rb") as stream:
+        if stream.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint file (it is not a zip archive)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated file, wrong format, foreign pickle
+    except Exception as error:  # truncated file, foreign pickle
         raise CheckpointError(f"{path} is not a readable checkpoint ({_reason(error)})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} does not hold a checkpoint dictionary")
@@ -114,7 +117,14 @@ def load_resumable(path: Path, resolved: dict, *, restart_on_change: bool, map_l
     path = Path(path)
     if not path.exists():
         return None
-    state = load_state(path, map_location=map_location)
+    try:
+        state = load_state(path, map_location=map_location)
+    except CheckpointError as error:
+        if not restart_on_change:
+            raise CheckpointError(f"{error}; delete it to start over") from None
+        if announce:
+            print(f"{error}; starting over", file=sys.stderr)
+        return None
     if state.get("config") != resolved:
         change = "with another configuration"
     elif data is not None and state.get("data") != data:
@@ -142,11 +152,15 @@ def module_digest(module: torch.nn.Module) -> str:
 def _reason(error: Exception) -> str:
     """The informative line of a torch.load error, without terminal colour codes."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    code = re.search(r"GLOBAL (\S+)", text)
+    if code:  # a pickled object, e.g. a function: refused, and torch's advice to allow it is not repeated
+        return f"it holds pickled code ({code.group(1)}), which is never loaded"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
         if "WeightsUnpickler error" in line:
             return line.split("WeightsUnpickler error:", 1)[1].strip()[:200]
-    return f"{type(error).__name__}: {lines[0][:200] if lines else ''}"
+    first = lines[0].split(". ")[0].rstrip(".") if lines else ""  # its first sentence; the rest is torch's advice
+    return f"{type(error).__name__}: {first[:200]}"
 
 
 def rng_state(generators: dict[str, torch.Generator]) -> dict:
