@@ -109,12 +109,20 @@ def _prepare_into(args: argparse.Namespace, out: Path) -> int:
     """Convert into a staging folder, check, and swap it in as `out` (the caller holds out's lock)."""
     staging = out.with_name(out.name + ".staging")
     rejected = out.with_name(out.name + ".rejected-report.json")
-    _remove(staging)
+    replaced = out.with_name(out.name + ".replaced")
     try:
+        _remove(staging)
         # Everything is written into a staging folder and replaces `out` in one step once every check
         # passed: a failed or interrupted run leaves the previous complete output as it was.
         reports = prepare(argparse.Namespace(**{**vars(args), "out": staging, "final_out": out}))
         status = finish_report(reports, staging, max_bad_fraction=args.max_bad_fraction, shown_report=rejected)
+        if status:
+            os.replace(staging / "report.json", rejected)
+            _remove(staging)
+            print(f"hacm.prepare: {_unchanged(out)}", file=sys.stderr)
+            return status
+        rejected.unlink(missing_ok=True)
+        _remove(replaced)  # what an earlier run interrupted after its swap left behind
     except (ConversionError, OSError, ValueError) as error:
         _remove(staging)
         print(f"hacm.prepare: error: {error}; {_unchanged(out)}", file=sys.stderr)
@@ -123,14 +131,6 @@ def _prepare_into(args: argparse.Namespace, out: Path) -> int:
         _remove(staging)
         print(f"hacm.prepare: interrupted; {_unchanged(out)}", file=sys.stderr)
         return 130
-    if status:
-        os.replace(staging / "report.json", rejected)
-        _remove(staging)
-        print(f"hacm.prepare: {_unchanged(out)}", file=sys.stderr)
-        return status
-    rejected.unlink(missing_ok=True)
-    replaced = out.with_name(out.name + ".replaced")
-    _remove(replaced)
     # A Ctrl-C between the two renames would leave neither output in place: it waits until both are done.
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -159,5 +159,10 @@ def _unchanged(out: Path) -> str:
     return (f"{out} was left as it was (its previous complete output)" if out.exists()
             else f"nothing was written to {out}")
 
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # in the instants around main(): its own handlers cover the work itself
+        print("hacm.prepare: interrupted", file=sys.stderr)
+        sys.exit(130)
