@@ -8,6 +8,7 @@ one hyperparameter reruns exactly the runs it reaches.
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -62,20 +63,29 @@ def base_method(method):
     return method.split("-", 1)[0]
 
 
-def semi_protocol(fraction, draw):
-    return f"semi{100 * fraction:g}-draw{draw}"
+SEMI_FOLDER = re.compile(r"semi([0-9.]+)-draw([0-9]+)")
+TRANSFER_PREFIX = "transfer-from-"
 
 
-def transfer_protocol(source):
-    return f"transfer-from-{bench_dir(source)}"
+def protocol_folder(kind, *, fraction=None, draw=None, source=None):
+    """The folder name of an evaluation run's protocol (parse_protocol reads it back): linear, finetune,
+    semi<percent>-draw<k>, transfer-from-<source bench>."""
+    if kind == "semi":
+        return f"semi{100 * fraction:g}-draw{draw}"
+    if kind == "transfer":
+        return f"{TRANSFER_PREFIX}{bench_dir(source)}"
+    return kind
 
 
-def protocol_kind(protocol):
-    """The hacm.evaluate --protocol of a protocol folder name."""
-    for kind in ("semi", "transfer"):
-        if protocol.startswith(kind):
-            return kind
-    return protocol
+def parse_protocol(folder):
+    """A protocol folder name -> {"kind": hacm.evaluate's --protocol, and "fraction" and "draw" (semi) or
+    "source" (transfer, the benchmark whose encoder is fine-tuned)}."""
+    semi = SEMI_FOLDER.fullmatch(folder)
+    if semi:
+        return {"kind": "semi", "fraction": float(semi[1]) / 100, "draw": int(semi[2])}
+    if folder.startswith(TRANSFER_PREFIX):
+        return {"kind": "transfer", "source": benchmark_of(folder[len(TRANSFER_PREFIX):])}
+    return {"kind": folder}
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -141,16 +151,16 @@ SECTIONS_READ = {"linear": ("data", "linear", "monitor"), "finetune": ("data", "
 
 
 def evaluate_document(benchmark, method, protocol, seed):
-    read = SECTIONS_READ[protocol_kind(protocol)]
+    parsed = parse_protocol(protocol)
+    read = SECTIONS_READ[parsed["kind"]]
     sections = merged(config["evaluate"], recipe_overrides("evaluate", benchmark, method))
     document = {key: value for key, value in sections.items() if key in read}
     document["seed"] = int(seed)
     # The random-encoder rows use HA-CM's pretraining architecture on this benchmark (HA-CM's tokens).
     document["method"] = "hacm" if method == RANDOM else base_method(method)
     document["model"] = pretrain_document(benchmark, "hacm", 0).get("model", {})
-    if protocol.startswith("semi"):
-        percent, draw = protocol[len("semi"):].split("-draw")
-        document["semi"] = {"fraction": float(percent) / 100, "draw": int(draw)}
+    if parsed["kind"] == "semi":
+        document["semi"] = {"fraction": parsed["fraction"], "draw": parsed["draw"]}
     return document
 
 
@@ -204,9 +214,7 @@ def evaluation_encoder(wildcards):
     """The encoder an evaluation reads: none for the random rows, the source's for transfer."""
     if wildcards.method == RANDOM:
         return []
-    benchmark = benchmark_of(wildcards.bench)
-    if wildcards.protocol.startswith("transfer-from-"):
-        benchmark = benchmark_of(wildcards.protocol[len("transfer-from-"):])
+    benchmark = parse_protocol(wildcards.protocol).get("source", benchmark_of(wildcards.bench))
     return encoder_file(benchmark, wildcards.method, wildcards.seed)
 
 
@@ -267,7 +275,7 @@ def _semi_table():
         cells = {}
         for key, (benchmark, fraction) in cells_of.items():
             if (benchmark, fraction) in configured and benchmark in config["methods"].get(method, []):
-                cells[key] = [metrics_file(benchmark, method, semi_protocol(fraction, draw), seed)
+                cells[key] = [metrics_file(benchmark, method, protocol_folder("semi", fraction=fraction, draw=draw), seed)
                               for draw in range(settings["draws"]) for seed in SEEDS]
         rows.append(_row(method, METHOD_LABELS[method], cells))
     title = f"Semi-supervised fine-tuning (top-1 %, mean ± std over {settings['draws']} draws)"
@@ -283,7 +291,7 @@ def _transfer_table():
                 "label": f"{BENCHMARK_LABELS[s]} → {BENCHMARK_LABELS[target]}", "benchmark": target} for s in sources]
     rows = []
     for method in settings["methods"]:
-        cells = {column["key"]: _seed_files(target, method, transfer_protocol(source))
+        cells = {column["key"]: _seed_files(target, method, protocol_folder("transfer", source=source))
                  for column, source in zip(columns, sources)
                  if source in settings["sources"] and source in config["methods"].get(method, [])}
         rows.append(_row(method, METHOD_LABELS[method], cells))

@@ -39,7 +39,7 @@ rule evaluate:
             labels={"benchmark": "{bench}", "method": "{method}", "protocol": "{protocol}", "seed": "{seed}"},
         ),
     params:
-        kind=lambda wildcards: protocol_kind(wildcards.protocol),
+        kind=lambda wildcards: parse_protocol(wildcards.protocol)["kind"],
         data=lambda wildcards: data_dir(benchmark_of(wildcards.bench)),
         encoder=lambda wildcards, input: input.encoder or "none",
         out=lambda wildcards, output: str(Path(output.metrics).parent),
