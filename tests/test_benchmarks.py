@@ -7,7 +7,7 @@ import yaml
 
 from hacm.benchmarks import BENCHMARKS, DATASETS, benchmarks_of
 from hacm.data import synthetic
-from hacm.data.archives import MANIFESTS
+from hacm.fetch.manifest import MANIFESTS
 from hacm.data.splits import assign_split
 
 REPO = Path(__file__).resolve().parents[1]

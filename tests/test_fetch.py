@@ -1,4 +1,4 @@
-"""hacm.fetch / hacm.data.archives: manifests, verification, file:// download, safe idempotent extraction.
+"""hacm.fetch (hacm/fetch/): manifests, verification, file:// download, safe idempotent extraction.
 
 Nothing here touches the network: downloads use file:// URLs or a fake urlopen, and an autouse
 fixture makes any other URL fail the test.
@@ -21,14 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from hacm.data import archives
-from hacm.data.archives import (
-    ArchiveInvalid,
-    ArchiveMissing,
-    DatasetManifest,
-    FetchError,
-    fetch_dataset,
-)
+from hacm.fetch import download as fetch_download
+from hacm.fetch import extract as fetch_extract
+from hacm.fetch import manifest as fetch_manifest
+from hacm.fetch.acquire import fetch_dataset
+from hacm.fetch.manifest import ArchiveInvalid, ArchiveMissing, DatasetManifest, FetchError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_LISTS = REPO_ROOT / ".." / "shared" / "data" / "ntu_statistics" / "official_shahroudy"
@@ -36,7 +33,7 @@ NTU60_ZIP = "nturgbd_skeletons_s001_to_s017.zip"
 NTU120_ZIP = "nturgbd_skeletons_s018_to_s032.zip"
 
 needs_official_lists = pytest.mark.skipif(
-    not (OFFICIAL_LISTS / archives.NTU60_MISSING_SKELETONS.name).is_file(),
+    not (OFFICIAL_LISTS / fetch_manifest.NTU60_MISSING_SKELETONS.name).is_file(),
     reason=f"official missing-skeleton lists not found in {OFFICIAL_LISTS} (shared data folder absent)",
 )
 
@@ -108,15 +105,15 @@ def run_cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
 
 
 def test_manifests_name_the_archives_and_pin_only_known_checksums():
-    assert [a.name for a in archives.MANIFESTS["ntu60"].archives] == [NTU60_ZIP]
-    assert [a.name for a in archives.MANIFESTS["ntu120"].archives] == [NTU60_ZIP, NTU120_ZIP]
-    assert {a.name for a in archives.MANIFESTS["pku2"].archives} >= {"Skeleton_v2.7z", "Label_PKUMMD_v2.7z"}
-    for manifest in archives.MANIFESTS.values():
+    assert [a.name for a in fetch_manifest.MANIFESTS["ntu60"].archives] == [NTU60_ZIP]
+    assert [a.name for a in fetch_manifest.MANIFESTS["ntu120"].archives] == [NTU60_ZIP, NTU120_ZIP]
+    assert {a.name for a in fetch_manifest.MANIFESTS["pku2"].archives} >= {"Skeleton_v2.7z", "Label_PKUMMD_v2.7z"}
+    for manifest in fetch_manifest.MANIFESTS.values():
         for archive in manifest.archives:
             assert archive.sha256 is None and archive.size is None  # nothing published to check against
-            assert archive.request_page in (archives.NTU_REQUEST_PAGE, archives.PKU_REQUEST_PAGE)
-    assert archives.MANIFESTS["ntu60"].auxiliary[0].sha256.startswith("6fd4a1254ffe69f8")
-    assert archives.MANIFESTS["ntu120"].auxiliary[0].sha256.startswith("ab14fe64e89be63d")
+            assert archive.request_page in (fetch_manifest.NTU_REQUEST_PAGE, fetch_manifest.PKU_REQUEST_PAGE)
+    assert fetch_manifest.MANIFESTS["ntu60"].auxiliary[0].sha256.startswith("6fd4a1254ffe69f8")
+    assert fetch_manifest.MANIFESTS["ntu120"].auxiliary[0].sha256.startswith("ab14fe64e89be63d")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,7 +128,7 @@ def test_cli_missing_archives_lists_each_with_page_and_target(tmp_path):
     for name in (NTU60_ZIP, NTU120_ZIP):
         assert name in result.stderr
         assert str((tmp_path / "archives" / name).absolute()) in result.stderr
-    assert archives.NTU_REQUEST_PAGE in result.stderr
+    assert fetch_manifest.NTU_REQUEST_PAGE in result.stderr
     assert not (tmp_path / "raw" / "FETCHED.json").exists()
 
 
@@ -169,7 +166,7 @@ def test_cli_corrupt_zip_exits_1_with_clear_message(tmp_path):
     path.write_bytes(bytes(data))
     never = (tmp_path / "no-list.txt").as_uri()  # keeps the run off the network even if this regressed
     result = run_cli("ntu60", "--archives", tmp_path / "archives", "--raw", tmp_path / "raw",
-                     "--url", f"{archives.NTU60_MISSING_SKELETONS.name}={never}")
+                     "--url", f"{fetch_manifest.NTU60_MISSING_SKELETONS.name}={never}")
     assert result.returncode == 1
     assert "corrupt" in result.stderr and "Traceback" not in result.stderr
 
@@ -177,9 +174,9 @@ def test_cli_corrupt_zip_exits_1_with_clear_message(tmp_path):
 @needs_official_lists
 def test_cli_end_to_end_with_file_url_for_the_missing_skeleton_list(tmp_path):
     make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
-    list_url = (OFFICIAL_LISTS / archives.NTU60_MISSING_SKELETONS.name).resolve().as_uri()
+    list_url = (OFFICIAL_LISTS / fetch_manifest.NTU60_MISSING_SKELETONS.name).resolve().as_uri()
     result = run_cli("ntu60", "--archives", tmp_path / "archives", "--raw", tmp_path / "raw",
-                     "--url", f"{archives.NTU60_MISSING_SKELETONS.name}={list_url}")
+                     "--url", f"{fetch_manifest.NTU60_MISSING_SKELETONS.name}={list_url}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("hacm.fetch: ntu60 ready")
     fetched = json.loads((tmp_path / "raw" / "FETCHED.json").read_text())
@@ -194,21 +191,21 @@ def test_cli_end_to_end_with_file_url_for_the_missing_skeleton_list(tmp_path):
 def test_wrong_checksum_is_a_clear_error(tmp_path):
     good = make_zip(tmp_path / "elsewhere" / "good.zip", ntu_members())
     make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members("S002"))
-    manifest = without_auxiliary(pinned(archives.MANIFESTS["ntu60"], **{NTU60_ZIP: good}))
+    manifest = without_auxiliary(pinned(fetch_manifest.MANIFESTS["ntu60"], **{NTU60_ZIP: good}))
     manifest = dataclasses.replace(manifest, archives=(dataclasses.replace(manifest.archives[0], size=None),))
     with pytest.raises(ArchiveInvalid) as error:
         fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
     message = str(error.value)
     found = digest_of(tmp_path / "archives" / NTU60_ZIP)[1]
     assert manifest.archives[0].sha256 in message and found in message
-    assert archives.NTU_REQUEST_PAGE in message and "delete it" in message
+    assert fetch_manifest.NTU_REQUEST_PAGE in message and "delete it" in message
     assert error.value.exit_code == 1
     assert not (tmp_path / "raw" / "nturgb+d_skeletons").exists()
 
 
 def test_wrong_size_is_reported_before_hashing(tmp_path):
     path = make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
-    archive = dataclasses.replace(archives.NTU60_SKELETONS, size=path.stat().st_size + 1)
+    archive = dataclasses.replace(fetch_manifest.NTU60_SKELETONS, size=path.stat().st_size + 1)
     manifest = DatasetManifest(dataset="ntu60", title="NTU RGB+D 60", archives=(archive,))
     with pytest.raises(ArchiveInvalid, match=rf"has {path.stat().st_size} bytes, expected"):
         fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
@@ -220,7 +217,7 @@ def test_wrong_size_is_reported_before_hashing(tmp_path):
 
 def test_file_url_download_is_verified_and_extracted(tmp_path):
     source = make_zip(tmp_path / "mirror" / "copy.zip", ntu_members())
-    manifest = without_auxiliary(pinned(archives.MANIFESTS["ntu60"], **{NTU60_ZIP: source}))
+    manifest = without_auxiliary(pinned(fetch_manifest.MANIFESTS["ntu60"], **{NTU60_ZIP: source}))
     report = fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
                            urls={NTU60_ZIP: source.as_uri()})
     assert (tmp_path / "archives" / NTU60_ZIP).read_bytes() == source.read_bytes()
@@ -232,14 +229,14 @@ def test_file_url_download_is_verified_and_extracted(tmp_path):
 def test_file_url_download_with_wrong_content_is_refused(tmp_path):
     expected = make_zip(tmp_path / "expected.zip", ntu_members())
     other = make_zip(tmp_path / "mirror" / "other.zip", ntu_members("S003"))
-    manifest = without_auxiliary(pinned(archives.MANIFESTS["ntu60"], **{NTU60_ZIP: expected}))
+    manifest = without_auxiliary(pinned(fetch_manifest.MANIFESTS["ntu60"], **{NTU60_ZIP: expected}))
     with pytest.raises(ArchiveInvalid):
         fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
                       urls={NTU60_ZIP: other.as_uri()})
 
 
 def test_unreachable_url_is_an_archive_missing_error(tmp_path):
-    manifest = without_auxiliary(archives.MANIFESTS["ntu60"])
+    manifest = without_auxiliary(fetch_manifest.MANIFESTS["ntu60"])
     with pytest.raises(ArchiveMissing, match="cannot download"):
         fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
                       urls={NTU60_ZIP: (tmp_path / "nowhere.zip").as_uri()})
@@ -267,7 +264,7 @@ def test_http_download_resumes_a_partial_file_with_range(tmp_path, monkeypatch):
         return FakeRangeResponse(data, start)
 
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
-    digest = archives.download("https://example.invalid/big.bin", target=target)
+    digest = fetch_download.download("https://example.invalid/big.bin", target=target)
     assert seen_ranges == ["bytes=1234-"]
     assert target.read_bytes() == data
     assert digest.sha256 == hashlib.sha256(data).hexdigest() and digest.size == 3000
@@ -279,7 +276,7 @@ def test_http_download_resumes_a_partial_file_with_range(tmp_path, monkeypatch):
 
 def test_extraction_lands_files_and_is_skipped_on_rerun(tmp_path):
     path = make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
-    manifest = without_auxiliary(archives.MANIFESTS["ntu60"])
+    manifest = without_auxiliary(fetch_manifest.MANIFESTS["ntu60"])
     kwargs = dict(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
     first = fetch_dataset(**kwargs)
     extracted = tmp_path / "raw" / "nturgb+d_skeletons" / "S001C001P001R001A001.skeleton"
@@ -300,7 +297,7 @@ def test_extraction_lands_files_and_is_skipped_on_rerun(tmp_path):
                                   "..\\windows.skeleton", "C:/drive.skeleton"])
 def test_unsafe_zip_member_is_refused_before_anything_is_written(tmp_path, evil):
     make_zip(tmp_path / "archives" / NTU60_ZIP, {"ok/S001.skeleton": b"1\n", evil: b"pwned"})
-    manifest = without_auxiliary(archives.MANIFESTS["ntu60"])
+    manifest = without_auxiliary(fetch_manifest.MANIFESTS["ntu60"])
     with pytest.raises(ArchiveInvalid, match="unsafe member path"):
         fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
     assert not (tmp_path / "raw" / "ok").exists()
@@ -315,8 +312,8 @@ def test_tar_archives_are_extracted_and_unsafe_tar_members_refused(tmp_path):
         info = tarfile.TarInfo("skeletons/0001-L.txt")
         info.size = 4
         archive.addfile(info, io.BytesIO(b"0 0\n"))
-    assert archives.archive_format(good) == "tar"
-    assert archives.extract_archive(good, raw_dir=tmp_path / "raw", workers=1) == 2
+    assert fetch_extract.archive_format(good) == "tar"
+    assert fetch_extract.extract_archive(good, raw_dir=tmp_path / "raw", workers=1) == 2
     assert (tmp_path / "raw" / "skeletons" / "0001-L.txt").read_bytes() == b"0 0\n"
 
     evil = tmp_path / "evil.tar"
@@ -325,16 +322,16 @@ def test_tar_archives_are_extracted_and_unsafe_tar_members_refused(tmp_path):
         info.size = 1
         archive.addfile(info, io.BytesIO(b"x"))
     with pytest.raises(ArchiveInvalid, match="unsafe"):
-        archives.extract_archive(evil, raw_dir=tmp_path / "raw", workers=1)
+        fetch_extract.extract_archive(evil, raw_dir=tmp_path / "raw", workers=1)
     assert not (tmp_path / "evil.txt").exists()
 
 
 def test_7z_without_a_tool_names_the_tool_to_install(tmp_path, monkeypatch):
     path = tmp_path / "Skeleton.7z"
-    path.write_bytes(archives.SEVEN_ZIP_MAGIC + b"\x00" * 64)
-    monkeypatch.setattr(archives.shutil, "which", lambda name: None)
+    path.write_bytes(fetch_extract.SEVEN_ZIP_MAGIC + b"\x00" * 64)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(FetchError) as error:
-        archives.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)
+        fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)
     assert error.value.exit_code == 2 and "7z" in str(error.value) and "p7zip" in str(error.value)
 
 
@@ -350,8 +347,8 @@ def test_7z_archives_are_listed_checked_and_extracted_with_the_tool(tmp_path):
     packed = tmp_path / "Skeleton.7z"
     subprocess.run(["7z", "a", "-bd", str(packed), "PKU_Skeleton_Renew"], cwd=source, check=True,
                    capture_output=True)
-    assert archives.archive_format(packed) == "7z"
-    assert archives.extract_archive(packed, raw_dir=tmp_path / "raw", workers=2) == 2
+    assert fetch_extract.archive_format(packed) == "7z"
+    assert fetch_extract.extract_archive(packed, raw_dir=tmp_path / "raw", workers=2) == 2
     assert (tmp_path / "raw" / "PKU_Skeleton_Renew" / "0002-L.txt").read_text().startswith("0.5 0.5")
 
 
@@ -359,20 +356,20 @@ def test_7z_archives_are_listed_checked_and_extracted_with_the_tool(tmp_path):
 def test_zip_methods_zipfile_cannot_read_go_through_7z(tmp_path, monkeypatch):
     path = make_zip(tmp_path / NTU60_ZIP, ntu_members())
     monkeypatch.setattr(archives, "ZIPFILE_METHODS", ())  # as if every member were Deflate64
-    assert archives.extract_archive(path, raw_dir=tmp_path / "raw", workers=1) == 3
+    assert fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=1) == 3
     assert (tmp_path / "raw" / "nturgb+d_skeletons" / "S001C001P001R001A003.skeleton").is_file()
 
 
 def test_tool_listing_is_checked_for_unsafe_paths_before_extracting(tmp_path, monkeypatch):
     listing = "--\nPath = /abs/Skeleton.7z\nType = 7z\n\n----------\nPath = ok.txt\n\nPath = ../evil.txt\n"
-    assert archives.seven_zip_member_names(listing) == ["ok.txt", "../evil.txt"]
+    assert fetch_extract.seven_zip_member_names(listing) == ["ok.txt", "../evil.txt"]
     path = tmp_path / "Skeleton.7z"
-    path.write_bytes(archives.SEVEN_ZIP_MAGIC + b"\x00" * 64)
+    path.write_bytes(fetch_extract.SEVEN_ZIP_MAGIC + b"\x00" * 64)
     calls = []
-    monkeypatch.setattr(archives.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(archives, "run_tool", lambda command, path: calls.append(command) or listing)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(fetch_extract, "run_tool", lambda command, path: calls.append(command) or listing)
     with pytest.raises(ArchiveInvalid, match="unsafe member path '../evil.txt'"):
-        archives.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)
+        fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)
     assert [command[1] for command in calls] == ["l"]  # listed, never extracted
 
 
@@ -384,7 +381,7 @@ def test_pku_archives_are_recognised_by_content_and_split_aliases_copied(tmp_pat
     make_zip(store / "Label_PKUMMD.7z", {"Train_Label_PKU_final/0002-L.txt": b"1,10,50,2\n"})
     (store / "cross-subject.txt").write_text("Training videos:\n0002-L, 0002-M\n")
     (store / "cross_view.txt").write_text("Training videos:\n0002-M\n")
-    report = fetch_dataset(manifest=archives.MANIFESTS["pku1"], archives_dir=store, raw_dir=tmp_path / "raw")
+    report = fetch_dataset(manifest=fetch_manifest.MANIFESTS["pku1"], archives_dir=store, raw_dir=tmp_path / "raw")
     raw = tmp_path / "raw"
     assert (raw / "PKU_Skeleton_Renew" / "0002-L.txt").is_file()
     assert (raw / "Train_Label_PKU_final" / "0002-L.txt").read_text() == "1,10,50,2\n"
@@ -399,7 +396,7 @@ def test_pku_archives_are_recognised_by_content_and_split_aliases_copied(tmp_pat
 @needs_official_lists
 @pytest.mark.parametrize("dataset", ["ntu60", "ntu120"])
 def test_missing_skeleton_list_is_downloaded_and_verified(tmp_path, dataset):
-    manifest = archives.MANIFESTS[dataset]
+    manifest = fetch_manifest.MANIFESTS[dataset]
     for archive in manifest.archives:
         make_zip(tmp_path / "archives" / archive.name, {"x/S001.skeleton": b"1\n"})
     aux = manifest.auxiliary[0]
@@ -417,7 +414,7 @@ def test_missing_skeleton_list_is_downloaded_and_verified(tmp_path, dataset):
 
 @needs_official_lists
 def test_missing_skeleton_list_from_archives_dir_is_copied_and_a_tampered_one_refused(tmp_path):
-    aux = archives.NTU60_MISSING_SKELETONS
+    aux = fetch_manifest.NTU60_MISSING_SKELETONS
     manifest = DatasetManifest(dataset="ntu60", title="NTU RGB+D 60", archives=(), auxiliary=(aux,))
     store = tmp_path / "archives"
     store.mkdir()
@@ -434,7 +431,7 @@ def test_missing_skeleton_list_from_archives_dir_is_copied_and_a_tampered_one_re
 
 
 def test_missing_skeleton_list_unobtainable_says_where_to_get_it(tmp_path):
-    aux = archives.NTU120_MISSING_SKELETONS
+    aux = fetch_manifest.NTU120_MISSING_SKELETONS
     manifest = DatasetManifest(dataset="ntu120", title="NTU RGB+D 120", archives=(), auxiliary=(aux,))
     with pytest.raises(ArchiveMissing) as error:
         fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw",
@@ -443,7 +440,7 @@ def test_missing_skeleton_list_unobtainable_says_where_to_get_it(tmp_path):
 
 
 def test_downloaded_list_with_wrong_content_is_removed(tmp_path):
-    aux = archives.NTU60_MISSING_SKELETONS
+    aux = fetch_manifest.NTU60_MISSING_SKELETONS
     fake = tmp_path / "fake.txt"
     fake.write_text("not the official list\n")
     manifest = DatasetManifest(dataset="ntu60", title="NTU RGB+D 60", archives=(), auxiliary=(aux,))
@@ -461,10 +458,10 @@ def test_downloaded_list_with_wrong_content_is_removed(tmp_path):
 def test_urls_come_from_yaml_config_and_are_checked(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("fetch:\n  urls:\n    Skeleton.7z: file:///data/Skeleton.7z\n")
-    assert archives.load_url_config(config) == {"Skeleton.7z": "file:///data/Skeleton.7z"}
+    assert fetch_manifest.load_url_config(config) == {"Skeleton.7z": "file:///data/Skeleton.7z"}
     config.write_text("urls:\n  Skeleton.7z: gopher://x\n")
     with pytest.raises(FetchError, match="must start with"):
-        archives.load_url_config(config)
+        fetch_manifest.load_url_config(config)
     config.write_text("urls: [a, b]\n")
     with pytest.raises(FetchError, match="must map"):
-        archives.load_url_config(config)
+        fetch_manifest.load_url_config(config)

@@ -16,11 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from hacm.data.archives import (
+from hacm.fetch.acquire import fetch_dataset
+from hacm.fetch.manifest import (
     MANIFESTS,
     FetchError,
     check_url_names,
-    fetch_dataset,
     load_url_config,
     manifest_for,
     parse_url_assignment,

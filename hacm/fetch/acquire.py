@@ -1,0 +1,221 @@
+"""The whole acquisition of one dataset: locate or download each archive, verify it, extract it, fetch
+the missing-skeleton lists, and report (FETCHED.json).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hacm.fetch.download import FileDigest, check_digest, download, replace_remedy, sha256_of
+from hacm.fetch.extract import (
+    ExtractionMarker,
+    copy_plain_file,
+    extract_archive,
+    marker_is_current,
+    marker_path,
+    read_marker,
+    write_json,
+)
+from hacm.fetch.manifest import (
+    Archive,
+    ArchiveInvalid,
+    ArchiveMissing,
+    AuxiliaryFile,
+    DatasetManifest,
+    FetchError,
+)
+
+FETCHED_FILE = "FETCHED.json"
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole acquisition of one dataset
+
+
+@dataclass
+class FileRecord:
+    name: str
+    path: str
+    size: int
+    sha256: str
+    checksum_pinned: bool
+    action: str  # 'extracted', 'copied', 'already extracted', 'downloaded', 'verified'
+
+
+@dataclass
+class FetchReport:
+    dataset: str
+    raw_dir: str
+    archives_dir: str
+    archives: list[FileRecord] = field(default_factory=list)
+    auxiliary: list[FileRecord] = field(default_factory=list)
+    fetched_at: str = ""
+
+    def summary(self) -> str:
+        total = sum(record.size for record in self.archives)
+        actions = sorted({record.action for record in self.archives})
+        counts = ", ".join(f"{sum(r.action == a for r in self.archives)} {a}" for a in actions)
+        aux = f"; {len(self.auxiliary)} list(s) sha256-verified" if self.auxiliary else ""
+        return (f"hacm.fetch: {self.dataset} ready in {self.raw_dir}: {len(self.archives)} archive(s), "
+                f"{format_bytes(total)} ({counts}){aux}")
+
+
+def format_bytes(size: int) -> str:
+    value, unit = float(size), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def fetch_dataset(*, manifest: DatasetManifest, archives_dir: Path, raw_dir: Path,
+                  urls: dict[str, str] | None = None, workers: int = 4) -> FetchReport:
+    """Verify (or download) every archive of ``manifest``, extract it into ``raw_dir``, place the
+    auxiliary files, and write ``<raw>/FETCHED.json``."""
+    urls = urls or {}
+    archives_dir, raw_dir = archives_dir.absolute(), raw_dir.absolute()
+    check_archives_dir(archives_dir)
+    located, to_download = locate_all(manifest, archives_dir=archives_dir, urls=urls)
+    writable_dir(raw_dir, "--raw")
+    report = FetchReport(dataset=manifest.dataset, raw_dir=str(raw_dir), archives_dir=str(archives_dir))
+    downloaded: dict[str, FileDigest] = {}
+    if to_download:
+        writable_dir(archives_dir, "--archives", why=" (archives are downloaded into it)")
+    for archive in to_download:
+        target = archives_dir / archive.name
+        print(f"hacm.fetch: downloading {archive.name} from {urls[archive.name]}", flush=True)
+        downloaded[archive.name] = download(urls[archive.name], target=target)
+        located[archive.name] = target
+    for archive in manifest.archives:
+        report.archives.append(
+            place_archive(archive, path=located[archive.name], raw_dir=raw_dir, workers=workers,
+                          digest=downloaded.get(archive.name))
+        )
+    for aux in manifest.auxiliary:
+        report.auxiliary.append(place_auxiliary_file(aux, archives_dir=archives_dir, raw_dir=raw_dir,
+                                                     url=urls.get(aux.name, aux.url)))
+    report.fetched_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    write_json(raw_dir / FETCHED_FILE, asdict(report))
+    return report
+
+
+def check_archives_dir(archives_dir: Path) -> None:
+    # A directory that does not exist yet is fine: it is simply empty, and the missing-archive
+    # message tells where to create it.
+    if archives_dir.exists() and not archives_dir.is_dir():
+        raise FetchError(f"--archives {archives_dir} is not a directory")
+    if archives_dir.is_dir() and not os.access(archives_dir, os.R_OK | os.X_OK):
+        raise FetchError(f"--archives {archives_dir} is not readable")
+
+
+def writable_dir(path: Path, flag: str, *, why: str = "") -> None:
+    """Create the folder an option names, and check it can be written (one line naming the option)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"cannot create {flag} {path}{why}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise FetchError(f"{flag} {path} is not writable{why}")
+
+
+def locate_archive(archive: Archive, *, archives_dir: Path) -> Path | None:
+    for name in (archive.name, *archive.aliases):
+        if (archives_dir / name).is_file():
+            return archives_dir / name
+    return None
+
+
+def locate_all(manifest: DatasetManifest, *, archives_dir: Path,
+               urls: dict[str, str]) -> tuple[dict[str, Path], list[Archive]]:
+    """Archives found on disk, and those to download; stops listing every archive that is neither."""
+    located: dict[str, Path] = {}
+    to_download: list[Archive] = []
+    missing: list[Archive] = []
+    for archive in manifest.archives:
+        path = locate_archive(archive, archives_dir=archives_dir)
+        if path is not None:
+            located[archive.name] = path
+        elif archive.name in urls:
+            to_download.append(archive)
+        else:
+            missing.append(archive)
+    if missing:
+        raise ArchiveMissing(missing_archives_message(manifest, missing=missing, archives_dir=archives_dir))
+    return located, to_download
+
+
+def missing_archives_message(manifest: DatasetManifest, *, missing: list[Archive], archives_dir: Path) -> str:
+    lines = [f"{manifest.title} ({manifest.dataset}) needs {len(missing)} file(s) not found in {archives_dir}:"]
+    for archive in missing:
+        also = f" (or named {', '.join(archive.aliases)})" if archive.aliases else ""
+        lines += [
+            f"  {archive.name}: {archive.contents}",
+            f"    request it at {archive.request_page}",
+            f"    put it at     {archives_dir / archive.name}{also}",
+        ]
+    lines.append("then rerun; or give a download URL with --url FILE=URL (file:// works for a local copy).")
+    return "\n".join(lines)
+
+
+def place_archive(archive: Archive, *, path: Path, raw_dir: Path, workers: int,
+                  digest: FileDigest | None) -> FileRecord:
+    """Verify ``path`` and extract (or copy) it into ``raw_dir`` unless its marker says it is done."""
+    marker = read_marker(raw_dir, archive.name)
+    if digest is None and marker_is_current(marker, archive=archive, path=path):
+        return FileRecord(name=archive.name, path=str(path), size=marker.size, sha256=marker.sha256,
+                          checksum_pinned=archive.sha256 is not None, action="already extracted")
+    digest = digest or sha256_of(path)
+    check_digest(digest, name=archive.name, source=path, size=archive.size, sha256=archive.sha256,
+                 remedy=replace_remedy(archive, path=path))
+    stat = path.stat()
+    if archive.unpack:
+        members = extract_archive(path, raw_dir=raw_dir, workers=workers)
+        action = "extracted"
+    else:
+        members = copy_plain_file(path, raw_dir=raw_dir, name=archive.name)
+        action = "copied"
+    write_json(marker_path(raw_dir, archive.name), asdict(ExtractionMarker(
+        archive=archive.name, source=str(path), size=digest.size, mtime_ns=stat.st_mtime_ns,
+        sha256=digest.sha256, members=members,
+        extracted_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )))
+    return FileRecord(name=archive.name, path=str(path), size=digest.size, sha256=digest.sha256,
+                      checksum_pinned=archive.sha256 is not None, action=action)
+
+
+def place_auxiliary_file(aux: AuxiliaryFile, *, archives_dir: Path, raw_dir: Path, url: str) -> FileRecord:
+    """``<raw>/<name>``: kept if already right, else copied from ``archives_dir``, else downloaded."""
+    target = raw_dir / aux.name
+    remedy = (f"get {aux.name} from {aux.page} (raw file: {aux.url}) and put it at "
+              f"{archives_dir / aux.name}")
+    if target.is_file() and sha256_of(target).sha256 == aux.sha256:
+        return aux_record(aux, target=target, action="verified")
+    user_copy = archives_dir / aux.name
+    if user_copy.is_file():
+        check_digest(sha256_of(user_copy), name=aux.name, source=user_copy, size=aux.size, sha256=aux.sha256,
+                     remedy=f"replace it with the official file: {remedy}")
+        copy_plain_file(user_copy, raw_dir=raw_dir, name=aux.name)
+        return aux_record(aux, target=target, action="copied")
+    # Downloaded under a hidden name and renamed once verified: the readers never see a wrong list.
+    staging = raw_dir / f".{aux.name}.download"
+    try:
+        digest = download(url, target=staging)
+    except ArchiveMissing as exc:
+        raise ArchiveMissing(f"{exc}; {remedy}") from None
+    try:
+        check_digest(digest, name=aux.name, source=url, size=aux.size, sha256=aux.sha256,
+                     remedy=f"that is not the official file; {remedy}")
+    except ArchiveInvalid:
+        staging.unlink()
+        raise
+    os.replace(staging, target)
+    return aux_record(aux, target=target, action="downloaded")
+
+
+def aux_record(aux: AuxiliaryFile, *, target: Path, action: str) -> FileRecord:
+    return FileRecord(name=aux.name, path=str(target), size=aux.size, sha256=aux.sha256,
+                      checksum_pinned=True, action=action)

@@ -1,0 +1,246 @@
+"""Safe, idempotent extraction of zip / tar / 7z / rar archives into the raw folder (no member outside
+it), with markers recording what was extracted from which archive.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from hacm.fetch.download import CHUNK_BYTES, progress_bar
+from hacm.fetch.manifest import Archive, ArchiveInvalid, FetchError
+
+# ----------------------------------------------------------------------------------------------
+# extraction
+
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
+RAR_MAGIC = b"Rar!\x1a\x07"
+COMPRESSED_TAR_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+EXTERNAL_TOOLS = {
+    "7z": ("7z", "7za", "7zz", "bsdtar"),
+    "rar": ("unrar", "7z", "7zz", "bsdtar"),
+    "zip": ("7z", "7za", "7zz"),  # only for methods zipfile lacks (Deflate64), which libarchive lacks too
+}
+ZIPFILE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+SEVEN_ZIP_LIST_SEPARATOR = "----------"
+
+
+def archive_format(path: Path) -> str:
+    """'zip', 'tar', '7z', 'rar' from the file's first bytes: extensions are not trustworthy here."""
+    with open(path, "rb") as stream:
+        head = stream.read(512)
+    if head.startswith(ZIP_MAGIC):
+        return "zip"
+    if head.startswith(SEVEN_ZIP_MAGIC):
+        return "7z"
+    if head.startswith(RAR_MAGIC):
+        return "rar"
+    if head.startswith(COMPRESSED_TAR_MAGIC) or head[257:262] == b"ustar":
+        return "tar"
+    raise ArchiveInvalid(f"{path} is not a zip, tar, 7z or rar archive (truncated or wrong file?)")
+
+
+def safe_member_path(name: str, *, archive: Path) -> PurePosixPath:
+    """The member's relative path; refuses absolute paths, drive letters and '..' components.
+    Backslashes count as separators: some Windows packers write them."""
+    relative = PurePosixPath(name.replace("\\", "/"))
+    parts = relative.parts
+    unsafe = (
+        relative.is_absolute()
+        or ".." in parts
+        or (parts and len(parts[0]) >= 2 and parts[0][1] == ":")  # C:... from a Windows packer
+    )
+    if unsafe:
+        raise ArchiveInvalid(f"{archive} holds the unsafe member path {name!r}; refusing to extract it")
+    return relative
+
+
+def extract_archive(path: Path, *, raw_dir: Path, workers: int) -> int:
+    """Extract into ``raw_dir`` keeping the archive's own layout; returns the number of members."""
+    kind = archive_format(path)
+    try:
+        if kind == "zip":
+            return extract_zip(path, raw_dir=raw_dir, workers=workers)
+        if kind == "tar":
+            return extract_tar(path, raw_dir=raw_dir)
+        return extract_with_tool(path, raw_dir=raw_dir, kind=kind, workers=workers)
+    except (zipfile.BadZipFile, zlib.error, EOFError, tarfile.TarError) as exc:
+        raise ArchiveInvalid(
+            f"{path} is corrupt ({exc}); delete it and download it again"
+        ) from None
+
+
+def extract_zip(path: Path, *, raw_dir: Path, workers: int) -> int:
+    with zipfile.ZipFile(path) as archive:
+        members = [(info, safe_member_path(info.filename, archive=path)) for info in archive.infolist()]
+    if any(info.flag_bits & 0x1 for info, _ in members):
+        raise ArchiveInvalid(f"{path} is encrypted; hacm.fetch expects the archive as the dataset page serves it")
+    # Large zips written on Windows may use Deflate64, which zipfile cannot read: hand them to 7z.
+    if any(info.compress_type not in ZIPFILE_METHODS for info, _ in members):
+        return extract_with_tool(path, raw_dir=raw_dir, kind="zip", workers=workers)
+    files = [(info, rel) for info, rel in members if not info.is_dir()]
+    for directory in {raw_dir.joinpath(*rel.parts[:-1]) for _, rel in files} | {
+        raw_dir.joinpath(*rel.parts) for info, rel in members if info.is_dir()
+    }:
+        directory.mkdir(parents=True, exist_ok=True)
+    # NTU zips hold ~57k small files: inflating them on several threads (zlib drops the GIL) pays.
+    shares = [files[i::workers] for i in range(max(1, workers))]
+    total = sum(info.file_size for info, _ in files)
+    lock, stop = threading.Lock(), threading.Event()
+    with (progress_bar(total=total, label=f"extract {path.name}") as bar,
+          concurrent.futures.ThreadPoolExecutor(max_workers=len(shares)) as pool):
+        jobs = [pool.submit(extract_zip_share, path, share, raw_dir=raw_dir, bar=bar, lock=lock, stop=stop)
+                for share in shares]
+        try:
+            for job in jobs:
+                job.result()
+        except BaseException:
+            stop.set()  # Ctrl-C or a corrupt member: let the other threads quit early
+            raise
+    return len(members)
+
+
+def extract_zip_share(path: Path, share: list, *, raw_dir: Path, bar: tqdm, lock: threading.Lock,
+                      stop: threading.Event) -> None:
+    with zipfile.ZipFile(path) as archive:  # one handle per thread: ZipFile reads are not thread-safe
+        for info, relative in share:
+            if stop.is_set():
+                return
+            with archive.open(info) as source, open(raw_dir.joinpath(*relative.parts), "wb") as target:
+                shutil.copyfileobj(source, target, CHUNK_BYTES)
+            with lock:
+                bar.update(info.file_size)
+
+
+def extract_tar(path: Path, *, raw_dir: Path) -> int:
+    with tarfile.open(path) as archive:
+        members = archive.getmembers()
+        for member in members:
+            safe_member_path(member.name, archive=path)
+            if member.issym() or member.islnk() or not (member.isfile() or member.isdir()):
+                raise ArchiveInvalid(f"{path} holds a link or special file {member.name!r}; refusing to extract it")
+        archive.extractall(raw_dir, members=members, filter="data")
+    return len(members)
+
+
+def extract_with_tool(path: Path, *, raw_dir: Path, kind: str, workers: int) -> int:
+    """7z, rar and Deflate64 zips have no standard-library reader: list (to check paths), then extract
+    with an external command."""
+    tool = next((found for name in EXTERNAL_TOOLS[kind] if (found := shutil.which(name))), None)
+    if tool is None:
+        raise FetchError(
+            f"extracting {path.name} ({kind}) needs one of the commands {', '.join(EXTERNAL_TOOLS[kind])}; "
+            "install one, e.g. p7zip (conda install -c conda-forge p7zip, or apt-get install p7zip-full)"
+        )
+    names = list_members_with_tool(tool, path=path)
+    for name in names:
+        safe_member_path(name, archive=path)
+    run_tool(extract_command(tool, path=path, raw_dir=raw_dir, workers=workers), path=path)
+    return len(names)
+
+
+def tool_name(tool: str) -> str:
+    return Path(tool).name
+
+
+def list_members_with_tool(tool: str, *, path: Path) -> list[str]:
+    name = tool_name(tool)
+    if name.startswith("7z"):
+        return seven_zip_member_names(run_tool([tool, "l", "-slt", str(path)], path=path))
+    if name == "unrar":
+        return [line for line in run_tool([tool, "lb", str(path)], path=path).splitlines() if line]
+    return [line for line in run_tool([tool, "-tf", str(path)], path=path).splitlines() if line]
+
+
+def seven_zip_member_names(listing: str) -> list[str]:
+    """Member paths from ``7z l -slt``: the ``Path =`` lines after the separator (the one before it
+    is the archive itself)."""
+    _, separator, entries = listing.partition(SEVEN_ZIP_LIST_SEPARATOR + "\n")
+    return [line[len("Path = "):] for line in entries.splitlines() if separator and line.startswith("Path = ")]
+
+
+def extract_command(tool: str, *, path: Path, raw_dir: Path, workers: int) -> list[str]:
+    name = tool_name(tool)
+    if name.startswith("7z"):
+        return [tool, "x", "-y", f"-mmt={workers}", f"-o{raw_dir}", str(path)]
+    if name == "unrar":
+        return [tool, "x", "-o+", "-idq", str(path), f"{raw_dir}{os.sep}"]
+    return [tool, "-xf", str(path), "-C", str(raw_dir)]
+
+
+def run_tool(command: list[str], *, path: Path) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise ArchiveInvalid(
+            f"{tool_name(command[0])} failed on {path} ({detail[-1] if detail else f'exit {result.returncode}'}); "
+            "the archive may be corrupt: delete it and download it again"
+        )
+    return result.stdout
+
+
+def copy_plain_file(path: Path, *, raw_dir: Path, name: str) -> int:
+    temporary = raw_dir / f".{name}.tmp"
+    shutil.copyfile(path, temporary)
+    os.replace(temporary, raw_dir / name)
+    return 1
+
+
+# ----------------------------------------------------------------------------------------------
+# markers: what has been extracted already
+
+
+@dataclass(frozen=True)
+class ExtractionMarker:
+    """``<raw>/.extracted-<archive>.json``: the archive as it was when its content was extracted."""
+
+    archive: str
+    source: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    members: int
+    extracted_at: str
+
+
+def marker_path(raw_dir: Path, name: str) -> Path:
+    return raw_dir / f".extracted-{name}.json"
+
+
+def read_marker(raw_dir: Path, name: str) -> ExtractionMarker | None:
+    try:
+        return ExtractionMarker(**json.loads(marker_path(raw_dir, name).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None  # absent or unreadable: extract again
+
+
+def marker_is_current(marker: ExtractionMarker | None, *, archive: Archive, path: Path) -> bool:
+    """The same file (size, mtime) was extracted and it met the checksums the manifest asks for now."""
+    if marker is None:
+        return False
+    stat = path.stat()
+    return (
+        marker.size == stat.st_size
+        and marker.mtime_ns == stat.st_mtime_ns
+        and archive.size in (None, marker.size)
+        and archive.sha256 in (None, marker.sha256)
+    )
+
+
+def write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(temporary, path)
