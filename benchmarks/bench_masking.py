@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hacm.viz.masks import diagnose_command
+from hacm.visualize.masks import diagnose_command
 
 FRESH = [
     ("HA-CM", "hacm", []),

@@ -16,7 +16,7 @@ from hacm.data.storage import SkeletonStore
 from hacm.model.config import ModelConfig
 from hacm.model.pretrainer import HACMPretrainer
 from hacm.visualize import main
-from hacm.viz.masks import (
+from hacm.visualize.masks import (
     CRITERIA,
     initial_state,
     plan_criterion_masks,

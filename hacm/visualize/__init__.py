@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def diagnose(args: argparse.Namespace) -> int:
-    from hacm.viz.masks import VisualizeError, diagnose_command
+    from hacm.visualize.masks import VisualizeError, diagnose_command
 
     try:
         diagnostic, title = diagnose_command(data=args.data, checkpoint=args.checkpoint, method=args.method,
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diagnose":
         return diagnose(args)
     # Imported here so that `--help` and usage errors do not wait for torch and matplotlib.
-    from hacm.viz.masks import FIGURE_DRAWS, VisualizeError, render_masks
+    from hacm.visualize.masks import FIGURE_DRAWS, VisualizeError, render_masks
 
     try:
         masks = render_masks(sample=args.sample, out=args.out, gif=args.gif, checkpoint=args.checkpoint,
@@ -106,7 +106,3 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(f"wrote {args.out}" + (f" and {args.gif}" if args.gif else ""))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

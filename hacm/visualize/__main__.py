@@ -1,0 +1,7 @@
+"""`python -m hacm.visualize`: see hacm/visualize/__init__.py (the command) and masks.py (the figures)."""
+
+import sys
+
+from hacm.visualize import main
+
+sys.exit(main())
