@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hacm.report import ReportError
-from hacm.report.bootstrap import RESAMPLES, SEED, percentile_interval, resampled_means
-from hacm.report.tables import compared_rows, make_report
+from hacm.tables import ReportError
+from hacm.tables.bootstrap import RESAMPLES, SEED, percentile_interval, resampled_means
+from hacm.tables.report import compared_rows, make_report
 from tests.test_tables import csv_cells, run_cli, write_predictions_csv, write_run
 
 COLUMN = {"key": "ntu60-xsub", "label": "NTU-60 x-sub"}

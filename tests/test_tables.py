@@ -17,9 +17,9 @@ from PIL import Image
 
 from hacm.eval.schema import validate_metrics
 from hacm.evaluate import main as evaluate_main
-from hacm.report import ReportError
-from hacm.report.figures import read_epoch_losses
-from hacm.report.published import (
+from hacm.tables import ReportError
+from hacm.tables.figures import read_epoch_losses
+from hacm.tables.published import (
     SOURCE_FIELDS,
     TABLE_COLUMNS,
     PublishedError,
@@ -27,7 +27,7 @@ from hacm.report.published import (
     load_published,
     validate_published,
 )
-from hacm.report.tables import Cell, PlanError, latex_escape, load_plan, make_report
+from hacm.tables.report import Cell, PlanError, latex_escape, load_plan, make_report
 from tests.conftest import REPO, TINY_ARCHITECTURE
 
 PUBLISHED = REPO / "config" / "published.yaml"

@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 
 from hacm.cli import one_line
-from hacm.report import ReportError, read_document
+from hacm.tables import ReportError, read_document
 
 MAIN_COLUMNS = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pku1-xsub", "pku2-xsub")
 SEMI_COLUMNS = ("ntu60-xsub-1", "ntu60-xsub-10", "ntu60-xview-1", "ntu60-xview-10")

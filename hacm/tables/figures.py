@@ -1,6 +1,6 @@
 """The report figure: pretraining loss per epoch (left) and our accuracies as grouped bars (right).
 
-Pretraining logs are hacm.pretrain's metrics.jsonl, read by hacm.report.logs; each epoch record must
+Pretraining logs are hacm.pretrain's metrics.jsonl, read by hacm.tables.logs; each epoch record must
 carry a numeric "loss".
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from hacm.cli import one_line
-from hacm.report import ReportError
-from hacm.report.logs import epoch_records
+from hacm.tables import ReportError
+from hacm.tables.logs import epoch_records
 
 
 def read_epoch_losses(path: Path) -> tuple[list[int], list[float]]:

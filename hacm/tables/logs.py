@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from hacm.cli import one_line
-from hacm.report import ReportError
+from hacm.tables import ReportError
 
 # The masking groups a pretraining log names: cross masking has two, single-group masking one.
 MASKING_GROUPS = ("temporal", "spatial", "all")

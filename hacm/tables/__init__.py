@@ -1,7 +1,8 @@
-"""Reports: evaluation results turned into the paper's tables and figures (`python -m hacm.tables`).
+"""The paper's tables: evaluation results beside the published numbers, with figures
+(`python -m hacm.tables`, the command in __main__.py).
 
 published: the published numbers (config/published.yaml), loaded and validated.
-tables:    the plan file, the table cells (mean ± std over runs), the CSV / Markdown / LaTeX writers.
+report:    the plan file, the table cells (mean ± std over runs), the CSV / Markdown / LaTeX writers.
 figures:   the pretraining-loss and accuracy figure.
 logs:      pretraining metrics.jsonl files: epoch records and the masking agreement they carry.
 predictions: an evaluation run's predictions.csv (per test sample), checked against its metrics.json.

@@ -3,8 +3,8 @@
 Reads the evaluation results (metrics.json files and the predictions.csv beside each) a plan names,
 puts the published numbers beside them and writes DIR/NAME.csv, NAME_differences.csv (paired bootstrap
 differences HA-CM − baseline), NAME.md, NAME.tex per table, DIR/pretraining.png and DIR/index.md.
-Plan format, CSV layouts and the bootstrap intervals: hacm/report/tables.py; published numbers:
-hacm/report/published.py.
+Plan format, CSV layouts and the bootstrap intervals: hacm/tables/report.py; published numbers:
+hacm/tables/published.py.
 Any bad input ends the run with one `hacm.tables: ...` line on stderr and a non-zero exit status.
 """
 
@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from hacm.report import ReportError
-    from hacm.report.tables import make_report
+    from hacm.tables import ReportError
+    from hacm.tables.report import make_report
 
     try:
         written = make_report(args.plan, args.published, args.out)

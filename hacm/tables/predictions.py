@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hacm.cli import one_line
-from hacm.report import ReportError, read_document
+from hacm.tables import ReportError, read_document
 
 PREDICTIONS = "predictions.csv"
 REQUIRED_COLUMNS = ("name", "label", "prediction", "top5")

@@ -22,14 +22,14 @@ epochs); "last" shows `<metric>`, the last epoch's. The CSV gives both.
 
 A row's `pretrain_logs` (hacm.pretrain metrics.jsonl files, one per seed) add a column "masking
 agreement (groups)" to its table: per masking group, the last agreement the log records, mean over
-the logs that record it (hacm.report.logs).
+the logs that record it (hacm.tables.logs).
 
 A cell of ours with several files (seeds, semi-supervised draws) is mean ± sample std (ddof=1); one
 file gives just the value; a column the row has no files for is "not run". Published cells are the
 numbers as published; a number the source does not give is "—" ("not reported" in the CSV).
 
-Uncertainty over test samples (hacm.report.bootstrap): every metrics.json needs the predictions.csv
-hacm.evaluate writes beside it (hacm.report.predictions), of the same run (as many samples, the same
+Uncertainty over test samples (hacm.tables.bootstrap): every metrics.json needs the predictions.csv
+hacm.evaluate writes beside it (hacm.tables.predictions), of the same run (as many samples, the same
 last-epoch accuracy to within one sample) and, within a column, of the same test samples in the same
 order. Those predictions are the final evaluation's, so the intervals are of the LAST epoch's accuracy
 whatever `statistic` shows. Each cell of ours with runs shows, after its value, "[low, high]": the 95 %
@@ -80,17 +80,17 @@ from pathlib import Path
 import numpy as np
 
 from hacm.cli import one_line
-from hacm.report import ReportError, read_document
-from hacm.report.bootstrap import CONFIDENCE, RESAMPLES, SEED, Interval, percentile_interval, resampled_means
-from hacm.report.logs import MASKING_GROUPS, last_masking_agreement
-from hacm.report.predictions import (
+from hacm.tables import ReportError, read_document
+from hacm.tables.bootstrap import CONFIDENCE, RESAMPLES, SEED, Interval, percentile_interval, resampled_means
+from hacm.tables.logs import MASKING_GROUPS, last_masking_agreement
+from hacm.tables.predictions import (
     Predictions,
     check_run,
     check_same_test_set,
     predictions_file,
     read_predictions,
 )
-from hacm.report.published import Published, PublishedRow, PublishedTable, format_published, load_published
+from hacm.tables.published import Published, PublishedRow, PublishedTable, format_published, load_published
 
 PROG = "hacm.tables"
 DATASETS = {"synthetic": "embedded synthetic dataset", "real": "real NTU RGB+D / PKU-MMD data"}
@@ -899,7 +899,7 @@ def make_report(plan_path: Path | str, published_path: Path | str | None, out_di
             written.append(path)
     figure = None
     if plan.curves or plan.accuracy_figure:
-        from hacm.report.figures import plot_pretraining
+        from hacm.tables.figures import plot_pretraining
 
         figure = out_dir / FIGURE_NAME
         bars = next((table for table in tables if table.name == plan.accuracy_figure), None)
