@@ -124,13 +124,21 @@ def parallel_map(function: Callable, items: list, *, workers: int, description: 
             results: Iterable = map(function, items)
         else:
             # Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and a worker stopped in the
-            # middle of sending a result leaves the pool's queue locked. SIGINT stays blocked while they
-            # are forked, so that none is interrupted before it can ignore it (the parent gets it after).
+            # middle of sending a result leaves the pool's queue locked. While the pool is built, SIGINT
+            # is blocked (no worker is interrupted before it can ignore it) and a Ctrl-C already on its
+            # way is only noted: raised inside Pool() it would leave a half-built pool whose handler
+            # keeps forking workers while the interpreter waits for them at exit. It is raised once
+            # `pool` exists, so that the clean-up below stops it.
+            noted: list[int] = []
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
                 pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_interrupts)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                signal.signal(signal.SIGINT, previous)
+            if noted and previous is signal.default_int_handler:
+                raise KeyboardInterrupt
             chunk = max(1, min(32, len(items) // (workers * 8) or 1))
             results = pool.imap(function, items, chunksize=chunk)
         for result in results:
