@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hacm.benchmarks import DATASETS as REGISTRY
-from hacm.locks import OutputInUse, OutputLock
 from hacm.data.convert import (
     DEFAULT_MAX_BAD_FRACTION,
     ConversionError,
@@ -27,6 +26,7 @@ from hacm.data.convert import (
     default_workers,
     finish_report,
 )
+from hacm.locks import OutputInUse, OutputLock
 
 DATASETS = (*REGISTRY, "synthetic")
 
@@ -45,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def conversion_parts(args: argparse.Namespace) -> list[tuple[str, Path, Callable[[ConversionReport], None]]]:
-    """(name, raw folder, conversion) for each part of the dataset: one, or three for synthetic."""
-    raw, out, workers = args.raw, args.out, args.workers
+def conversion_parts(args: argparse.Namespace, out: Path) -> list[tuple[str, Path, Callable[[ConversionReport], None]]]:
+    """(name, raw folder, conversion into `out`) for each part of the dataset: one, or three for synthetic."""
+    raw, workers = args.raw, args.workers
     family = REGISTRY[args.dataset].family if args.dataset in REGISTRY else None
     if family == "ntu":
         return [(args.dataset, raw, lambda report: convert_ntu(
@@ -72,12 +72,12 @@ def conversion_parts(args: argparse.Namespace) -> list[tuple[str, Path, Callable
     return parts
 
 
-def prepare(args: argparse.Namespace) -> list[ConversionReport]:
-    """Run the conversion(s) of one dataset; one timed report per part."""
+def prepare(args: argparse.Namespace, *, into: Path) -> list[ConversionReport]:
+    """Run the conversion(s) of one dataset into `into` (the staging folder of args.out); one timed report
+    per part, naming args.out, where the stores will be."""
     reports = []
-    for name, raw, convert in conversion_parts(args):
-        report = ConversionReport(dataset=name, raw=str(raw), out=str(getattr(args, "final_out", args.out)),
-                                  workers=args.workers)
+    for name, raw, convert in conversion_parts(args, into):
+        report = ConversionReport(dataset=name, raw=str(raw), out=str(args.out), workers=args.workers)
         start = time.perf_counter()
         convert(report)
         report.seconds = time.perf_counter() - start
@@ -114,7 +114,7 @@ def _prepare_into(args: argparse.Namespace, out: Path) -> int:
         _remove(staging)
         # Everything is written into a staging folder and replaces `out` in one step once every check
         # passed: a failed or interrupted run leaves the previous complete output as it was.
-        reports = prepare(argparse.Namespace(**{**vars(args), "out": staging, "final_out": out}))
+        reports = prepare(args, into=staging)
         status = finish_report(reports, staging, max_bad_fraction=args.max_bad_fraction, shown_report=rejected)
         if status:
             os.replace(staging / "report.json", rejected)

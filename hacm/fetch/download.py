@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hacm.fetch.manifest import Archive, ArchiveInvalid, ArchiveMissing
+from hacm.files import file_sha256
 
 CHUNK_BYTES = 4 << 20
 PROGRESS_MIN_BYTES = 64 << 20
@@ -34,12 +35,8 @@ class FileDigest:
 def sha256_of(path: Path, *, label: str | None = None) -> FileDigest:
     """Stream the file in chunks; a progress bar for large files (hidden when not on a terminal)."""
     size = path.stat().st_size
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream, progress_bar(total=size, label=f"sha256 {label or path.name}") as bar:
-        while chunk := stream.read(CHUNK_BYTES):
-            digest.update(chunk)
-            bar.update(len(chunk))
-    return FileDigest(size=size, sha256=digest.hexdigest())
+    with progress_bar(total=size, label=f"sha256 {label or path.name}") as bar:
+        return FileDigest(size=size, sha256=file_sha256(path, chunk_bytes=CHUNK_BYTES, progress=bar.update))
 
 
 def progress_bar(*, total: int | None, label: str) -> tqdm:

@@ -35,15 +35,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def source_digest() -> str:
     """sha256 of the hacm package's Python sources: the code version of results that are cheap to
     recompute (the linear feature cache), where any change of code must invalidate them. Works without git."""

@@ -14,7 +14,8 @@ import torch
 
 from hacm.model.config import ModelConfig
 from hacm.model.pretrainer import SkeletonEncoder
-from hacm.train.checkpoint import CheckpointError, atomic_save, file_sha256, git_commit, load_state
+from hacm.files import file_sha256
+from hacm.train.checkpoint import CheckpointError, atomic_save, git_commit, load_state
 
 ENCODER = "encoder.pt"
 ENCODER_KIND = "hacm-encoder"
