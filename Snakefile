@@ -27,7 +27,7 @@ rule all_tables:
 
 rule all_pretrain:
     input:
-        [encoder_file(benchmark, method, seed) for benchmark, method in pretraining_runs() for seed in SEEDS],
+        [encoder_files(benchmark, method, SEEDS) for benchmark, method in PRETRAINING_RUNS],
 
 
 for _name in ABLATIONS:
@@ -36,4 +36,4 @@ for _name in ABLATIONS:
         name:
             f"ablation_{_name}"
         input:
-            ablation_files(_name),
+            linear_files(ABLATION_BENCHMARK, ablation_method(_name)),

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from hacm.runs import Protocol, bench_folder
+
 REPO = Path(__file__).resolve().parents[1]
 NTU = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset")
 PKU = ("pku1-xsub", "pku2-xsub")
@@ -41,7 +43,7 @@ def run_workflow(out: Path, seeds: list[int], cores: int) -> float:
 
 
 def top1(out: Path, benchmark: str, method: str, protocol: str, seed: int) -> float | None:
-    path = out / "results" / benchmark.replace("-", "_") / method / protocol / f"seed{seed}" / "metrics.json"
+    path = out / "results" / bench_folder(benchmark) / method / protocol / f"seed{seed}" / "metrics.json"
     return 100 * json.loads(path.read_text())["top1"] if path.is_file() else None
 
 
@@ -54,10 +56,10 @@ def cells(out: Path, seed: int) -> dict[str, float]:
                 value = top1(out, benchmark, method, protocol, seed)
                 if value is not None:
                     found[f"{protocol} {method} {benchmark}"] = value
-    for source in ("ntu60_xsub", "ntu120_xsub"):
-        value = top1(out, "pku2-xsub", "hacm", f"transfer-from-{source}", seed)
+    for source in ("ntu60-xsub", "ntu120-xsub"):
+        value = top1(out, "pku2-xsub", "hacm", Protocol("transfer", source=source).folder, seed)
         if value is not None:
-            found[f"transfer hacm {source.replace('_', '-')}->pku2-xsub"] = value
+            found[f"transfer hacm {source}->pku2-xsub"] = value
     return found
 
 

@@ -28,6 +28,19 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{name}: error: {message} (see --help)\n")
 
 
+def json_object_argument(parser: argparse.ArgumentParser, text: str, option: str = "--json") -> dict:
+    """A command-line JSON object, or the parser's usage error (exit 2) saying what is wrong with it."""
+    import json
+
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        parser.error(f"{option} is not valid JSON ({error})")
+    if not isinstance(document, dict):
+        parser.error(f"{option} must be a JSON object, got {type(document).__name__}")
+    return document
+
+
 def quiet_interrupts_while_starting(prog: str) -> None:
     """Until `interrupts_raise` is called, Ctrl-C exits 130 with one line instead of a traceback from
     inside an import (torch takes seconds to import; nothing has been written yet)."""

@@ -1,4 +1,4 @@
-"""`python -m hacm.configure {pretrain,evaluate,plan} --json TEXT --out FILE`: write one run's config.
+"""`python -m hacm.configure {pretrain,evaluate} --json TEXT --out FILE`: write one run's config.
 
 A run.yaml also records, under `learning_rates`, the global batch, the absolute lr (and min lr) and the
 lr per 256 samples that its values resolve to, so that a reader can set them beside a paper's recipe.
@@ -12,73 +12,53 @@ small local job with one line naming the key, before any pretraining starts.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 import yaml
 
-from hacm.cli import EXIT_USAGE
+from hacm.cli import EXIT_USAGE, json_object_argument
 from hacm.eval.config import EvalConfig, protocol_rates
 from hacm.config import ConfigError
+from hacm.files import write_text_atomically
 from hacm.train.config import RECORD_KEY, PretrainConfig, learning_rates
 
-KINDS = ("pretrain", "evaluate", "plan")
+KINDS = ("pretrain", "evaluate")
 
 
-def check(kind: str, document: dict) -> dict | None:
+def check(kind: str, document: dict) -> dict:
     """Raise ConfigError (or ValueError) when `document` is not a valid config of that kind; else return
-    the learning rates it resolves to (global batch, absolute and per-256 lr), None for a plan."""
+    the learning rates it resolves to (global batch, absolute and per-256 lr)."""
     return resolve(kind, document)[1]
 
 
-def resolve(kind: str, document: dict) -> tuple[dict, dict | None]:
-    """The resolved document (every default filled in, as the stage will run it; a plan as given) and
+def resolve(kind: str, document: dict) -> tuple[dict, dict]:
+    """The resolved document (every default filled in, as the stage will run it) and
     its learning rates; ConfigError (or ValueError) when it is not a valid config of that kind."""
     if kind == "pretrain":
         config = PretrainConfig.from_dict(document)
         return config.to_dict(), config.learning_rates()
-    if kind == "evaluate":
-        config = EvalConfig.from_dict(document)
-        # A run's document holds the one protocol section it reads (linear, or finetune for the others).
-        section = config.linear if "linear" in document else config.finetune
-        # Before the cap at the training samples, which hacm.evaluate applies and records in metrics.json.
-        return config.to_dict(), learning_rates(*protocol_rates(section, default_batch=config.data.batch_size))
-    if not isinstance(document.get("tables"), list):  # the rest is checked by hacm.tables, once the files exist
-        raise ValueError("a plan needs a list of tables")
-    return document, None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    config = EvalConfig.from_dict(document)
+    # A run's document holds the one protocol section it reads (linear, or finetune for the others).
+    section = config.linear if "linear" in document else config.finetune
+    # Before the cap at the training samples, which hacm.evaluate applies and records in metrics.json.
+    return config.to_dict(), learning_rates(*protocol_rates(section, default_batch=config.data.batch_size))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hacm.configure", description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--json", required=True, help="the run's configuration as a JSON object")
-    parser.add_argument("--out", type=Path, required=True, help="file to write (YAML; JSON for a plan)")
+    parser.add_argument("--out", type=Path, required=True, help="file to write (YAML)")
     args = parser.parse_args(argv)
-    try:
-        document = json.loads(args.json)
-    except json.JSONDecodeError as error:
-        parser.error(f"--json is not valid JSON ({error})")
-    if not isinstance(document, dict):
-        parser.error(f"--json must be a JSON object, got {type(document).__name__}")
+    document = json_object_argument(parser, args.json)
     try:
         resolved, rates = resolve(args.kind, document)
     except (ValueError, ConfigError, TypeError) as error:
         print(f"hacm.configure: the {args.kind} config for {args.out}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    if args.kind == "plan":
-        text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    else:  # the run's one config file: resolved, with the learning rates it resolves to (recomputed by the stage)
-        text = yaml.safe_dump({**resolved, RECORD_KEY: rates}, sort_keys=False)
-    write_atomically(args.out, text)
+    # The run's one config file: resolved, with the learning rates it resolves to (recomputed by the stage).
+    write_text_atomically(args.out, yaml.safe_dump({**resolved, RECORD_KEY: rates}, sort_keys=False))
     return 0
 
 

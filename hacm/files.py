@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,3 +17,11 @@ def file_sha256(path: Path, *, chunk_bytes: int = 1 << 20, progress: Callable[[i
             if progress is not None:
                 progress(len(chunk))
     return digest.hexdigest()
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a sibling `.partial` file, so that a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)

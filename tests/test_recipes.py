@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from hacm.configure import check
+from hacm.runs import benchmark_of_folder
 from hacm.train.config import RECORD_KEY, PretrainConfig
 from tests.conftest import REPO
 
@@ -60,7 +61,7 @@ def runs_of(paper_runs, *, protocol: str) -> dict[tuple[str, str], dict]:
     for path, (_, document) in paper_runs.items():
         _, bench, method, folder, seed, _ = path.split("/")
         if folder.startswith(protocol) and seed == "seed0":
-            found[(bench.replace("_", "-"), method, folder)] = document
+            found[(benchmark_of_folder(bench), method, folder)] = document
     return found
 
 
@@ -93,7 +94,7 @@ def test_every_evaluation_uses_the_release_protocol(paper_runs):
     assert runs
     for path, (_, document) in runs.items():
         _, bench, method, folder, _, _ = path.split("/")
-        benchmark = bench.replace("_", "-")
+        benchmark = benchmark_of_folder(bench)
         rates = check("evaluate", document)
         assert document["monitor"]["test_every"] == 1, path  # the best epoch is what the release reports
         if folder == "linear":

@@ -19,15 +19,9 @@ from hacm.eval.schema import validate_metrics
 from hacm.evaluate import main as evaluate_main
 from hacm.tables import ReportError
 from hacm.tables.figures import read_epoch_losses
-from hacm.tables.published import (
-    SOURCE_FIELDS,
-    TABLE_COLUMNS,
-    PublishedError,
-    format_published,
-    load_published,
-    validate_published,
-)
-from hacm.tables.report import Cell, PlanError, latex_escape, load_plan, make_report
+from hacm.tables.plan import TABLE_COLUMNS, PlanError, load_plan
+from hacm.tables.published import SOURCE_FIELDS, PublishedError, format_published, load_published, validate_published
+from hacm.tables.report import Cell, latex_escape, make_report
 from tests.conftest import REPO, TINY_ARCHITECTURE
 
 PUBLISHED = REPO / "config" / "published.yaml"

@@ -1,8 +1,11 @@
 """The paper's tables: evaluation results beside the published numbers, with figures
 (`python -m hacm.tables`, the command in __main__.py).
 
+plan:      the paper's tables as a plan: layout and column keys, built from the workflow config, checked, loaded
+           (`python -m hacm.tables.plan` writes the workflow's plan file).
 published: the published numbers (config/published.yaml), loaded and validated.
-report:    the plan file, the table cells (mean ± std over runs), the CSV / Markdown / LaTeX writers.
+schemas:   checking a document against its JSON Schema, with one-line errors.
+report:    the table cells (mean ± std over runs), the CSV / Markdown / LaTeX writers.
 figures:   the pretraining-loss and accuracy figure.
 logs:      pretraining metrics.jsonl files: epoch records and the masking agreement they carry.
 predictions: an evaluation run's predictions.csv (per test sample), checked against its metrics.json.

@@ -4,7 +4,7 @@ File layout::
 
     version: 1
     tables:
-      linear:                      # one of TABLE_COLUMNS
+      linear:                      # a table of hacm.tables.plan.TABLE_COLUMNS
         title: Linear evaluation (top-1 %)
         not_found: >-              # optional: what was looked for and not found
           ...
@@ -24,7 +24,8 @@ File layout::
               provenance: primary  # primary: the authors' own paper / repository / project page;
                                    # secondary: a third-party compilation (not checked against the paper)
 
-Every error is a `PublishedError` with one line naming the file and the offending entry.
+Checked against PUBLISHED_SCHEMA (hacm.tables.schemas); every error is a `PublishedError` with one line
+naming the file and the offending entry.
 """
 
 from __future__ import annotations
@@ -37,24 +38,31 @@ import yaml
 
 from hacm.cli import one_line
 from hacm.tables import ReportError, read_document
-
-MAIN_COLUMNS = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pku1-xsub", "pku2-xsub")
-SEMI_COLUMNS = ("ntu60-xsub-1", "ntu60-xsub-10", "ntu60-xview-1", "ntu60-xview-10")
-TRANSFER_COLUMNS = ("ntu60-pku2", "ntu120-pku2")
-
-# The tables the file may hold and the column keys each may use.
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "linear": MAIN_COLUMNS,
-    "finetune": MAIN_COLUMNS,
-    "semi": SEMI_COLUMNS,
-    "transfer": TRANSFER_COLUMNS,
-    "ablations": MAIN_COLUMNS,
-}
+from hacm.tables.plan import TABLE_COLUMNS
+from hacm.tables.schemas import closed, first_error
 
 SOURCE_FIELDS = ("authors", "title", "venue", "year", "id", "table", "read_at", "provenance")
 PROVENANCES = ("primary", "secondary")
-ROW_FIELDS = {"method", "citation", "values", "source", "note"}
-TABLE_FIELDS = {"title", "rows", "not_found"}
+_WORDS = {"type": ["string", "integer"], "pattern": r"\S"}  # a text (a year may be written as a number)
+
+
+def _table_schema(name: str) -> dict:
+    values = {column: {"type": "number", "minimum": 0, "maximum": 100, "description": "published numbers are percent"}
+              for column in TABLE_COLUMNS[name]}
+    row = closed(["method", "citation", "values", "source"], {
+        "method": _WORDS, "citation": _WORDS, "note": _WORDS,
+        "values": {**closed([], values, unknown="column key"), "minProperties": 1},
+        "source": closed(list(SOURCE_FIELDS), {field: {"enum": list(PROVENANCES)} if field == "provenance" else _WORDS
+                                               for field in SOURCE_FIELDS}),
+    })
+    return closed(["title"], {"title": _WORDS, "not_found": _WORDS, "rows": {"type": ["array", "null"], "items": row}})
+
+
+# The tables the file may hold (hacm.tables.plan.TABLE_COLUMNS) and the column keys each may use.
+PUBLISHED_SCHEMA = closed(["version", "tables"], {
+    "version": {"const": 1},
+    "tables": {**closed([], {name: _table_schema(name) for name in TABLE_COLUMNS}, unknown="table"), "minProperties": 1},
+})
 
 
 class PublishedError(ReportError):
@@ -105,101 +113,34 @@ class Published:
         return self.tables[name]
 
 
-def _text(value: object, where: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        raise PublishedError(f"{where}: must be a non-empty text")
-    return one_line(value)
-
-
-def _value(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PublishedError(f"{where}: must be a number (percent), got {value!r}")
-    if not 0 <= value <= 100:
-        raise PublishedError(f"{where}: {value} is outside 0..100 (published numbers are percent)")
-    return float(value)
-
-
-def _row(raw: object, table: str, index: int, where: str) -> PublishedRow:
-    here = f"{where}: tables.{table}.rows[{index}]"
-    if not isinstance(raw, dict):
-        raise PublishedError(f"{here}: must be a mapping with method, citation, values, source")
-    unknown = sorted(set(raw) - ROW_FIELDS)
-    if unknown:
-        raise PublishedError(f"{here}: unknown field(s) {', '.join(unknown)} (allowed: {', '.join(sorted(ROW_FIELDS))})")
-    for name in ("method", "citation", "values", "source"):
-        if name not in raw:
-            raise PublishedError(f"{here}: missing {name!r}")
-    method = _text(raw["method"], f"{here}.method")
-    citation = _text(raw["citation"], f"{here}.citation")
-    here = f"{where}: tables.{table}.rows[{index}] ({method})"
-    values_raw = raw["values"]
-    if not isinstance(values_raw, dict) or not values_raw:
-        raise PublishedError(f"{here}.values: must be a non-empty mapping of column key to percent")
-    values = {}
-    for key, value in values_raw.items():
-        if key not in TABLE_COLUMNS[table]:
-            raise PublishedError(f"{here}.values: unknown column key {key!r} for table {table!r} "
-                                 f"(known: {', '.join(TABLE_COLUMNS[table])})")
-        values[key] = _value(value, f"{here}.values.{key}")
-    source_raw = raw["source"]
-    if not isinstance(source_raw, dict):
-        raise PublishedError(f"{here}.source: must be a mapping with {', '.join(SOURCE_FIELDS)}")
-    missing = [name for name in SOURCE_FIELDS if name not in source_raw]
-    if missing:
-        raise PublishedError(f"{here}.source: missing {', '.join(missing)}")
-    unknown = sorted(set(source_raw) - set(SOURCE_FIELDS))
-    if unknown:
-        raise PublishedError(f"{here}.source: unknown field(s) {', '.join(unknown)}")
-    source = {name: _text(source_raw[name], f"{here}.source.{name}") for name in SOURCE_FIELDS}
-    if source["provenance"] not in PROVENANCES:
-        raise PublishedError(f"{here}.source.provenance: must be one of {', '.join(PROVENANCES)}")
+def _row(raw: dict, where: str) -> PublishedRow:
+    for key, value in raw["values"].items():
+        if not math.isfinite(value):  # .nan passes the schema's range
+            raise PublishedError(f"{where}.values.{key}: must be a number (percent), got {value!r}")
     note = raw.get("note")
-    note = None if note is None else _text(note, f"{here}.note")
-    return PublishedRow(method=method, citation=citation, values=values, source=source, note=note)
+    return PublishedRow(method=one_line(raw["method"]), citation=one_line(raw["citation"]),
+                        values={key: float(value) for key, value in raw["values"].items()},
+                        source={name: one_line(raw["source"][name]) for name in SOURCE_FIELDS},
+                        note=None if note is None else one_line(note))
 
 
 def validate_published(document: object, path: Path | str = "published.yaml") -> Published:
     """The checked contents of a parsed published-numbers document."""
     path = Path(path)
-    where = str(path)
-    if not isinstance(document, dict):
-        raise PublishedError(f"{where}: must be a mapping with 'version' and 'tables'")
-    unknown = sorted(set(document) - {"version", "tables"})
-    if unknown:
-        raise PublishedError(f"{where}: unknown top-level key(s) {', '.join(unknown)}")
-    if document.get("version") != 1:
-        raise PublishedError(f"{where}: 'version' must be 1")
-    tables_raw = document.get("tables")
-    if not isinstance(tables_raw, dict) or not tables_raw:
-        raise PublishedError(f"{where}: 'tables' must be a non-empty mapping")
+    problem = first_error(document, PUBLISHED_SCHEMA, str(path))
+    if problem:
+        raise PublishedError(problem)
     tables = {}
-    for name, raw in tables_raw.items():
-        if name not in TABLE_COLUMNS:
-            raise PublishedError(f"{where}: unknown table {name!r} (known: {', '.join(TABLE_COLUMNS)})")
-        here = f"{where}: tables.{name}"
-        if not isinstance(raw, dict):
-            raise PublishedError(f"{here}: must be a mapping with title and rows")
-        extra = sorted(set(raw) - TABLE_FIELDS)
-        if extra:
-            raise PublishedError(f"{here}: unknown field(s) {', '.join(extra)}")
-        if "title" not in raw:
-            raise PublishedError(f"{here}: missing 'title'")
-        title = _text(raw["title"], f"{here}.title")
-        rows_raw = raw.get("rows", [])
-        if rows_raw is None:
-            rows_raw = []
-        if not isinstance(rows_raw, list):
-            raise PublishedError(f"{here}.rows: must be a list")
-        rows = tuple(_row(row, name, index, where) for index, row in enumerate(rows_raw))
+    for name, raw in document["tables"].items():
+        rows = tuple(_row(row, f"{path}: tables.{name}.rows[{i}]") for i, row in enumerate(raw.get("rows") or []))
         seen = set()
         for row in rows:
-            key = (row.method, row.citation)
-            if key in seen:
-                raise PublishedError(f"{here}: row {row.method} [{row.citation}] appears twice")
-            seen.add(key)
+            if (row.method, row.citation) in seen:
+                raise PublishedError(f"{path}: tables.{name}: row {row.method} [{row.citation}] appears twice")
+            seen.add((row.method, row.citation))
         not_found = raw.get("not_found")
-        not_found = None if not_found is None else _text(not_found, f"{here}.not_found")
-        tables[name] = PublishedTable(name=name, title=title, rows=rows, not_found=not_found)
+        tables[name] = PublishedTable(name=name, title=one_line(raw["title"]), rows=rows,
+                                      not_found=None if not_found is None else one_line(not_found))
     return Published(path=path, tables=tables)
 
 

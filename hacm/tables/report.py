@@ -1,24 +1,10 @@
 """Evaluation results (metrics.json files named by a plan) -> tables beside the published numbers.
 
-Plan (JSON, written by the workflow)::
-
-    {"dataset": "synthetic" | "real",
-     "statistic": "best" | "last",
-     "tables": [{"name": "linear", "title": "...", "metric": "top1",
-                 "columns": [{"key": "ntu60-xsub", "label": "NTU-60 x-sub"}, ...],
-                 "rows": [{"key": "hacm", "label": "HA-CM",
-                           "cells": {"ntu60-xsub": ["results/.../metrics.json", ...], ...},
-                           "pretrain_logs": [".../metrics.jsonl", ...]}, ...],
-                 "published": "linear" | null}, ...],
-     "curves": [{"label": "...", "method": "hacm", "benchmark": "ntu60-xsub", "log": ".../metrics.jsonl"}],
-     "accuracy_figure": "linear" | null}
-
-`statistic`, `curves`, `accuracy_figure` and a row's `pretrain_logs` may be left out. Relative file
-names are taken from the current directory, or else from the plan file's folder. Every metrics.json
-must match hacm.eval.schema.METRICS_SCHEMA. Its values are fractions 0..1, shown as percents:
-`statistic` "best" (the default) shows `best_<metric>`, the best over the epochs a run scored the test
-split at, which is what the published rows report (the release and MAMP keep the maximum over
-epochs); "last" shows `<metric>`, the last epoch's. The CSV gives both.
+The plan (its format, how the workflow builds it, how it is checked): hacm.tables.plan. Every
+metrics.json must match hacm.eval.schema.METRICS_SCHEMA. Its values are fractions 0..1, shown as
+percents: the plan's `statistic` "best" (the default) shows `best_<metric>`, the best over the epochs a
+run scored the test split at, which is what the published rows report (the release and MAMP keep the
+maximum over epochs); "last" shows `<metric>`, the last epoch's. The CSV gives both.
 
 A row's `pretrain_logs` (hacm.pretrain metrics.jsonl files, one per seed) add a column "masking
 agreement (groups)" to its table: per masking group, the last agreement the log records, mean over
@@ -80,7 +66,7 @@ from pathlib import Path
 import numpy as np
 
 from hacm.cli import one_line
-from hacm.tables import ReportError, read_document
+from hacm.tables import ReportError
 from hacm.tables.bootstrap import CONFIDENCE, RESAMPLES, SEED, Interval, percentile_interval, resampled_means
 from hacm.tables.logs import MASKING_GROUPS, last_masking_agreement
 from hacm.tables.predictions import (
@@ -90,239 +76,36 @@ from hacm.tables.predictions import (
     predictions_file,
     read_predictions,
 )
+from hacm.tables.plan import (
+    DATASETS,
+    DEFAULT_STATISTIC,
+    DIFFERENCES_SUFFIX,
+    STATISTICS,
+    ColumnSpec,
+    Plan,
+    PlanError,
+    RowSpec,
+    TableSpec,
+    load_plan,
+)
 from hacm.tables.published import Published, PublishedRow, PublishedTable, format_published, load_published
 
 PROG = "hacm.tables"
-DATASETS = {"synthetic": "embedded synthetic dataset", "real": "real NTU RGB+D / PKU-MMD data"}
 NOT_RUN = "not run"
 NOT_REPORTED = "not reported"
 DASH = "—"
 OK = "ok"
-# What a cell of ours shows, and how the caption says it.
-STATISTICS = {"best": "best epoch (as the published rows)", "last": "last epoch (the published rows give the best)"}
 AS_PUBLISHED = "as published"
-DEFAULT_STATISTIC = "best"
 CSV_FIELDS = ("table", "row", "label", "source", "column", "column_label", "status", "mean", "std", "n", "shown",
               "statistic", "best_mean", "best_std", "last_mean", "last_std",
               *(f"agreement_{group}" for group in MASKING_GROUPS), "ci_low", "ci_high", "test_samples", "resamples")
 DIFFERENCE_FIELDS = ("table", "column", "column_label", "row_a", "row_b", "diff", "ci_low", "ci_high", "excludes_zero",
                      "test_samples", "resamples")
-DIFFERENCES_SUFFIX = "_differences"
 # Paired comparisons: HA-CM against each baseline row; in the ablation table against every variant.
 REFERENCE_ROW = "hacm"
 BASELINE_ROWS = ("random", "mae", "mamp")
 ABLATION_TABLE = "ablations"
 FIGURE_NAME = "pretraining.png"
-_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class PlanError(ReportError):
-    """A plan that cannot be used; the message is one line naming the entry."""
-
-
-# ----------------------------------------------------------------------------------------------- plan
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    key: str
-    label: str
-    benchmark: str | None = None  # when given, every metrics.json of the column must be of this benchmark
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    key: str
-    label: str
-    cells: dict[str, tuple[Path, ...]]
-    pretrain_logs: tuple[Path, ...] = ()
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    name: str
-    title: str
-    metric: str
-    columns: tuple[ColumnSpec, ...]
-    rows: tuple[RowSpec, ...]
-    published: str | None
-    protocol: str | None = None  # when given, every metrics.json of the table must be of this protocol
-
-
-@dataclass(frozen=True)
-class CurveSpec:
-    label: str
-    method: str
-    benchmark: str
-    log: Path
-
-
-@dataclass(frozen=True)
-class Plan:
-    path: Path
-    dataset: str
-    tables: tuple[TableSpec, ...]
-    curves: tuple[CurveSpec, ...]
-    accuracy_figure: str | None
-    statistic: str = DEFAULT_STATISTIC
-
-    def table(self, name: str) -> TableSpec:
-        return next(table for table in self.tables if table.name == name)
-
-
-def _keys(raw: dict, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
-    missing = [key for key in required if key not in raw]
-    if missing:
-        raise PlanError(f"{where}: missing {', '.join(repr(key) for key in missing)}")
-    unknown = sorted(set(raw) - set(required) - set(optional))
-    if unknown:
-        raise PlanError(f"{where}: unknown key(s) {', '.join(repr(key) for key in unknown)}")
-
-
-def _text(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise PlanError(f"{where}: must be a non-empty string, got {value!r}")
-    return one_line(value)
-
-
-def _list(value: object, where: str, *, empty: bool = True) -> list:
-    if not isinstance(value, list):
-        raise PlanError(f"{where}: must be a list")
-    if not empty and not value:
-        raise PlanError(f"{where}: must not be empty")
-    return value
-
-
-def _object(value: object, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise PlanError(f"{where}: must be an object")
-    return value
-
-
-def resolve_file(raw: object, plan_dir: Path, where: str) -> Path:
-    """An existing file named by the plan: absolute, from the current directory, or from the plan's folder."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise PlanError(f"{where}: must be a file name, got {raw!r}")
-    name = raw
-    path = Path(name)
-    candidates = [path] if path.is_absolute() else [path, plan_dir / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise PlanError(f"{where}: file not found: {name}")
-
-
-def _column(raw: object, where: str) -> ColumnSpec:
-    raw = _object(raw, where)
-    _keys(raw, where, ("key", "label"), ("benchmark",))
-    benchmark = _text(raw["benchmark"], f"{where}.benchmark") if "benchmark" in raw else None
-    return ColumnSpec(key=_text(raw["key"], f"{where}.key"), label=_text(raw["label"], f"{where}.label"),
-                      benchmark=benchmark)
-
-
-def _files(raw: object, where: str, plan_dir: Path) -> tuple[Path, ...]:
-    """A plan's list of existing files, none listed twice."""
-    paths = []
-    for index, name in enumerate(_list(raw, where)):
-        path = resolve_file(name, plan_dir, f"{where}[{index}]")
-        if any(path.resolve() == other.resolve() for other in paths):
-            raise PlanError(f"{where}[{index}]: {name} is listed twice")
-        paths.append(path)
-    return tuple(paths)
-
-
-def _row(raw: object, where: str, columns: dict[str, ColumnSpec], plan_dir: Path) -> RowSpec:
-    raw = _object(raw, where)
-    _keys(raw, where, ("key", "label", "cells"), ("pretrain_logs",))
-    key = _text(raw["key"], f"{where}.key")
-    label = _text(raw["label"], f"{where}.label")
-    cells = {}
-    for column, files in _object(raw["cells"], f"{where}.cells").items():
-        here = f"{where}.cells[{column!r}]"
-        if column not in columns:
-            raise PlanError(f"{here}: no such column in this table (columns: {', '.join(columns)})")
-        cells[column] = _files(files, here, plan_dir)
-    logs = _files(raw.get("pretrain_logs", []), f"{where}.pretrain_logs", plan_dir)
-    return RowSpec(key=key, label=label, cells=cells, pretrain_logs=logs)
-
-
-def _table(raw: object, where: str, plan_dir: Path, published: Published | None) -> TableSpec:
-    raw = _object(raw, where)
-    _keys(raw, where, ("name", "title", "metric", "columns", "rows"), ("published", "protocol"))
-    name = _text(raw["name"], f"{where}.name")
-    if not _STEM.match(name) or name.lower() == "index":
-        raise PlanError(f"{where}.name: {name!r} cannot be a file stem (letters, digits, '_', '-', '.'; not 'index')")
-    columns = [_column(item, f"{where}.columns[{i}]")
-               for i, item in enumerate(_list(raw["columns"], f"{where}.columns", empty=False))]
-    by_key = {}
-    for index, column in enumerate(columns):
-        if column.key in by_key:
-            raise PlanError(f"{where}.columns[{index}]: column key {column.key!r} appears twice")
-        by_key[column.key] = column
-    rows = [_row(item, f"{where}.rows[{i}]", by_key, plan_dir) for i, item in enumerate(_list(raw["rows"], f"{where}.rows"))]
-    seen = set()
-    for index, row in enumerate(rows):
-        if row.key in seen:
-            raise PlanError(f"{where}.rows[{index}]: row key {row.key!r} appears twice")
-        seen.add(row.key)
-    reference = raw.get("published")
-    if reference is not None:
-        reference = _text(reference, f"{where}.published")
-        if published is not None and reference not in published.tables:
-            known = ", ".join(sorted(published.tables))
-            raise PlanError(f"{where}.published: unknown table {reference!r} in {published.path} (known: {known})")
-    return TableSpec(name=name, title=_text(raw["title"], f"{where}.title"), metric=_text(raw["metric"], f"{where}.metric"),
-                     columns=tuple(columns), rows=tuple(rows), published=reference,
-                     protocol=_text(raw["protocol"], f"{where}.protocol") if "protocol" in raw else None)
-
-
-def _curve(raw: object, where: str, plan_dir: Path) -> CurveSpec:
-    raw = _object(raw, where)
-    _keys(raw, where, ("label", "method", "benchmark", "log"))
-    return CurveSpec(label=_text(raw["label"], f"{where}.label"), method=_text(raw["method"], f"{where}.method"),
-                     benchmark=_text(raw["benchmark"], f"{where}.benchmark"),
-                     log=resolve_file(raw["log"], plan_dir, f"{where}.log"))
-
-
-def parse_plan(document: object, path: Path | str, published: Published | None = None) -> Plan:
-    """The checked plan; `published` (when given) checks each table's `published` reference."""
-    path = Path(path)
-    where = str(path)
-    document = _object(document, where)
-    _keys(document, where, ("dataset", "tables"), ("curves", "accuracy_figure", "statistic"))
-    dataset = _text(document["dataset"], f"{where}: dataset")
-    if dataset not in DATASETS:
-        raise PlanError(f"{where}: dataset: must be one of {', '.join(DATASETS)}, got {dataset!r}")
-    statistic = document.get("statistic", DEFAULT_STATISTIC)
-    if statistic not in STATISTICS:
-        raise PlanError(f"{where}: statistic: must be one of {', '.join(STATISTICS)}, got {statistic!r}")
-    plan_dir = path.parent
-    tables = [_table(item, f"{where}: tables[{i}]", plan_dir, published)
-              for i, item in enumerate(_list(document["tables"], f"{where}: tables", empty=False))]
-    names = set()
-    for index, table in enumerate(tables):
-        if table.name in names:
-            raise PlanError(f"{where}: tables[{index}].name: {table.name!r} appears twice")
-        names.add(table.name)
-    clash = next((name for name in names if name + DIFFERENCES_SUFFIX in names), None)
-    if clash is not None:
-        raise PlanError(f"{where}: tables: {clash + DIFFERENCES_SUFFIX!r} would overwrite the differences CSV of "
-                        f"{clash!r}; rename it")
-    curves_raw = document.get("curves")
-    curves = [] if curves_raw is None else [
-        _curve(item, f"{where}: curves[{i}]", plan_dir) for i, item in enumerate(_list(curves_raw, f"{where}: curves"))]
-    figure = document.get("accuracy_figure")
-    if figure is not None:
-        figure = _text(figure, f"{where}: accuracy_figure")
-        if figure not in names:
-            raise PlanError(f"{where}: accuracy_figure: unknown table {figure!r} (plan tables: {', '.join(sorted(names))})")
-    return Plan(path=path, dataset=dataset, tables=tuple(tables), curves=tuple(curves), accuracy_figure=figure,
-                statistic=statistic)
-
-
-def load_plan(path: Path | str, published: Published | None = None) -> Plan:
-    document = read_document(path, json.loads, PlanError, "plan JSON", (json.JSONDecodeError,))
-    return parse_plan(document, Path(path), published)
 
 
 # ---------------------------------------------------------------------------------------------- cells
@@ -482,15 +265,30 @@ def bracket(interval: Interval) -> str:
 
 @dataclass(frozen=True)
 class Table:
-    name: str
-    title: str
-    metric: str
+    """A plan table (its name, title, metric, columns) filled with rows of ours and published rows."""
+
+    spec: TableSpec
     dataset: str
-    columns: tuple[ColumnSpec, ...]
     rows: tuple[Row, ...]
     published: PublishedTable | None
     statistic: str = DEFAULT_STATISTIC
     comparisons: tuple[Comparison, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
+
+    @property
+    def metric(self) -> str:
+        return self.spec.metric
+
+    @property
+    def columns(self) -> tuple[ColumnSpec, ...]:
+        return self.spec.columns
 
     @property
     def our_rows(self) -> tuple[Row, ...]:
@@ -588,8 +386,7 @@ def build_table(spec: TableSpec, plan: Plan, published: Published | None, cache:
             taken.add(key)
             cells = {column.key: Cell.reported(item.values.get(column.key)) for column in spec.columns}
             rows.append(Row(key=key, label=published_label(item), source=item.citation, cells=cells, reference=item))
-    return Table(name=spec.name, title=spec.title, metric=spec.metric, dataset=plan.dataset,
-                 columns=spec.columns, rows=tuple(rows), published=reference, statistic=plan.statistic,
+    return Table(spec=spec, dataset=plan.dataset, rows=tuple(rows), published=reference, statistic=plan.statistic,
                  comparisons=tuple(comparisons))
 
 

@@ -11,10 +11,10 @@ rule synthetic_dataset:
         seed=config["prepare"]["synthetic_seed"],
         max_bad=config["prepare"]["max_bad_fraction"],
     log:
-        f"{LOGS}/data/synthetic.log",
+        "results/logs/data/synthetic.log",
     conda:
         "../../envs/data.yaml"
-    threads: config["resources"]["data_threads"]
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
@@ -25,16 +25,16 @@ rule synthetic_dataset:
 
 rule fetch:
     output:
-        fetched=f"{PATHS['raw']}/{{dataset}}/FETCHED.json",
+        fetched=under(PATHS["raw"], "{dataset}/FETCHED.json"),
     params:
         archives=PATHS["archives"],
         raw=lambda wildcards: f"{PATHS['raw']}/{wildcards.dataset}",
         urls=lambda wildcards: " ".join(f"--url {name}={url}" for name, url in config["fetch"]["urls"].items()),
     log:
-        f"{LOGS}/data/fetch_{{dataset}}.log",
+        "results/logs/data/fetch_{dataset}.log",
     conda:
         "../../envs/data.yaml"
-    threads: config["resources"]["data_threads"]
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=240,
@@ -48,16 +48,16 @@ rule prepare:
     input:
         fetched=rules.fetch.output.fetched,
     output:
-        report=f"{PATHS['data']}/{{dataset}}/report.json",
+        report=under(PATHS["data"], "{dataset}/report.json"),
     params:
         raw=lambda wildcards: f"{PATHS['raw']}/{wildcards.dataset}",
         out=lambda wildcards, output: str(Path(output.report).parent),
         max_bad=config["prepare"]["max_bad_fraction"],
     log:
-        f"{LOGS}/data/prepare_{{dataset}}.log",
+        "results/logs/data/prepare_{dataset}.log",
     conda:
         "../../envs/data.yaml"
-    threads: config["resources"]["data_threads"]
+    threads: 2
     resources:
         mem_mb=8000,
         runtime=240,

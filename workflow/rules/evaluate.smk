@@ -7,13 +7,13 @@ localrules:
 
 rule evaluate_config:
     output:
-        config=f"{RESULTS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}/run.yaml",
+        config="results/{bench}/{method}/{protocol}/seed{seed}/run.yaml",
     params:
         document=lambda wildcards: as_json(
-            evaluate_document(benchmark_of(wildcards.bench), wildcards.method, wildcards.protocol, wildcards.seed)
+            evaluate_document(benchmark_of_folder(wildcards.bench), wildcards.method, wildcards.protocol, wildcards.seed)
         ),
     log:
-        f"{LOGS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}.config.log",
+        "results/logs/{bench}/{method}/{protocol}/seed{seed}.config.log",
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -27,31 +27,31 @@ rule evaluate_config:
 rule evaluate:
     input:
         config=rules.evaluate_config.output.config,
-        data=lambda wildcards: data_report(benchmark_of(wildcards.bench)),
+        data=lambda wildcards: data_report(benchmark_of_folder(wildcards.bench)),
         encoder=evaluation_encoder,
     output:
-        metrics=f"{RESULTS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}/metrics.json",
-        predictions=f"{RESULTS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}/predictions.csv",
+        metrics="results/{bench}/{method}/{protocol}/seed{seed}/metrics.json",
+        predictions="results/{bench}/{method}/{protocol}/seed{seed}/predictions.csv",
         confusion=report(
-            f"{RESULTS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}/confusion.png",
+            "results/{bench}/{method}/{protocol}/seed{seed}/confusion.png",
             category="Confusion matrices",
             subcategory="{bench}",
             labels={"benchmark": "{bench}", "method": "{method}", "protocol": "{protocol}", "seed": "{seed}"},
         ),
     params:
-        kind=lambda wildcards: parse_protocol(wildcards.protocol)["kind"],
-        data=lambda wildcards: data_dir(benchmark_of(wildcards.bench)),
+        kind=lambda wildcards: Protocol.parse(wildcards.protocol).kind,
+        data=lambda wildcards: data_dir(benchmark_of_folder(wildcards.bench)),
         encoder=lambda wildcards, input: input.encoder or "none",
         out=lambda wildcards, output: str(Path(output.metrics).parent),
     log:
-        f"{LOGS}/{{bench}}/{{method}}/{{protocol}}/seed{{seed}}.log",
+        "results/logs/{bench}/{method}/{protocol}/seed{seed}.log",
     conda:
         "../../envs/torch.yaml"
-    threads: config["resources"]["threads"]
+    threads: 1
     resources:
         gpu=1,
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["eval_runtime"],
+        mem_mb=8000,
+        runtime=30,
     shell:
         "OMP_NUM_THREADS={threads} python -m hacm.evaluate --protocol {params.kind} --config {input.config}"
         " --data {params.data} --encoder {params.encoder} --out {params.out} --restart-on-change --no-progress"

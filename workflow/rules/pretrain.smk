@@ -7,11 +7,11 @@ localrules:
 
 rule pretrain_config:
     output:
-        config=f"{RESULTS}/{{bench}}/{{method}}/pretrain/seed{{seed}}/run.yaml",
+        config="results/{bench}/{method}/pretrain/seed{seed}/run.yaml",
     params:
-        document=lambda wildcards: as_json(pretrain_document(benchmark_of(wildcards.bench), wildcards.method, wildcards.seed)),
+        document=lambda wildcards: as_json(pretrain_document(benchmark_of_folder(wildcards.bench), wildcards.method, wildcards.seed)),
     log:
-        f"{LOGS}/{{bench}}/{{method}}/pretrain/seed{{seed}}.config.log",
+        "results/logs/{bench}/{method}/pretrain/seed{seed}.config.log",
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -25,28 +25,28 @@ rule pretrain_config:
 rule pretrain:
     input:
         config=rules.pretrain_config.output.config,
-        data=lambda wildcards: data_report(benchmark_of(wildcards.bench)),
+        data=lambda wildcards: data_report(benchmark_of_folder(wildcards.bench)),
     output:
-        encoder=f"{RESULTS}/{{bench}}/{{method}}/pretrain/seed{{seed}}/encoder.pt",
-        metrics=f"{RESULTS}/{{bench}}/{{method}}/pretrain/seed{{seed}}/metrics.jsonl",
+        encoder="results/{bench}/{method}/pretrain/seed{seed}/encoder.pt",
+        metrics="results/{bench}/{method}/pretrain/seed{seed}/metrics.jsonl",
         curve=report(
-            f"{RESULTS}/{{bench}}/{{method}}/pretrain/seed{{seed}}/loss_curve.png",
+            "results/{bench}/{method}/pretrain/seed{seed}/loss_curve.png",
             category="Pretraining",
             subcategory="{bench}",
             labels={"benchmark": "{bench}", "method": "{method}", "seed": "{seed}"},
         ),
     params:
-        data=lambda wildcards: data_dir(benchmark_of(wildcards.bench)),
+        data=lambda wildcards: data_dir(benchmark_of_folder(wildcards.bench)),
         out=lambda wildcards, output: str(Path(output.encoder).parent),
     log:
-        f"{LOGS}/{{bench}}/{{method}}/pretrain/seed{{seed}}.log",
+        "results/logs/{bench}/{method}/pretrain/seed{seed}.log",
     conda:
         "../../envs/torch.yaml"
-    threads: config["resources"]["threads"]
+    threads: 1
     resources:
         gpu=1,
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["runtime"],
+        mem_mb=8000,
+        runtime=60,
     shell:
         # The checkpoint is not an output, so a job killed at its time limit resumes when run again.
         "OMP_NUM_THREADS={threads} python -m hacm.pretrain --config {input.config} --data {params.data}"

@@ -1,20 +1,22 @@
 # The paper's tables (CSV, Markdown, LaTeX) with the published numbers beside ours, and the figure.
+# Their layout (tables, columns, rows, the run files of each cell) is hacm.tables.plan's.
 
 
 localrules:
     tables_plan,
 
 
-TABLES_PLAN = tables_plan()
+TABLES_PLAN = build_plan(config, metrics=rules.evaluate.output.metrics, pretrain_log=rules.pretrain.output.metrics)
+TABLE_NAMES = [table["name"] for table in TABLES_PLAN["tables"]]
 
 
 rule tables_plan:
     output:
-        plan=f"{TABLES_DIR}/plan.json",
+        plan="results/tables/plan.json",
     params:
         document=as_json(TABLES_PLAN),
     log:
-        f"{LOGS}/tables/plan.log",
+        "results/logs/tables/plan.log",
     conda:
         "../../envs/tables.yaml"
     threads: 1
@@ -22,7 +24,7 @@ rule tables_plan:
         mem_mb=500,
         runtime=5,
     shell:
-        "python -m hacm.configure plan --json {params.document:q} --out {output.plan} > {log} 2>&1"
+        "python -m hacm.tables.plan --json {params.document:q} --out {output.plan} > {log} 2>&1"
 
 
 rule tables:
@@ -33,18 +35,18 @@ rule tables:
     output:
         **{
             f"{name}_{suffix}": report(
-                f"{TABLES_DIR}/{name}.{suffix}", category="Tables", subcategory=name, labels={"table": name, "format": suffix}
+                f"results/tables/{name}.{suffix}", category="Tables", subcategory=name, labels={"table": name, "format": suffix}
             )
             for name in TABLE_NAMES
             for suffix in ("md", "csv", "tex")
         },
-        **{f"{name}_differences": f"{TABLES_DIR}/{name}_differences.csv" for name in TABLE_NAMES},
-        figure=report(f"{TABLES_DIR}/pretraining.png", category="Figures", labels={"figure": "pretraining and linear accuracy"}),
-        index=f"{TABLES_DIR}/index.md",
+        **{f"{name}_differences": f"results/tables/{name}_differences.csv" for name in TABLE_NAMES},
+        figure=report("results/tables/pretraining.png", category="Figures", labels={"figure": "pretraining and linear accuracy"}),
+        index="results/tables/index.md",
     params:
         out=lambda wildcards, output: str(Path(output.index).parent),
     log:
-        f"{LOGS}/tables/tables.log",
+        "results/logs/tables/tables.log",
     conda:
         "../../envs/tables.yaml"
     threads: 1

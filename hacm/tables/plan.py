@@ -1,0 +1,365 @@
+"""The paper's tables as a plan: their layout, built from the workflow config, checked and loaded.
+
+One home for "a paper table": which tables there are, their columns (the paper's always shown, so that
+what a config did not run says "not run"), their column keys (which config/published.yaml uses too),
+rows and the run files of each cell. The workflow calls `build_plan` while it parses (its rules give the
+file patterns) and writes the result with `python -m hacm.tables.plan`; `python -m hacm.tables` reads it
+with `load_plan`. Torch-free.
+
+Plan (JSON)::
+
+    {"dataset": "synthetic" | "real",
+     "statistic": "best" | "last",
+     "tables": [{"name": "linear", "title": "...", "metric": "top1", "protocol": "linear",
+                 "columns": [{"key": "ntu60-xsub", "label": "NTU-60 x-sub", "benchmark": "ntu60-xsub"}, ...],
+                 "rows": [{"key": "hacm", "label": "HA-CM",
+                           "cells": {"ntu60-xsub": ["results/.../metrics.json", ...], ...},
+                           "pretrain_logs": [".../metrics.jsonl", ...]}, ...],
+                 "published": "linear" | null}, ...],
+     "curves": [{"label": "...", "method": "hacm", "benchmark": "ntu60-xsub", "log": ".../metrics.jsonl"}],
+     "accuracy_figure": "linear" | null}
+
+`statistic`, `curves`, `accuracy_figure`, a table's `protocol` and `published`, a column's
+`benchmark` and a row's `pretrain_logs` may be left out (PLAN_SCHEMA). A table's `protocol` and a
+column's `benchmark`, when given, are what every metrics.json there must be of. Relative file names
+are taken from the current directory, or else from the plan file's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hacm.benchmarks import BENCHMARKS
+from hacm.runs import PRETRAINED_METHODS, RANDOM, Protocol, ablation_method, bench_folder
+from hacm.tables import ReportError, read_document
+from hacm.tables.schemas import TEXT, closed, first_error
+
+if TYPE_CHECKING:
+    from hacm.tables.published import Published
+
+DATASETS = {"synthetic": "embedded synthetic dataset", "real": "real NTU RGB+D / PKU-MMD data"}
+# What a cell of ours shows, and how the caption says it.
+STATISTICS = {"best": "best epoch (as the published rows)", "last": "last epoch (the published rows give the best)"}
+DEFAULT_STATISTIC = "best"
+DIFFERENCES_SUFFIX = "_differences"  # NAME_differences.csv beside each table NAME
+_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# ------------------------------------------------------------------------------------ the paper's layout
+
+METHOD_LABELS = {"hacm": "HA-CM", "mae": "MAE", "mamp": "MAMP", RANDOM: "random encoder (no pretraining)"}
+PAPER_BENCHMARKS = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pku1-xsub", "pku2-xsub")
+PAPER_SEMI = (("ntu60-xsub", 0.01), ("ntu60-xsub", 0.1), ("ntu60-xview", 0.01), ("ntu60-xview", 0.1))
+PAPER_TRANSFER_SOURCES = ("ntu60-xsub", "ntu120-xsub")
+PAPER_TRANSFER_TARGET = "pku2-xsub"
+TABLE_TITLES = {"linear": "Linear evaluation (top-1 %)", "finetune": "Fine-tuning (top-1 %)",
+                "transfer": "Transfer learning (top-1 %)", "ablations": "Ablations, linear evaluation (top-1 %)"}
+
+
+def semi_column(benchmark: str, fraction: float) -> str:
+    """ntu60-xsub at 1 % -> ntu60-xsub-1."""
+    return f"{benchmark}-{100 * fraction:g}"
+
+
+def transfer_column(source: str, target: str) -> str:
+    """ntu60-xsub -> pku2-xsub: ntu60-pku2 (the datasets)."""
+    return f"{BENCHMARKS[source].dataset}-{BENCHMARKS[target].dataset}"
+
+
+# The tables config/published.yaml may hold and the column keys each may use: the paper's columns.
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "linear": PAPER_BENCHMARKS,
+    "finetune": PAPER_BENCHMARKS,
+    "semi": tuple(semi_column(benchmark, fraction) for benchmark, fraction in PAPER_SEMI),
+    "transfer": tuple(transfer_column(source, PAPER_TRANSFER_TARGET) for source in PAPER_TRANSFER_SOURCES),
+    "ablations": PAPER_BENCHMARKS,
+}
+
+
+def _with_paper_columns(configured, paper) -> list:
+    return list(paper) + [item for item in configured if item not in paper]
+
+
+def pretraining_runs(config: dict) -> list[tuple[str, str]]:
+    """(benchmark, method) of every pretraining a workflow config asks for: `methods`, then the ablations."""
+    runs = [(benchmark, method) for method, benchmarks in config["methods"].items() for benchmark in benchmarks]
+    ablations = config["ablations"]
+    runs += [(ablations["benchmark"], ablation_method(name)) for name in ablations["variants"]]
+    return runs
+
+
+def build_plan(config: dict, *, metrics: str, pretrain_log: str) -> dict:
+    """The plan of a validated workflow config (its schema's defaults filled in). `metrics` and
+    `pretrain_log`: the file patterns of the rules, with {bench}, {method}, {protocol}, {seed} ({protocol}
+    absent from `pretrain_log`)."""
+    seeds = config["seeds"]
+    trained = config["methods"]
+
+    def seed_files(benchmark: str, method: str, protocol: str) -> list[str]:
+        return [metrics.format(bench=bench_folder(benchmark), method=method, protocol=protocol, seed=seed)
+                for seed in seeds]
+
+    def logs(benchmark: str, method: str) -> list[str]:
+        return [pretrain_log.format(bench=bench_folder(benchmark), method=method, seed=seed) for seed in seeds]
+
+    def row(key: str, label: str, cells: dict) -> dict:
+        return {"key": key, "label": label, "cells": {column: files for column, files in cells.items() if files}}
+
+    def has_encoder(method: str, benchmark: str) -> bool:
+        return method == RANDOM or benchmark in trained.get(method, [])
+
+    def main_table(protocol: str) -> dict:
+        settings = config["protocols"][protocol]
+        columns = [{"key": b, "label": BENCHMARKS[b].label, "benchmark": b}
+                   for b in _with_paper_columns(settings["benchmarks"], PAPER_BENCHMARKS)]
+        rows = [row(method, METHOD_LABELS[method], {b: seed_files(b, method, protocol) for b in settings["benchmarks"]
+                                                    if has_encoder(method, b)})
+                for method in settings["methods"]]
+        return table(protocol, TABLE_TITLES[protocol], columns, rows, protocol)
+
+    def semi_table() -> dict:
+        settings = config["protocols"]["semi"]
+        configured = [(b, f) for b in settings["benchmarks"] for f in settings["fractions"]]
+        columns, where = [], {}
+        for benchmark, fraction in _with_paper_columns(configured, PAPER_SEMI):
+            key = semi_column(benchmark, fraction)
+            columns.append({"key": key, "label": f"{BENCHMARKS[benchmark].label} {100 * fraction:g} %",
+                            "benchmark": benchmark})
+            where[key] = (benchmark, fraction)
+        rows = []
+        for method in settings["methods"]:
+            cells = {key: [file for draw in range(settings["draws"]) for file in
+                           seed_files(benchmark, method, Protocol("semi", fraction=fraction, draw=draw).folder)]
+                     for key, (benchmark, fraction) in where.items()
+                     if (benchmark, fraction) in configured and benchmark in trained.get(method, [])}
+            rows.append(row(method, METHOD_LABELS[method], cells))
+        title = f"Semi-supervised fine-tuning (top-1 %, mean ± std over {settings['draws']} draws)"
+        return table("semi", title, columns, rows, "semi")
+
+    def transfer_table() -> dict:
+        settings = config["protocols"]["transfer"]
+        target = settings["target"]
+        sources = _with_paper_columns(settings["sources"], PAPER_TRANSFER_SOURCES)
+        columns = [{"key": transfer_column(s, target), "label": f"{BENCHMARKS[s].label} → {BENCHMARKS[target].label}",
+                    "benchmark": target} for s in sources]
+        rows = [row(method, METHOD_LABELS[method],
+                    {column["key"]: seed_files(target, method, Protocol("transfer", source=source).folder)
+                     for column, source in zip(columns, sources)
+                     if source in settings["sources"] and source in trained.get(method, [])})
+                for method in settings["methods"]]
+        return table("transfer", TABLE_TITLES["transfer"], columns, rows, "transfer")
+
+    def ablation_table() -> dict:
+        benchmark, variants = config["ablations"]["benchmark"], config["ablations"]["variants"]
+        columns = [{"key": benchmark, "label": BENCHMARKS[benchmark].label, "benchmark": benchmark}]
+        rows = [row("hacm", "HA-CM (full)", {benchmark: seed_files(benchmark, "hacm", "linear")})]
+        rows += [row(name, variant["label"], {benchmark: seed_files(benchmark, ablation_method(name), "linear")})
+                 for name, variant in variants.items()]
+        # Each row's masking agreement with random masking, as its pretraining monitor logged it.
+        for entry in rows:
+            entry["pretrain_logs"] = logs(benchmark, "hacm" if entry["key"] == "hacm" else ablation_method(entry["key"]))
+        return table("ablations", TABLE_TITLES["ablations"], columns, rows, "linear")
+
+    def table(name: str, title: str, columns: list, rows: list, protocol: str) -> dict:
+        return {"name": name, "title": title, "metric": "top1", "columns": columns, "rows": rows, "published": name,
+                "protocol": protocol}
+
+    curves = [{"label": f"{METHOD_LABELS.get(method, method)} {benchmark}", "method": method, "benchmark": benchmark,
+               "log": logs(benchmark, method)[0]}
+              for benchmark, method in pretraining_runs(config) if method in PRETRAINED_METHODS]
+    return {"dataset": config["dataset"],
+            "tables": [main_table("linear"), main_table("finetune"), semi_table(), transfer_table(), ablation_table()],
+            "curves": curves, "accuracy_figure": "linear"}
+
+
+def plan_inputs(plan: dict) -> list[str]:
+    """Every file a plan reads: metrics.json files with the predictions.csv beside each, and logs."""
+    files = [f for table in plan["tables"] for row in table["rows"] for cell in row["cells"].values() for f in cell]
+    files += [curve["log"] for curve in plan.get("curves") or []]
+    files += [log for table in plan["tables"] for row in table["rows"] for log in row.get("pretrain_logs", [])]
+    # The tables' bootstrap intervals resample each run's predictions.
+    files += [str(Path(f).with_name("predictions.csv")) for f in files if f.endswith("metrics.json")]
+    return sorted(set(files))
+
+
+# ------------------------------------------------------------------------------------- checked plans
+
+_FILES = {"type": "array", "items": TEXT}
+_OPTIONAL_TEXT = {"type": ["string", "null"], "pattern": r"\S"}
+PLAN_SCHEMA = closed(["dataset", "tables"], {
+    "dataset": {"enum": list(DATASETS)},
+    "statistic": {"enum": list(STATISTICS)},
+    "tables": {"type": "array", "minItems": 1, "items": closed(["name", "title", "metric", "columns", "rows"], {
+        "name": TEXT, "title": TEXT, "metric": TEXT, "published": _OPTIONAL_TEXT, "protocol": TEXT,
+        "columns": {"type": "array", "minItems": 1,
+                    "items": closed(["key", "label"], {"key": TEXT, "label": TEXT, "benchmark": TEXT})},
+        "rows": {"type": "array", "items": closed(["key", "label", "cells"], {
+            "key": TEXT, "label": TEXT, "cells": {"type": "object", "additionalProperties": _FILES},
+            "pretrain_logs": _FILES})},
+    })},
+    "curves": {"type": ["array", "null"], "items": closed(["label", "method", "benchmark", "log"], {
+        "label": TEXT, "method": TEXT, "benchmark": TEXT, "log": TEXT})},
+    "accuracy_figure": _OPTIONAL_TEXT,
+})
+
+
+class PlanError(ReportError):
+    """A plan that cannot be used; the message is one line naming the entry."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    key: str
+    label: str
+    benchmark: str | None = None  # when given, every metrics.json of the column must be of this benchmark
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    key: str
+    label: str
+    cells: dict[str, tuple[Path, ...]]
+    pretrain_logs: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    title: str
+    metric: str
+    columns: tuple[ColumnSpec, ...]
+    rows: tuple[RowSpec, ...]
+    published: str | None
+    protocol: str | None = None  # when given, every metrics.json of the table must be of this protocol
+
+
+@dataclass(frozen=True)
+class CurveSpec:
+    label: str
+    method: str
+    benchmark: str
+    log: Path
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: Path
+    dataset: str
+    tables: tuple[TableSpec, ...]
+    curves: tuple[CurveSpec, ...]
+    accuracy_figure: str | None
+    statistic: str = DEFAULT_STATISTIC
+
+    def table(self, name: str) -> TableSpec:
+        return next(table for table in self.tables if table.name == name)
+
+
+def resolve_file(name: str, plan_dir: Path, where: str) -> Path:
+    """An existing file named by the plan: absolute, from the current directory, or from the plan's folder."""
+    path = Path(name)
+    for candidate in [path] if path.is_absolute() else [path, plan_dir / path]:
+        if candidate.is_file():
+            return candidate
+    raise PlanError(f"{where}: file not found: {name}")
+
+
+def _files(names: list[str], where: str, plan_dir: Path) -> tuple[Path, ...]:
+    """A plan's list of existing files, none listed twice."""
+    paths = []
+    for index, name in enumerate(names):
+        path = resolve_file(name, plan_dir, f"{where}[{index}]")
+        if any(path.resolve() == other.resolve() for other in paths):
+            raise PlanError(f"{where}[{index}]: {name} is listed twice")
+        paths.append(path)
+    return tuple(paths)
+
+
+def _unique(keys: list[str], where: str, what: str) -> None:
+    seen = set()
+    for index, key in enumerate(keys):
+        if key in seen:
+            raise PlanError(where.format(index=index) + f": {what} {key!r} appears twice")
+        seen.add(key)
+
+
+def _table(raw: dict, where: str, plan_dir: Path, published: Published | None) -> TableSpec:
+    name = raw["name"]
+    if not _STEM.match(name) or name.lower() == "index":
+        raise PlanError(f"{where}.name: {name!r} cannot be a file stem (letters, digits, '_', '-', '.'; not 'index')")
+    columns = {column["key"]: ColumnSpec(**column) for column in raw["columns"]}
+    _unique([column["key"] for column in raw["columns"]], where + ".columns[{index}]", "column key")
+    _unique([row["key"] for row in raw["rows"]], where + ".rows[{index}]", "row key")
+    rows = []
+    for index, row in enumerate(raw["rows"]):
+        here = f"{where}.rows[{index}]"
+        cells = {}
+        for column, names in row["cells"].items():
+            if column not in columns:
+                raise PlanError(f"{here}.cells[{column!r}]: no such column in this table (columns: {', '.join(columns)})")
+            cells[column] = _files(names, f"{here}.cells[{column!r}]", plan_dir)
+        rows.append(RowSpec(key=row["key"], label=row["label"], cells=cells,
+                            pretrain_logs=_files(row.get("pretrain_logs", []), f"{here}.pretrain_logs", plan_dir)))
+    reference = raw.get("published")
+    if reference is not None and published is not None and reference not in published.tables:
+        known = ", ".join(sorted(published.tables))
+        raise PlanError(f"{where}.published: unknown table {reference!r} in {published.path} (known: {known})")
+    return TableSpec(name=name, title=raw["title"], metric=raw["metric"], columns=tuple(columns.values()),
+                     rows=tuple(rows), published=reference, protocol=raw.get("protocol"))
+
+
+def parse_plan(document: object, path: Path | str, published: Published | None = None) -> Plan:
+    """The checked plan; `published` (when given) checks each table's `published` reference."""
+    path = Path(path)
+    problem = first_error(document, PLAN_SCHEMA, str(path))
+    if problem:
+        raise PlanError(problem)
+    tables = [_table(raw, f"{path}: tables[{i}]", path.parent, published) for i, raw in enumerate(document["tables"])]
+    names = [table.name for table in tables]
+    _unique(names, f"{path}: tables[{{index}}].name", "table")
+    clash = next((name for name in names if name + DIFFERENCES_SUFFIX in names), None)
+    if clash is not None:
+        raise PlanError(f"{path}: tables: {clash + DIFFERENCES_SUFFIX!r} would overwrite the differences CSV of "
+                        f"{clash!r}; rename it")
+    curves = [CurveSpec(label=raw["label"], method=raw["method"], benchmark=raw["benchmark"],
+                        log=resolve_file(raw["log"], path.parent, f"{path}: curves[{i}].log"))
+              for i, raw in enumerate(document.get("curves") or [])]
+    figure = document.get("accuracy_figure")
+    if figure is not None and figure not in names:
+        raise PlanError(f"{path}: accuracy_figure: unknown table {figure!r} (plan tables: {', '.join(sorted(names))})")
+    return Plan(path=path, dataset=document["dataset"], tables=tuple(tables), curves=tuple(curves),
+                accuracy_figure=figure, statistic=document.get("statistic", DEFAULT_STATISTIC))
+
+
+def load_plan(path: Path | str, published: Published | None = None) -> Plan:
+    document = read_document(path, json.loads, PlanError, "plan JSON", (json.JSONDecodeError,))
+    return parse_plan(document, Path(path), published)
+
+
+# ----------------------------------------------------------------------------------------- the command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m hacm.tables.plan --json TEXT --out FILE`: check a plan's structure and write it (the
+    workflow's tables_plan rule; the files it names are checked by hacm.tables once they exist)."""
+    from hacm.cli import EXIT_USAGE, OneLineParser, json_object_argument
+    from hacm.files import write_text_atomically
+
+    parser = OneLineParser(prog="python -m hacm.tables.plan", description=main.__doc__.splitlines()[0])
+    parser.add_argument("--json", required=True, help="the plan as a JSON object")
+    parser.add_argument("--out", type=Path, required=True, help="plan file to write")
+    args = parser.parse_args(argv)
+    document = json_object_argument(parser, args.json)
+    problem = first_error(document, PLAN_SCHEMA, f"the plan for {args.out}")
+    if problem:
+        print(f"hacm.tables.plan: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    write_text_atomically(args.out, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
