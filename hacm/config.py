@@ -36,9 +36,13 @@ def section_from_dict(cls, data: dict | None, section: str):
         raise ConfigError(f"{section}: {error}") from None
 
 
-def require(condition: bool, key: str, message: str) -> None:
+_UNSET = object()
+
+
+def require(condition: bool, key: str, message: str, *, got=_UNSET) -> None:
+    """ConfigError `key: message (got value)` unless `condition` holds."""
     if not condition:
-        raise ConfigError(f"{key}: {message}")
+        raise ConfigError(f"{key}: {message}" + ("" if got is _UNSET else f" (got {got!r})"))
 
 
 def adam_betas(value, key: str) -> tuple[float, float]:

@@ -8,9 +8,9 @@ same fields, not separate models.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from hacm.config import ConfigError, coerce_numbers, to_plain_dict
+from hacm.config import ConfigError, require, section_from_dict, to_plain_dict
 from hacm.data.kinect import NUM_JOINTS, TRUNK_JOINTS
 
 MASKINGS = ("cross", "single", "motion", "random")
@@ -93,8 +93,7 @@ class ModelConfig:
     # --- checks -------------------------------------------------------------------------------
     def validate(self) -> None:
         def need(condition: bool, key: str, message: str) -> None:
-            if not condition:
-                raise ConfigError(f"model.{key}: {message} (got {getattr(self, key)!r})")
+            require(condition, f"model.{key}", message, got=getattr(self, key))
 
         for key in ("frames", "t_patch", "num_joints", "num_bodies", "coords", "dim", "depth", "heads",
                     "decoder_dim", "decoder_depth", "decoder_heads"):
@@ -134,11 +133,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"model: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
-        return cls(**coerce_numbers(cls, data, "model"))
+        return section_from_dict(cls, data, "model")
 
 
 # Baselines as presets of the same fields (DESIGN §2.9).

@@ -18,9 +18,10 @@ from hacm.config import ConfigError, write_run_config
 from hacm.data.loader import Feeder, epoch_batches, make_feeder
 from hacm.data.storage import SkeletonStore, StoreError
 from hacm.model.heads import pooled_features
+from hacm.model.config import ModelConfig
 from hacm.model.mask_diagnostic import diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer
-from hacm.train.checkpoint import CheckpointError, load_resumable, restore_run_state, save_run_state
+from hacm.train.checkpoint import CheckpointError, load_resumable, load_state, restore_run_state, save_run_state
 from hacm.train.config import PretrainConfig
 from hacm.train.distributed import Distributed
 from hacm.train.encoder_file import ENCODER, save_encoder
@@ -29,6 +30,7 @@ from hacm.train.monitor import MetricsLog, knn_accuracy, plot_loss_curve
 from hacm.train.schedules import warmup_cosine
 
 CHECKPOINT = "checkpoint.pt"
+MODEL_KEY = "model"  # the checkpoint entry of the whole pretrainer's weights (encoder, decoder, mask token)
 METRICS = "metrics.jsonl"
 LOSS_CURVE = "loss_curve.png"
 # The masking monitor: agreement with random masking on the first body sequences of the test split.
@@ -53,6 +55,20 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
         if parameter.requires_grad:
             (no_decay if parameter.ndim <= 1 else decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def read_pretrained_model(path: Path) -> tuple[ModelConfig, dict]:
+    """The model config and the whole pretrainer's weights of a pretraining run's checkpoint (the encoder
+    file holds the encoder only); CheckpointError when the file is not one."""
+    state = load_state(path)  # torch.load(weights_only=True): tensors and plain values only
+    weights, config = state.get(MODEL_KEY), state.get("config")
+    if not (isinstance(weights, dict) and isinstance(config, dict) and isinstance(config.get("model"), dict)):
+        raise CheckpointError(f"{path}: not a pretraining checkpoint (expected a {MODEL_KEY!r} state_dict and a "
+                              "'config' with a 'model' entry)")
+    try:
+        return ModelConfig.from_dict(config["model"]), weights
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: its model config is invalid ({error})") from None
 
 
 def write_encoder(path: Path, model: HACMPretrainer, config: PretrainConfig, epoch: int, data: dict) -> None:
@@ -114,7 +130,7 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         if context.is_main:
             print(f"{checkpoint_path} is finished but {METRICS} is missing; training again", file=sys.stderr)
         state = None
-    run_objects = dict(modules={"model": model}, optimizer=optimizer, scaler=scaler,
+    run_objects = dict(modules={MODEL_KEY: model}, optimizer=optimizer, scaler=scaler,
                        generators={"mask": mask_generator})
     if state is not None:
         start_epoch = restore_run_state(state, **run_objects, source=checkpoint_path)

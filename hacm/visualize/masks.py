@@ -36,7 +36,8 @@ from hacm.config import ConfigError, apply_overrides
 from hacm.model.config import PRESETS, ModelConfig
 from hacm.model.mask_diagnostic import MaskingDiagnostic, diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer, to_sequences
-from hacm.train.checkpoint import CheckpointError, load_state
+from hacm.train.checkpoint import CheckpointError
+from hacm.train.pretraining import read_pretrained_model
 
 CRITERIA = ("attention", "hierarchy", "motion", "random")
 # Fields that fix the weights' shapes or meaning: a checkpoint is only usable where they agree.
@@ -136,19 +137,11 @@ class Checkpoint:
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """A pretraining checkpoint: {"model": state_dict, "config": {"model": ModelConfig dict, ...}, ...}."""
+    """A pretraining run's checkpoint.pt, its weights checked against its own model config."""
     try:
-        payload = load_state(path)  # torch.load(weights_only=True): tensors and plain values only
+        model_config, weights = read_pretrained_model(path)
     except CheckpointError as error:
         raise VisualizeError(f"--checkpoint: {error}") from None
-    weights, config = payload.get("model"), payload.get("config")
-    if not (isinstance(weights, dict) and isinstance(config, dict) and isinstance(config.get("model"), dict)):
-        raise VisualizeError(f"--checkpoint {path}: not a pretraining checkpoint "
-                             "(expected a 'model' state_dict and a 'config' with a 'model' entry)")
-    try:
-        model_config = ModelConfig.from_dict(config["model"])
-    except (ConfigError, TypeError) as error:
-        raise VisualizeError(f"--checkpoint {path}: its model config is invalid ({error})") from None
     with torch.random.fork_rng(devices=[]):
         expected = HACMPretrainer(model_config).state_dict()
     mismatch = state_dict_mismatch(expected, weights)
