@@ -7,8 +7,10 @@ configuration error; 130 interrupted (Ctrl-C), with one line saying what was kep
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+from pathlib import Path
 
 EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -46,8 +48,10 @@ def quiet_interrupts_while_starting(prog: str) -> None:
     inside an import (torch takes seconds to import; nothing has been written yet)."""
 
     def stop(signum, frame) -> None:
-        print(f"{prog}: interrupted while starting; nothing was written", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED)
+        print(f"{prog}: interrupted while starting; nothing was written", file=sys.stderr, flush=True)
+        # Exit at once: an exception raised inside an import can be caught and turned into another error
+        # by the module being imported (seen once: a RecursionError from scipy's import under load).
+        os._exit(EXIT_INTERRUPTED)
 
     global _starting
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored (nohup, &)
@@ -64,6 +68,37 @@ def interrupts_raise() -> None:
 
 
 _starting = None  # the start-up handler while it is installed
+
+
+def run_parser(prog: str, description: str, *, config_help: str, set_example: str) -> argparse.ArgumentParser:
+    """The arguments every resumable run stage (pretrain, evaluate) takes; the stage adds its own."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description)
+    parser.add_argument("--config", type=Path, required=True, help=config_help)
+    parser.add_argument("--data", type=Path, required=True, help="converted split folder with train/ and test/")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (resumed when it has a checkpoint)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, e.g. --set {set_example} (repeatable)")
+    parser.add_argument("--restart-on-change", action="store_true",
+                        help="discard a checkpoint written with another configuration instead of failing (the workflow "
+                             "reruns a job only when its configuration or inputs changed)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def start_run(prog: str, args: argparse.Namespace, load_config, *, from_command_line: bool):
+    """A run stage's start: Ctrl-C raises again, the allocator settings (command-line runs only) and its
+    config, `load_config(file, overrides)`; None after printing the one-line error of a bad config."""
+    from hacm.config import ConfigError
+    from hacm.runtime import ensure_allocator_settings
+
+    interrupts_raise()
+    if from_command_line:  # not a call from Python
+        ensure_allocator_settings()
+    try:
+        return load_config(args.config, args.overrides)
+    except ConfigError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return None
 
 
 def run_stage(prog: str, body, *, errors: tuple[type[BaseException], ...], out) -> int:

@@ -11,47 +11,32 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pathlib import Path
 
-from hacm.cli import interrupts_raise, quiet_interrupts_while_starting, run_stage
+from hacm.cli import EXIT_USAGE, quiet_interrupts_while_starting, run_parser, run_stage, start_run
 
+PROG = "hacm.pretrain"
 if __name__ == "__main__":  # before the heavy imports below: a Ctrl-C while they load is one line
-    quiet_interrupts_while_starting("hacm.pretrain")
+    quiet_interrupts_while_starting(PROG)
 
-from hacm.config import ConfigError  # noqa: E402  (after the start-up guard above)
-from hacm.runtime import ensure_allocator_settings  # noqa: E402
-from hacm.train.checkpoint import RunFolderLock  # noqa: E402
+from hacm.train.checkpoint import RunFolderLock  # noqa: E402  (after the start-up guard above)
 from hacm.train.config import load_pretrain_config  # noqa: E402
 from hacm.train.distributed import setup_distributed, teardown_distributed  # noqa: E402
 from hacm.train.pretraining import RUN_ERRORS, run_pretraining  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hacm.pretrain", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True, help="pretraining YAML (see config/examples)")
-    parser.add_argument("--data", type=Path, required=True, help="converted split folder with train/ and test/")
-    parser.add_argument("--out", type=Path, required=True, help="run folder (resumed when it has a checkpoint)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set optim.epochs=10 (repeatable)")
+    parser = run_parser(PROG, __doc__.splitlines()[0], config_help="pretraining YAML (see config/examples)",
+                        set_example="optim.epochs=10")
     parser.add_argument("--stop-after-epochs", type=int, help="stop after this many epochs of this run "
                         "(for time-limited jobs; run again to continue)")
-    parser.add_argument("--restart-on-change", action="store_true",
-                        help="discard a checkpoint written with another configuration instead of failing (the workflow "
-                             "reruns a job only when its configuration or inputs changed)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    interrupts_raise()
-    if argv is None:  # a command-line run, not a call from Python
-        ensure_allocator_settings()
-    try:
-        config = load_pretrain_config(args.config, args.overrides)
-    except ConfigError as error:
-        print(f"hacm.pretrain: error: {error}", file=sys.stderr)
-        return 2
+    config = start_run(PROG, args, load_pretrain_config, from_command_line=argv is None)
+    if config is None:
+        return EXIT_USAGE
     context = setup_distributed()
 
     def train() -> int:
@@ -66,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     try:
-        return run_stage("hacm.pretrain", train, errors=RUN_ERRORS, out=args.out)
+        return run_stage(PROG, train, errors=RUN_ERRORS, out=args.out)
     finally:
         teardown_distributed()
 
