@@ -17,7 +17,6 @@ from dataclasses import dataclass
 PRETRAINED_METHODS = ("hacm", "mae", "mamp")
 RANDOM = "random"  # the randomly initialised encoder: the "no pretraining" rows
 ABLATED_METHOD = "hacm"  # every ablation is a variant of HA-CM
-EVALUATION_KINDS = ("linear", "finetune", "semi", "transfer")  # hacm.evaluate's --protocol
 
 _SEMI = re.compile(r"semi([0-9.]+)-draw([0-9]+)")
 _TRANSFER = "transfer-from-"

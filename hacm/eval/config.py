@@ -8,7 +8,11 @@ from hacm.config import adam_betas, apply_overrides, load_yaml, require, to_plai
 from hacm.model.config import ModelConfig
 from hacm.train.config import PRECISIONS, DataConfig, scaled_to_batch, stage_config_from_dict
 
-PROTOCOLS = ("linear", "finetune", "semi", "transfer")
+# The sections of this config each protocol reads (semi-supervised and transfer runs fine-tune). The
+# workflow gives a run only these, so that changing, say, the linear epochs reruns the linear runs only.
+PROTOCOL_SECTIONS = {"linear": ("data", "linear", "monitor"), "finetune": ("data", "finetune", "monitor"),
+                     "semi": ("data", "finetune", "monitor"), "transfer": ("data", "finetune", "monitor")}
+PROTOCOLS = tuple(PROTOCOL_SECTIONS)
 
 
 def _positive_int(value) -> bool:

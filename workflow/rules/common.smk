@@ -17,9 +17,12 @@ from snakemake.utils import validate
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
 
-# hacm's torch-free modules name the datasets and benchmarks, the run folders and the paper's tables.
+# hacm's torch-free modules name the datasets and benchmarks, the run folders, the stage configs and the
+# paper's tables.
 sys.path.insert(0, str(Path(workflow.basedir)))
 from hacm.benchmarks import BENCHMARKS, DATASETS  # noqa: E402
+from hacm.config import ConfigError  # noqa: E402
+from hacm.eval.config import PROTOCOL_SECTIONS, EvalConfig  # noqa: E402
 from hacm.runs import (  # noqa: E402
     BENCH_PATTERN,
     METHOD_PATTERN,
@@ -33,6 +36,7 @@ from hacm.runs import (  # noqa: E402
     benchmark_of_folder,
 )
 from hacm.tables.plan import build_plan, plan_inputs, pretraining_runs  # noqa: E402
+from hacm.train.config import PretrainConfig  # noqa: E402
 
 # Jobs run `python -m hacm.<stage>` from this checkout in whatever environment the rule gets (a conda
 # env holds only the dependencies) and whatever the working directory.
@@ -114,15 +118,9 @@ def pretrain_document(benchmark, method, seed):
     return {**document, "method": base_method(method), "seed": int(seed)}
 
 
-# The evaluate sections each protocol reads: a run's document holds only those, so that changing, say,
-# the linear epochs reruns the linear runs and nothing else.
-SECTIONS_READ = {"linear": ("data", "linear", "monitor"), "finetune": ("data", "finetune", "monitor"),
-                 "semi": ("data", "finetune", "monitor"), "transfer": ("data", "finetune", "monitor")}
-
-
 def evaluate_document(benchmark, method, protocol, seed):
     parsed = Protocol.parse(protocol)
-    read = SECTIONS_READ[parsed.kind]
+    read = PROTOCOL_SECTIONS[parsed.kind]  # a run's document holds only the sections its protocol reads
     sections = merged(config["evaluate"], recipe_overrides("evaluate", benchmark, method))
     document = {key: value for key, value in sections.items() if key in read}
     document["seed"] = int(seed)
@@ -137,12 +135,6 @@ def evaluate_document(benchmark, method, protocol, seed):
 def _check_stage_configs():
     """Every run's configuration checked by hacm's own config classes while the DAG is built, so a bad
     key fails at once with its name (the rules check again when they write the files)."""
-    try:
-        from hacm.eval.config import EvalConfig
-        from hacm.config import ConfigError
-        from hacm.train.config import PretrainConfig
-    except ImportError:  # the workflow runs without hacm's dependencies here: the jobs check
-        return
     for benchmark, method in PRETRAINING_RUNS:
         try:
             PretrainConfig.from_dict(pretrain_document(benchmark, method, 0))
