@@ -439,6 +439,50 @@ def test_missing_skeleton_list_unobtainable_says_where_to_get_it(tmp_path):
     assert aux.page in str(error.value) and str(tmp_path / "archives" / aux.name) in str(error.value)
 
 
+@pytest.mark.parametrize("aux", [fetch_manifest.NTU60_MISSING_SKELETONS, fetch_manifest.NTU120_MISSING_SKELETONS])
+def test_the_shipped_lists_are_the_pinned_official_files(aux):
+    assert digest_of(aux.shipped) == (aux.size, aux.sha256)
+
+
+def test_fetch_needs_no_network_for_the_missing_skeleton_lists(tmp_path, monkeypatch):
+    """Compute nodes often have no internet: with every connection refused, fetch of NTU-60 and NTU-120
+    places the lists shipped with hacm, verified, and says so in FETCHED.json."""
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError("network unavailable (test)")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    for dataset in ("ntu60", "ntu120"):
+        manifest = fetch_manifest.MANIFESTS[dataset]
+        for archive in manifest.archives:
+            make_zip(tmp_path / dataset / "archives" / archive.name, {"x/S001.skeleton": b"1\n"})
+        raw = tmp_path / dataset / "raw"
+        report = fetch_dataset(manifest=manifest, archives_dir=tmp_path / dataset / "archives", raw_dir=raw)
+        aux = manifest.auxiliary[0]
+        assert report.auxiliary[0].action == "shipped"
+        assert digest_of(raw / aux.name) == (aux.size, aux.sha256)
+        assert json.loads((raw / "FETCHED.json").read_text())["auxiliary"][0]["action"] == "shipped"
+
+
+def test_a_changed_or_absent_shipped_list_is_one_clear_error(tmp_path, monkeypatch):
+    aux = fetch_manifest.NTU60_MISSING_SKELETONS
+    official = aux.shipped.read_bytes()
+    manifest = DatasetManifest(dataset="ntu60", title="NTU RGB+D 60", archives=(), auxiliary=(aux,))
+    shipped = tmp_path / "lists"
+    shipped.mkdir()
+    monkeypatch.setattr(fetch_manifest, "SHIPPED_LISTS", shipped)
+    with pytest.raises(ArchiveMissing, match="the copy shipped with hacm .* is missing") as error:
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
+    assert aux.page in str(error.value)
+    (shipped / aux.name).write_bytes(official.replace(b"S001", b"S009", 1))
+    with pytest.raises(ArchiveInvalid, match="the copy shipped with hacm was changed"):
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
+    assert not (tmp_path / "raw" / aux.name).exists()
+
+
 def test_downloaded_list_with_wrong_content_is_removed(tmp_path):
     aux = fetch_manifest.NTU60_MISSING_SKELETONS
     fake = tmp_path / "fake.txt"

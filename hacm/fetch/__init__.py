@@ -5,8 +5,9 @@ the acquisition of a whole dataset with its report (`acquire.py`).
 NTU RGB+D and PKU-MMD are released only after registration, so nothing here can fetch them by
 itself: the manifest says which files a dataset needs, where to request them and where to put
 them. A file is downloaded only when the user configured a URL for it (a mirror of their own, or a
-``file://`` path). The small official missing-skeleton lists are public and are always verified
-against their pinned sha256.
+``file://`` path). The small official missing-skeleton lists are public: a copy ships with hacm
+(`lists/`), so fetch needs no network for them; whichever copy is placed is verified against its
+pinned sha256.
 
 Exit codes (carried by the exceptions, used by ``python -m hacm.fetch``):
   1  an archive or auxiliary file is missing, fails its size/sha256 check, cannot be downloaded,

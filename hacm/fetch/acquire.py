@@ -97,7 +97,7 @@ def fetch_dataset(*, manifest: DatasetManifest, archives_dir: Path, raw_dir: Pat
         )
     for aux in manifest.auxiliary:
         report.auxiliary.append(place_auxiliary_file(aux, archives_dir=archives_dir, raw_dir=raw_dir,
-                                                     url=urls.get(aux.name, aux.url)))
+                                                     url=urls.get(aux.name)))
     report.fetched_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json(raw_dir / FETCHED_FILE, asdict(report))
     return report
@@ -187,8 +187,9 @@ def place_archive(archive: Archive, *, path: Path, raw_dir: Path, workers: int,
                       checksum_pinned=archive.sha256 is not None, action=action)
 
 
-def place_auxiliary_file(aux: AuxiliaryFile, *, archives_dir: Path, raw_dir: Path, url: str) -> FileRecord:
-    """``<raw>/<name>``: kept if already right, else copied from ``archives_dir``, else downloaded."""
+def place_auxiliary_file(aux: AuxiliaryFile, *, archives_dir: Path, raw_dir: Path, url: str | None) -> FileRecord:
+    """``<raw>/<name>``: kept if already right, else copied from ``archives_dir``, else downloaded from a
+    URL the user configured, else copied from the copy shipped with hacm (no network needed)."""
     target = raw_dir / aux.name
     remedy = (f"get {aux.name} from {aux.page} (raw file: {aux.url}) and put it at "
               f"{archives_dir / aux.name}")
@@ -200,6 +201,14 @@ def place_auxiliary_file(aux: AuxiliaryFile, *, archives_dir: Path, raw_dir: Pat
                      remedy=f"replace it with the official file: {remedy}")
         copy_plain_file(user_copy, raw_dir=raw_dir, name=aux.name)
         return aux_record(aux, target=target, action="copied")
+    if url is None:
+        if not aux.shipped.is_file():
+            raise ArchiveMissing(f"{aux.name}: the copy shipped with hacm ({aux.shipped}) is missing (a broken "
+                                 f"install?); {remedy}")
+        check_digest(sha256_of(aux.shipped), name=aux.name, source=aux.shipped, size=aux.size, sha256=aux.sha256,
+                     remedy=f"the copy shipped with hacm was changed; restore it (git checkout) or {remedy}")
+        copy_plain_file(aux.shipped, raw_dir=raw_dir, name=aux.name)
+        return aux_record(aux, target=target, action="shipped")
     # Downloaded under a hidden name and renamed once verified: the readers never see a wrong list.
     staging = raw_dir / f".{aux.name}.download"
     try:

@@ -54,9 +54,13 @@ class Archive:
     unpack: bool = True  # False: a plain file, copied into <raw> under ``name``
 
 
+# The official lists shipped with hacm (hacm/fetch/lists/), so that fetch needs no network for them.
+SHIPPED_LISTS = Path(__file__).resolve().parent / "lists"
+
+
 @dataclass(frozen=True)
 class AuxiliaryFile:
-    """A small public file with a pinned checksum, placed at ``<raw>/<name>``."""
+    """A small public file with a pinned checksum, placed at ``<raw>/<name>``; a copy ships with hacm."""
 
     name: str
     contents: str
@@ -64,6 +68,10 @@ class AuxiliaryFile:
     page: str
     size: int
     sha256: str
+
+    @property
+    def shipped(self) -> Path:
+        return SHIPPED_LISTS / self.name
 
 
 @dataclass(frozen=True)
