@@ -45,8 +45,9 @@ def module_file(module: str) -> Path | None:
 
 
 def third_party_imports(module: str) -> set[str]:
-    """Top-level names of the non-hacm, non-stdlib modules `module` imports, directly or through hacm."""
-    seen, todo, found = set(), [module], set()
+    """Top-level names of the non-hacm, non-stdlib modules `module` imports, directly or through hacm
+    (`python -m` of a package runs its __main__.py too)."""
+    seen, todo, found = set(), [module, f"{module}.__main__"], set()
     while todo:
         current = todo.pop()
         if current in seen:
@@ -114,3 +115,5 @@ def test_env_covers_the_imports_of_the_modules_its_rule_runs(rule, env, modules)
 def test_the_import_scan_sees_through_hacm():
     assert {"torch", "geoopt"} <= third_party_imports("hacm.pretrain")
     assert "torch" not in third_party_imports("hacm.tables")
+    assert "matplotlib" in third_party_imports("hacm.tables")  # through hacm/tables/__main__.py
+    assert {"py7zr", "inflate64"} <= third_party_imports("hacm.fetch")

@@ -326,45 +326,90 @@ def test_tar_archives_are_extracted_and_unsafe_tar_members_refused(tmp_path):
     assert not (tmp_path / "evil.txt").exists()
 
 
-def test_7z_without_a_tool_names_the_tool_to_install(tmp_path, monkeypatch):
-    path = tmp_path / "Skeleton.7z"
-    path.write_bytes(fetch_extract.SEVEN_ZIP_MAGIC + b"\x00" * 64)
+def test_rar_without_a_tool_names_the_tool_to_install(tmp_path, monkeypatch):
+    path = tmp_path / "Skeleton.rar"
+    path.write_bytes(fetch_extract.RAR_MAGIC + b"\x00" * 64)
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(FetchError) as error:
         fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)
-    assert error.value.exit_code == 2 and "7z" in str(error.value) and "p7zip" in str(error.value)
+    assert error.value.exit_code == 2 and "unrar" in str(error.value) and "p7zip" in str(error.value)
 
 
-needs_7z = pytest.mark.skipif(shutil.which("7z") is None,
-                              reason="no 7z command (install p7zip) to build a test archive")
+def make_7z(path: Path, members: dict[str, bytes]) -> Path:
+    import py7zr
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with py7zr.SevenZipFile(path, mode="w") as archive:
+        for name, data in members.items():
+            archive.writestr(data, name)
+    return path
 
 
-@needs_7z
-def test_7z_archives_are_listed_checked_and_extracted_with_the_tool(tmp_path):
-    source = tmp_path / "src"
-    (source / "PKU_Skeleton_Renew").mkdir(parents=True)
-    (source / "PKU_Skeleton_Renew" / "0002-L.txt").write_text("0.5 " * 150 + "\n")
-    packed = tmp_path / "Skeleton.7z"
-    subprocess.run(["7z", "a", "-bd", str(packed), "PKU_Skeleton_Renew"], cwd=source, check=True,
-                   capture_output=True)
+def test_7z_archives_are_extracted_without_any_7z_command(tmp_path, monkeypatch):
+    """PKU-MMD's .7z archives need no external tool (py7zr): nothing is looked up on the PATH."""
+    monkeypatch.setattr(shutil, "which", lambda name: pytest.fail(f"looked for the command {name}"))
+    packed = make_7z(tmp_path / "Skeleton.7z", {"PKU_Skeleton_Renew/0002-L.txt": ("0.5 " * 150 + "\n").encode()})
     assert fetch_extract.archive_format(packed) == "7z"
-    assert fetch_extract.extract_archive(packed, raw_dir=tmp_path / "raw", workers=2) == 2
+    assert fetch_extract.extract_archive(packed, raw_dir=tmp_path / "raw", workers=2) == 1
     assert (tmp_path / "raw" / "PKU_Skeleton_Renew" / "0002-L.txt").read_text().startswith("0.5 0.5")
 
 
-@needs_7z
-def test_zip_methods_zipfile_cannot_read_go_through_7z(tmp_path, monkeypatch):
-    path = make_zip(tmp_path / NTU60_ZIP, ntu_members())
-    monkeypatch.setattr(archives, "ZIPFILE_METHODS", ())  # as if every member were Deflate64
-    assert fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=1) == 3
-    assert (tmp_path / "raw" / "nturgb+d_skeletons" / "S001C001P001R001A003.skeleton").is_file()
+def test_7z_with_an_unsafe_member_or_corrupt_bytes_is_refused_before_writing(tmp_path, monkeypatch):
+    import py7zr
+
+    evil = make_7z(tmp_path / "evil.7z", {"ok.txt": b"ok"})
+    listed = py7zr.SevenZipFile.list  # py7zr will not write "../evil.txt": list it as if a packer had
+    monkeypatch.setattr(py7zr.SevenZipFile, "list", lambda self: [*listed(self), dataclasses.replace(
+        listed(self)[0], filename="../evil.txt")])
+    with pytest.raises(ArchiveInvalid, match="unsafe member path '../evil.txt'"):
+        fetch_extract.extract_archive(evil, raw_dir=tmp_path / "raw", workers=1)
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "raw" / "ok.txt").exists()
+    monkeypatch.undo()
+    good = make_7z(tmp_path / "good.7z", {"a.txt": b"x" * 5000})
+    broken = tmp_path / "broken.7z"
+    broken.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(ArchiveInvalid, match="corrupt"):
+        fetch_extract.extract_archive(broken, raw_dir=tmp_path / "raw", workers=1)
+
+
+def make_deflate64_zip(path: Path, members: dict[str, bytes]) -> Path:
+    """A zip whose members are marked Deflate64 (method 9). Their streams are plain Deflate, which is
+    valid Deflate64 as long as no match is 258 bytes long (code 285 differs): the data has no repeats."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    for signature, method_at in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        start = 0
+        while (start := raw.find(signature, start)) != -1:
+            raw[start + method_at:start + method_at + 2] = (9).to_bytes(2, "little")
+            start += 4
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_deflate64_zips_are_extracted_without_any_7z_command(tmp_path, monkeypatch):
+    import base64
+
+    monkeypatch.setattr(shutil, "which", lambda name: pytest.fail(f"looked for the command {name}"))
+    data = {f"nturgb+d_skeletons/S001C001P001R001A00{k}.skeleton": base64.b64encode(os.urandom(30_000)) for k in (1, 2)}
+    path = make_deflate64_zip(tmp_path / NTU60_ZIP, data)
+    assert {info.compress_type for info in zipfile.ZipFile(path).infolist()} == {9}
+    assert fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=2) == 2
+    for name, content in data.items():
+        assert (tmp_path / "raw" / name).read_bytes() == content
+    broken = bytearray(path.read_bytes())
+    broken[200:260] = bytes(60)  # inside the first member's stream
+    (tmp_path / "broken.zip").write_bytes(bytes(broken))
+    with pytest.raises(ArchiveInvalid, match="corrupt|CRC"):
+        fetch_extract.extract_archive(tmp_path / "broken.zip", raw_dir=tmp_path / "raw2", workers=1)
 
 
 def test_tool_listing_is_checked_for_unsafe_paths_before_extracting(tmp_path, monkeypatch):
     listing = "--\nPath = /abs/Skeleton.7z\nType = 7z\n\n----------\nPath = ok.txt\n\nPath = ../evil.txt\n"
     assert fetch_extract.seven_zip_member_names(listing) == ["ok.txt", "../evil.txt"]
-    path = tmp_path / "Skeleton.7z"
-    path.write_bytes(fetch_extract.SEVEN_ZIP_MAGIC + b"\x00" * 64)
+    path = make_zip(tmp_path / "deflate64.zip", {"ok.txt": b"ok"})
+    monkeypatch.setattr(fetch_extract, "ZIPFILE_METHODS", ())  # as if its members were Deflate64: the 7z tool
     calls = []
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(fetch_extract, "run_tool", lambda command, path: calls.append(command) or listing)

@@ -13,5 +13,5 @@ Exit codes (carried by the exceptions, used by ``python -m hacm.fetch``):
   1  an archive or auxiliary file is missing, fails its size/sha256 check, cannot be downloaded,
      is corrupt, or holds unsafe member paths: get the file again;
   2  the command or the environment is wrong: bad arguments or config, unusable directories,
-     no extraction tool for 7z/rar.
+     no extraction command for a rar archive (zip, tar and 7z are read in Python).
 """

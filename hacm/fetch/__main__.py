@@ -2,12 +2,13 @@
 
 NTU RGB+D and PKU-MMD need registration, so the archives are normally put in ``--archives`` by
 hand; this command then checks them, extracts them into ``--raw`` (once: reruns skip what is
-extracted), places the official missing-skeleton list for NTU, and writes ``<raw>/FETCHED.json``.
+extracted; zip, tar and 7z need no external command), places the official missing-skeleton list
+for NTU (shipped with hacm: no network needed), and writes ``<raw>/FETCHED.json``.
 ``--url FILE=URL`` (or ``fetch: urls:`` in ``--config``) downloads a file that is not there yet.
 
 Exit status: 0 done; 1 an archive is missing, corrupt or fails its checksum (the message says what
 to get and where to put it); 2 a usage or environment error (arguments, config, directories, no
-7z tool). Errors are one ``hacm.fetch: error: ...`` message on stderr.
+unrar / 7z command for a rar archive). Errors are one ``hacm.fetch: error: ...`` message on stderr.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import lzma
 import os
 import shutil
+import struct
 import subprocess
 import tarfile
 import threading
@@ -18,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from hacm.cli import one_line
 from hacm.fetch.download import CHUNK_BYTES, progress_bar
 from hacm.fetch.manifest import Archive, ArchiveInvalid, FetchError
 
@@ -32,9 +35,13 @@ COMPRESSED_TAR_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 EXTERNAL_TOOLS = {
     "7z": ("7z", "7za", "7zz", "bsdtar"),
     "rar": ("unrar", "7z", "7zz", "bsdtar"),
-    "zip": ("7z", "7za", "7zz"),  # only for methods zipfile lacks (Deflate64), which libarchive lacks too
+    "zip": ("7z", "7za", "7zz"),  # only for methods neither zipfile nor inflate64 reads (libarchive lacks them too)
 }
 ZIPFILE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+# Large zips written on Windows often use Deflate64, which zipfile cannot read; inflate64 (installed with
+# py7zr) can, so no 7z command is needed for them either.
+ZIP_DEFLATE64 = 9
+LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then (after 22 bytes) name and extra field lengths
 SEVEN_ZIP_LIST_SEPARATOR = "----------"
 
 
@@ -76,6 +83,8 @@ def extract_archive(path: Path, *, raw_dir: Path, workers: int) -> int:
             return extract_zip(path, raw_dir=raw_dir, workers=workers)
         if kind == "tar":
             return extract_tar(path, raw_dir=raw_dir)
+        if kind == "7z":
+            return extract_7z(path, raw_dir=raw_dir)
         return extract_with_tool(path, raw_dir=raw_dir, kind=kind, workers=workers)
     except (zipfile.BadZipFile, zlib.error, EOFError, tarfile.TarError) as exc:
         raise ArchiveInvalid(
@@ -88,8 +97,8 @@ def extract_zip(path: Path, *, raw_dir: Path, workers: int) -> int:
         members = [(info, safe_member_path(info.filename, archive=path)) for info in archive.infolist()]
     if any(info.flag_bits & 0x1 for info, _ in members):
         raise ArchiveInvalid(f"{path} is encrypted; hacm.fetch expects the archive as the dataset page serves it")
-    # Large zips written on Windows may use Deflate64, which zipfile cannot read: hand them to 7z.
-    if any(info.compress_type not in ZIPFILE_METHODS for info, _ in members):
+    # Methods neither zipfile nor inflate64 reads (rare): hand the archive to a 7z command.
+    if any(info.compress_type not in (*ZIPFILE_METHODS, ZIP_DEFLATE64) for info, _ in members):
         return extract_with_tool(path, raw_dir=raw_dir, kind="zip", workers=workers)
     files = [(info, rel) for info, rel in members if not info.is_dir()]
     for directory in {raw_dir.joinpath(*rel.parts[:-1]) for _, rel in files} | {
@@ -119,10 +128,39 @@ def extract_zip_share(path: Path, share: list, *, raw_dir: Path, bar: tqdm, lock
         for info, relative in share:
             if stop.is_set():
                 return
-            with archive.open(info) as source, open(raw_dir.joinpath(*relative.parts), "wb") as target:
-                shutil.copyfileobj(source, target, CHUNK_BYTES)
+            with open(raw_dir.joinpath(*relative.parts), "wb") as target:
+                if info.compress_type == ZIP_DEFLATE64:
+                    inflate64_member(archive.fp, info, target, path=path)
+                else:
+                    with archive.open(info) as source:
+                        shutil.copyfileobj(source, target, CHUNK_BYTES)
             with lock:
                 bar.update(info.file_size)
+
+
+def inflate64_member(stream, info: zipfile.ZipInfo, target, *, path: Path) -> None:
+    """Write a Deflate64 member's bytes to `target`, checking its CRC (zipfile's open() refuses method 9)."""
+    import inflate64
+
+    stream.seek(info.header_offset)
+    signature, name_length, extra_length = LOCAL_HEADER.unpack(stream.read(LOCAL_HEADER.size))
+    if signature != b"PK\x03\x04":
+        raise ArchiveInvalid(f"{path}: member {info.filename!r} has no local header; the archive is corrupt")
+    stream.seek(info.header_offset + LOCAL_HEADER.size + name_length + extra_length)
+    inflater, remaining, crc = inflate64.Inflater(), info.compress_size, 0
+    while remaining:
+        chunk = stream.read(min(CHUNK_BYTES, remaining))
+        if not chunk:
+            raise EOFError(f"{info.filename} is cut short")
+        remaining -= len(chunk)
+        try:
+            data = inflater.inflate(chunk)
+        except ValueError as error:  # inflate64's way of saying the stream is broken
+            raise zlib.error(f"{info.filename}: {error}") from None
+        crc = zlib.crc32(data, crc)
+        target.write(data)
+    if crc != info.CRC:
+        raise ArchiveInvalid(f"{path}: member {info.filename!r} fails its CRC check; the archive is corrupt")
 
 
 def extract_tar(path: Path, *, raw_dir: Path) -> int:
@@ -136,9 +174,48 @@ def extract_tar(path: Path, *, raw_dir: Path) -> int:
     return len(members)
 
 
+def extract_7z(path: Path, *, raw_dir: Path) -> int:
+    """PKU-MMD ships .7z archives: read with py7zr (a dependency of every env that fetches), so that no
+    7z command is needed where the data job runs. Member paths are checked before anything is written."""
+    import py7zr
+    from py7zr.callbacks import ExtractCallback
+
+    class Progress(ExtractCallback):  # the bytes py7zr writes, onto the progress bar
+        def __init__(self, bar) -> None:
+            self.bar = bar
+
+        def report_update(self, decompressed_bytes) -> None:
+            self.bar.update(int(decompressed_bytes))
+
+        def report_start_preparation(self) -> None: ...
+        def report_start(self, processing_file_path, processing_bytes) -> None: ...
+        def report_end(self, processing_file_path, wrote_bytes) -> None: ...
+        def report_warning(self, message) -> None: ...
+        def report_postprocess(self) -> None: ...
+
+    errors = (py7zr.exceptions.ArchiveError, py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError,
+              py7zr.exceptions.DecompressionError, py7zr.exceptions.UnsupportedCompressionMethodError,
+              lzma.LZMAError, EOFError)
+    try:
+        with py7zr.SevenZipFile(path, mode="r") as archive:
+            if archive.needs_password():
+                raise ArchiveInvalid(f"{path} is encrypted; hacm.fetch expects the archive as the dataset page serves it")
+            members = archive.list()
+            for member in members:
+                safe_member_path(member.filename, archive=path)
+                if member.is_symlink:
+                    raise ArchiveInvalid(f"{path} holds a link {member.filename!r}; refusing to extract it")
+            with progress_bar(total=sum(member.uncompressed or 0 for member in members),
+                              label=f"extract {path.name}") as bar:
+                archive.extractall(path=raw_dir, callback=Progress(bar))
+    except errors as exc:
+        raise ArchiveInvalid(f"{path} is corrupt ({one_line(exc)}); delete it and download it again") from None
+    return len(members)
+
+
 def extract_with_tool(path: Path, *, raw_dir: Path, kind: str, workers: int) -> int:
-    """7z, rar and Deflate64 zips have no standard-library reader: list (to check paths), then extract
-    with an external command."""
+    """rar archives (and zips of a method neither zipfile nor inflate64 reads) have no Python reader here:
+    list (to check paths), then extract with an external command."""
     tool = next((found for name in EXTERNAL_TOOLS[kind] if (found := shutil.which(name))), None)
     if tool is None:
         raise FetchError(
