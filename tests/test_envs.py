@@ -4,8 +4,10 @@ that the rules using it run (followed through hacm's own imports)."""
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 RULES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 # import name -> conda (or pip) package name, where they differ
-PACKAGE_OF = {"yaml": "pyyaml", "torch": "pytorch", "matplotlib": "matplotlib-base"}
+PACKAGE_OF = {"yaml": "pyyaml"}
 
 
 def rule_blocks(text: str) -> dict[str, str]:
@@ -117,3 +119,32 @@ def test_the_import_scan_sees_through_hacm():
     assert "torch" not in third_party_imports("hacm.tables")
     assert "matplotlib" in third_party_imports("hacm.tables")  # through hacm/tables/__main__.py
     assert {"py7zr", "inflate64"} <= third_party_imports("hacm.fetch")
+
+
+def pyproject_pins() -> dict[str, str | None]:
+    """package -> the version pyproject.toml pins it to (None for a range)."""
+    document = tomllib.loads((REPO / "pyproject.toml").read_text())
+    pins = {}
+    for requirement in document["project"]["dependencies"]:
+        name, _, version = requirement.partition("==")
+        pins[re.split(r"[<>=!~ ]", name)[0].lower()] = version.strip() or None
+    return pins
+
+
+@pytest.mark.parametrize("path", ENVS, ids=lambda p: p.name)
+def test_every_env_installs_the_versions_pyproject_pins(path):
+    """One torch (and one of everything else) everywhere: a rule's env installs what CI tests."""
+    pins = pyproject_pins()
+    for package, version in env_packages(path).items():
+        if package in ("python", "pip"):
+            continue
+        assert package in pins, f"{path.name}: {package} is not a dependency in pyproject.toml"
+        assert pins[package] == version, f"{path.name}: {package}=={version}, pyproject.toml pins {pins[package]}"
+
+
+def test_the_tested_environment_has_the_pinned_versions():
+    """What these tests run on is what pyproject pins (torch's local build tag, +cpu here, aside)."""
+    for package, version in pyproject_pins().items():
+        if version is not None:
+            installed = importlib.metadata.version(package).split("+")[0]
+            assert installed == version, f"{package} {installed} is installed, pyproject.toml pins {version}"
