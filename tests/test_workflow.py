@@ -157,3 +157,38 @@ def test_report_bundles_tables_and_figures(smoke_run):
     html = (smoke_run / "report.html").read_text(errors="replace")
     for name in ("linear.md", "ablations.tex", "pretraining.png", "loss_curve.png"):
         assert name in html
+
+
+def test_two_gpus_per_job_give_the_encoder_of_one(smoke_run, tmp_path):
+    """`--set-resources pretrain:gpu=2` starts the pretraining under torchrun with two processes (gloo on
+    a CPU), each on half the global batch: the encoder equals the one-process encoder of the smoke run."""
+    import shutil
+
+    import torch
+
+    shutil.copytree(smoke_run / "resources", tmp_path / "resources")  # the data: only the pretraining runs
+    target = "results/ntu60_xsub/hacm/pretrain/seed0/encoder.pt"
+    result = snakemake("--cores", "2", target, "--configfile", str(SMOKE_CONFIG), "--set-resources", "pretrain:gpu=2",
+                       "-p", workdir=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "torch.distributed.run --standalone --nproc_per_node=2 -m hacm.pretrain" in result.stdout + result.stderr
+    log = (tmp_path / "results/logs/ntu60_xsub/hacm/pretrain/seed0.log").read_text()
+    single = torch.load(smoke_run / target, weights_only=True)["state_dict"]
+    parallel = torch.load(tmp_path / target, weights_only=True)["state_dict"]
+    assert single.keys() == parallel.keys(), log[-2000:]
+    for key in single:
+        torch.testing.assert_close(parallel[key], single[key], atol=2e-5, rtol=1e-4, msg=key)
+
+
+def test_the_multi_node_form_starts_torchrun_on_each_node_through_srun(tmp_path):
+    """gpu=8 over nodes=2: srun starts one torchrun per node, four processes each, meeting on the first node."""
+    result = snakemake("-n", "-p", "results/ntu60_xsub/hacm/pretrain/seed0/encoder.pt", "--set-resources",
+                       "pretrain:gpu=8", "pretrain:nodes=2", workdir=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    command = next(line for line in (result.stdout + result.stderr).splitlines() if "-m hacm.pretrain" in line)
+    for part in ("srun --nodes=2 --ntasks-per-node=1", "--nnodes=2", "--nproc_per_node=4", "--rdzv_backend=c10d",
+                 "SLURM_JOB_NODELIST", "--rdzv_id=$SLURM_JOB_ID"):
+        assert part in command, command
+    odd = snakemake("-n", "results/ntu60_xsub/hacm/pretrain/seed0/encoder.pt", "--set-resources", "pretrain:gpu=3",
+                    "pretrain:nodes=2", workdir=tmp_path)
+    assert odd.returncode != 0 and "must be a multiple of nodes=2" in odd.stdout + odd.stderr

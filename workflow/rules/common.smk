@@ -153,6 +153,31 @@ def as_json(document):
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
+# --- launching a pretraining ---------------------------------------------------------------------------
+
+RENDEZVOUS_PORT = 29500
+
+
+def pretrain_launcher(threads, resources):
+    """How a pretraining job starts its processes: one (resources gpu=1), torchrun with one process per GPU
+    on one node (gpu=N), or srun starting torchrun on each of `nodes` nodes with a rendezvous on the first
+    (gpu=N, nodes=M: N GPUs in all, N/M per node). The global batch and lr stay as configured; each process
+    takes batch/N. OMP threads are the job's threads shared among a node's processes."""
+    gpus, nodes = int(getattr(resources, "gpu", 1) or 1), int(getattr(resources, "nodes", 1) or 1)
+    if gpus % nodes:
+        raise WorkflowError(f"pretrain: resources gpu={gpus} must be a multiple of nodes={nodes} (GPUs per node)")
+    per_node = gpus // nodes
+    threads_each = f"OMP_NUM_THREADS={max(1, threads // per_node)}"
+    if gpus == 1:
+        return f"{threads_each} python"
+    if nodes == 1:
+        return f"{threads_each} python -m torch.distributed.run --standalone --nproc_per_node={per_node}"
+    first_node = '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
+    return (f"{threads_each} srun --nodes={nodes} --ntasks-per-node=1 python -m torch.distributed.run"
+            f" --nnodes={nodes} --nproc_per_node={per_node} --rdzv_backend=c10d"
+            f" --rdzv_endpoint={first_node}:{RENDEZVOUS_PORT} --rdzv_id=$SLURM_JOB_ID")
+
+
 # --- runs and their files ---------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ rule pretrain:
     params:
         data=lambda wildcards: data_dir(benchmark_of_folder(wildcards.bench)),
         out=lambda wildcards, output: str(Path(output.encoder).parent),
+        launch=lambda wildcards, threads, resources: pretrain_launcher(threads, resources),
     log:
         "results/logs/{bench}/{method}/pretrain/seed{seed}.log",
     conda:
@@ -49,5 +50,5 @@ rule pretrain:
         runtime=60,
     shell:
         # The checkpoint is not an output, so a job killed at its time limit resumes when run again.
-        "OMP_NUM_THREADS={threads} python -m hacm.pretrain --config {input.config} --data {params.data}"
+        "{params.launch} -m hacm.pretrain --config {input.config} --data {params.data}"
         " --out {params.out} --restart-on-change --no-progress > {log} 2>&1"
