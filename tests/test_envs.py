@@ -31,7 +31,7 @@ def rules_env_and_modules() -> list[tuple[str, Path, set[str]]]:
     for path in RULES:
         for name, block in rule_blocks(path.read_text()).items():
             env = re.search(r'conda:\s*\n\s*"([^"]+)"', block)
-            modules = set(re.findall(r"python -m (hacm(?:\.\w+)*)", block))
+            modules = set(re.findall(r" -m (hacm(?:\.\w+)*)", block))  # python -m, or {params.launch} -m
             if modules:
                 assert env, f"rule {name} runs {modules} but names no conda env"
                 found.append((name, (path.parent / env.group(1)).resolve(), modules))
