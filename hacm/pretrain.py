@@ -24,11 +24,20 @@ from hacm.train.distributed import setup_distributed, teardown_distributed  # no
 from hacm.train.pretraining import RUN_ERRORS, run_pretraining  # noqa: E402
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = run_parser(PROG, __doc__.splitlines()[0], config_help="pretraining YAML (see config/examples)",
                         set_example="optim.epochs=10")
-    parser.add_argument("--stop-after-epochs", type=int, help="stop after this many epochs of this run "
+    parser.add_argument("--stop-after-epochs", type=positive_int, help="stop after this many epochs of this run "
                         "(for time-limited jobs; run again to continue)")
+    parser.add_argument("--stop-after-steps", type=positive_int, help="stop after this many optimisation steps of "
+                        "this run (rehearsals, speed checks); a part of an epoch is logged, not saved")
     return parser
 
 
@@ -42,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     def train() -> int:
         with RunFolderLock(args.out) if context.is_main else contextlib.nullcontext():
             record = run_pretraining(config, data_dir=args.data, out_dir=args.out, context=context,
-                                     stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress,
+                                     stop_after_epochs=args.stop_after_epochs,
+                                     stop_after_steps=args.stop_after_steps, show_progress=not args.no_progress,
                                      restart_on_change=args.restart_on_change, config_file=args.config)
         if context.is_main and record:
             knn = f", kNN top-1 {100 * record['knn_top1']:.1f} %" if record.get("knn_top1") is not None else ""

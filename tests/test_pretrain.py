@@ -95,6 +95,28 @@ def test_resumed_run_matches_a_straight_run(synthetic_stores, tiny_config, tmp_p
     assert first_resumed["killed"]["loss"] == pytest.approx(first_resumed["straight"]["loss"], rel=1e-4)
 
 
+def test_stop_after_steps_logs_a_part_of_an_epoch_and_a_rerun_trains_it_again(synthetic_stores, tiny_config,
+                                                                              tmp_path, capsys):
+    """A rehearsal's short run: the steps of an unfinished epoch are logged (with their speed), the
+    checkpoint stays at the last whole epoch, and a rerun trains that epoch from its start."""
+    data = synthetic_stores / "ntu60-xsub"
+    out = tmp_path / "run"
+    assert run(tiny_config, data, out, "--stop-after-epochs", "1") == 0
+    per_epoch = torch.load(out / "checkpoint.pt", weights_only=True)["step"]
+    assert run(tiny_config, data, out, "--stop-after-steps", "2") == 0
+    assert "stopped after 2 steps, in epoch 2 (not saved: the checkpoint is of epoch 1" in capsys.readouterr().err
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1 and not (out / "encoder.pt").exists()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    partial = [r for r in records if r["kind"] == "partial_epoch"]
+    assert len(partial) == 1 and partial[0]["epoch"] == 2 and partial[0]["steps"] == 2 and partial[0]["samples_per_s"] > 0
+    assert partial[0]["step"] == per_epoch + 1
+    assert run(tiny_config, data, out) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2, 3]
+    assert not any(r["kind"] == "partial_epoch" for r in records)  # dropped with the epoch it belonged to
+    assert (out / "encoder.pt").is_file()
+
+
 def test_changed_config_does_not_resume_silently(synthetic_stores, tiny_config, tmp_path, capsys):
     data = synthetic_stores / "ntu60-xsub"
     assert run(tiny_config, data, tmp_path / "r", "--stop-after-epochs", "1") == 0

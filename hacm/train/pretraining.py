@@ -91,9 +91,11 @@ def _knn_monitor(model: HACMPretrainer, train_feeder: Feeder, test_feeder: Feede
 
 
 def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, context: Distributed,
-                    stop_after_epochs: int | None = None, show_progress: bool = True,
-                    restart_on_change: bool = False, config_file: Path | None = None) -> dict:
-    """Train (or resume) in `out_dir`; returns the last epoch's record.
+                    stop_after_epochs: int | None = None, stop_after_steps: int | None = None,
+                    show_progress: bool = True, restart_on_change: bool = False,
+                    config_file: Path | None = None) -> dict:
+    """Train (or resume) in `out_dir`; returns the last epoch's record. `stop_after_epochs` / `_steps`
+    end this run early (time-limited jobs, rehearsals); a part of an epoch is logged, not saved.
 
     A checkpoint written with another configuration is an error, or (restart_on_change, as the
     workflow asks after a hyperparameter changed) ignored: the run starts over and overwrites it."""
@@ -161,22 +163,35 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         return context.rank * local_sequences, context.world_size * local_sequences
 
     record: dict = {}
-    epochs_this_run = 0
+    epochs_this_run = steps_this_run = 0
     for epoch in range(start_epoch, config.optim.epochs + 1):
         started = time.perf_counter()
         batches = epoch_batches(len(train_store), batch_size=batch_size, seed=config.seed, epoch=epoch,
                                 rank=context.rank, world_size=context.world_size)
+        cut = stop_after_steps is not None and steps_this_run + len(batches) > stop_after_steps
+        if cut:
+            batches = batches[: stop_after_steps - steps_this_run]
         means = train_one_epoch(
             network, train_feeder.iterate(batches, epoch), optimizer=optimizer, lr_schedule=schedule,
             first_step=(epoch - 1) * steps_per_epoch, epoch=epoch, device=device,
             precision=config.optim.precision, scaler=scaler, clip_grad=config.optim.clip_grad,
             generator=mask_generator, sequence_slice=sequence_slice, on_step=log.write,
             log_every=config.monitor.log_every, steps=len(batches), show_progress=show_progress and context.is_main)
+        steps_this_run += len(batches)
         record = {"kind": "epoch", "epoch": epoch, "step": epoch * steps_per_epoch - 1, **means,
                   "seconds": round(time.perf_counter() - started, 3),
                   "samples_per_s": round(len(batches) * local_batch * context.world_size
                                          / (time.perf_counter() - started), 2),
                   "knn_top1": None}
+        if cut:  # measured and logged; not saved: a rerun trains this epoch again from its start
+            record.update(kind="partial_epoch", step=(epoch - 1) * steps_per_epoch + len(batches) - 1,
+                          steps=len(batches))
+            if context.is_main:
+                log.write(record)
+                kept = f"the checkpoint is of epoch {epoch - 1}" if epoch > 1 else "no checkpoint yet"
+                print(f"stopped after {steps_this_run} steps, in epoch {epoch} (not saved: {kept}; run again to "
+                      "continue)", file=sys.stderr)
+            break
         last = epoch == config.optim.epochs
         if monitor_feeders and (epoch % config.monitor.knn_every == 0 or last):
             record["knn_top1"] = _knn_monitor(model, *monitor_feeders, config, device)
@@ -192,7 +207,9 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
         if context.enabled:
             torch.distributed.barrier()
         epochs_this_run += 1
-        if stop_after_epochs is not None and epochs_this_run >= stop_after_epochs and not last:
+        stop = ((stop_after_epochs is not None and epochs_this_run >= stop_after_epochs)
+                or (stop_after_steps is not None and steps_this_run >= stop_after_steps))
+        if stop and not last:
             break
     if start_epoch > config.optim.epochs and context.is_main:
         if not (out_dir / ENCODER).exists():
