@@ -554,3 +554,15 @@ def test_urls_come_from_yaml_config_and_are_checked(tmp_path):
     config.write_text("urls: [a, b]\n")
     with pytest.raises(FetchError, match="must map"):
         fetch_manifest.load_url_config(config)
+
+
+def test_a_missing_archive_message_lists_what_was_found_instead(tmp_path):
+    """A mirror's own name for an archive: the message says what is there and what is expected."""
+    store = tmp_path / "archives"
+    make_zip(store / "NTU_RGBD120_skeletons_part2.zip", {"x/S018C001P008R001A061.skeleton": b"1\n"})
+    (store / "notes.txt").write_text("where I got these")
+    with pytest.raises(ArchiveMissing) as error:
+        fetch_dataset(manifest=fetch_manifest.MANIFESTS["ntu120"], archives_dir=store, raw_dir=tmp_path / "raw")
+    message = str(error.value)
+    assert "found there instead: NTU_RGBD120_skeletons_part2.zip, notes.txt" in message
+    assert NTU120_ZIP in message and NTU60_ZIP in message

@@ -157,6 +157,13 @@ def missing_archives_message(manifest: DatasetManifest, *, missing: list[Archive
             f"    request it at {archive.request_page}",
             f"    put it at     {archives_dir / archive.name}{also}",
         ]
+    known = set(manifest.file_names())
+    others = sorted(path.name for path in archives_dir.iterdir() if path.is_file() and path.name not in known
+                    and not path.name.startswith(".")) if archives_dir.is_dir() else []
+    if others:  # a mirror's own name for the right file, perhaps: say what is there
+        shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
+        lines.append(f"found there instead: {shown} (no name this dataset uses; if one of them is the file above, "
+                     "rename it: its content is checked against the manifest)")
     lines.append("then rerun; or give a download URL with --url FILE=URL (file:// works for a local copy).")
     return "\n".join(lines)
 
