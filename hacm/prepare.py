@@ -1,5 +1,8 @@
 """`python -m hacm.prepare DATASET --raw DIR --out DIR`: raw files -> memory-mapped train/test stores.
 
+`python -m hacm.prepare import --from FILE --out DIR [--benchmark KEY]` turns a MAMP / CTR-GCN `.npz` or a
+pyskl `.pkl` file into the same stores (hacm.data.imported says what each format already did).
+
 Writes OUT/<benchmark>/{train,test}/ for every benchmark of the dataset and OUT/report.json listing
 every file that could not be used and why (also one line each on stderr). Exits 1 when the share of
 bad files passes --max-bad-fraction, 2 on a usage error.
@@ -28,13 +31,18 @@ from hacm.data.convert import (
 )
 from hacm.locks import OutputInUse, OutputLock
 
-DATASETS = (*REGISTRY, "synthetic")
+IMPORT = "import"
+DATASETS = (*REGISTRY, "synthetic", IMPORT)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hacm.prepare", description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=DATASETS)
-    parser.add_argument("--raw", type=Path, required=True, help="folder of raw files (synthetic: written here if absent)")
+    parser.add_argument("--raw", type=Path, help="folder of raw files (synthetic: written here if absent)")
+    parser.add_argument("--from", dest="from_file", type=Path, metavar="FILE",
+                        help="import: a MAMP / CTR-GCN .npz or a pyskl .pkl file")
+    parser.add_argument("--benchmark", help="import: the benchmark of a .npz whose name does not say it "
+                        "(ntu60-xsub, ...), or the dataset of a .pkl")
     parser.add_argument("--out", type=Path, required=True, help="folder for the stores and report.json")
     parser.add_argument("--workers", type=int, default=default_workers(), help="parallel processes (default: all cores)")
     parser.add_argument("--max-bad-fraction", type=float, default=DEFAULT_MAX_BAD_FRACTION,
@@ -48,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 def conversion_parts(args: argparse.Namespace, out: Path) -> list[tuple[str, Path, Callable[[ConversionReport], None]]]:
     """(name, raw folder, conversion into `out`) for each part of the dataset: one, or three for synthetic."""
     raw, workers = args.raw, args.workers
+    if args.dataset == IMPORT:
+        from hacm.data.imported import import_file
+
+        return [(IMPORT, args.from_file, lambda report: import_file(args.from_file, out, report=report,
+                                                                    benchmark=args.benchmark))]
     family = REGISTRY[args.dataset].family if args.dataset in REGISTRY else None
     if family == "ntu":
         return [(args.dataset, raw, lambda report: convert_ntu(
@@ -92,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     if not 0 <= args.max_bad_fraction <= 1:
         parser.error("--max-bad-fraction must lie in [0, 1]")
-    if args.dataset != "synthetic" and not args.raw.is_dir():
+    if args.dataset == IMPORT:
+        if args.from_file is None or args.raw is not None:
+            parser.error("import takes --from FILE (a .npz or .pkl file), not --raw")
+    elif args.raw is None:
+        parser.error(f"{args.dataset} needs --raw DIR")
+    elif args.dataset != "synthetic" and not args.raw.is_dir():
         parser.error(f"--raw {args.raw} is not a folder (run `python -m hacm.fetch {args.dataset}` first)")
     out = args.out
     if out.exists() and not out.is_dir():
