@@ -192,3 +192,33 @@ def test_the_multi_node_form_starts_torchrun_on_each_node_through_srun(tmp_path)
     odd = snakemake("-n", "results/ntu60_xsub/hacm/pretrain/seed0/encoder.pt", "--set-resources", "pretrain:gpu=3",
                     "pretrain:nodes=2", workdir=tmp_path)
     assert odd.returncode != 0 and "must be a multiple of nodes=2" in odd.stdout + odd.stderr
+
+
+def test_an_imported_dataset_is_converted_by_its_own_rule_and_feeds_the_runs(tmp_path):
+    """dataset: imported: each benchmark's stores come from the file `imports` names (here a small
+    CTR-GCN-style .npz), through `hacm.prepare import`; nothing is fetched."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "NTU60_XSub.npz"
+    x = np.zeros((40, 30, 150), dtype=np.float32)
+    x[:, :20] = rng.normal(size=(40, 20, 150))
+    labels = np.eye(60, dtype=np.float32)[np.arange(40) % 60]
+    np.savez(npz, x_train=x[:30], y_train=labels[:30], x_test=x[30:], y_test=labels[30:])
+    document = yaml.safe_load(SMOKE_CONFIG.read_text())
+    document.update(dataset="imported", imports={"ntu60-xsub": str(npz)}, methods={"hacm": ["ntu60-xsub"]},
+                    protocols={"linear": {"benchmarks": ["ntu60-xsub"], "methods": ["hacm"]},
+                               "finetune": {"benchmarks": []}, "semi": {"benchmarks": []},
+                               "transfer": {"sources": []}},
+                    ablations={"variants": {}})
+    config = write_config(tmp_path / "imported.yaml", document)
+    jobs = planned_jobs(snakemake("-n", "all_tables", "--configfile", str(config), workdir=tmp_path / "run"))
+    assert jobs["import_data"] == 1 and "fetch" not in jobs and "prepare" not in jobs
+    report = "resources/data/imported/ntu60-xsub/report.json"
+    result = snakemake("--cores", "1", report, "--configfile", str(config), workdir=tmp_path / "run")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "run" / "resources/data/imported/ntu60-xsub/ntu60-xsub/train/frames.npy").is_file()
+    document["imports"] = {}
+    missing = snakemake("-n", "all_tables", "--configfile", str(write_config(tmp_path / "none.yaml", document)),
+                        workdir=tmp_path / "run2")
+    assert missing.returncode != 0 and "`imports` names no file for ntu60-xsub" in missing.stdout + missing.stderr

@@ -54,6 +54,7 @@ wildcard_constraints:
     method=METHOD_PATTERN,
     seed="[0-9]+",
     dataset="|".join(DATASETS),
+    benchmark="|".join(BENCHMARKS),
     protocol=PROTOCOL_PATTERN,
 
 
@@ -66,12 +67,25 @@ def under(root, pattern):
 
 
 def dataset_of(benchmark):
-    return "synthetic" if config["dataset"] == "synthetic" else benchmark.split("-")[0]
+    """The data folder holding a benchmark's stores: synthetic, the dataset, or imported/<benchmark>."""
+    if config["dataset"] == "synthetic":
+        return "synthetic"
+    if config["dataset"] == "imported":
+        return f"imported/{benchmark}"
+    return BENCHMARKS[benchmark].dataset
 
 
 def data_report(benchmark):
     """The report.json that hacm.prepare writes once the benchmark's stores exist."""
     return f"{PATHS['data']}/{dataset_of(benchmark)}/report.json"
+
+
+def imported_file(wildcards):
+    """The file `imports` names for a benchmark (dataset: imported)."""
+    if wildcards.benchmark not in config["imports"]:
+        raise WorkflowError(f"dataset imported: `imports` names no file for {wildcards.benchmark} "
+                            f"(it has: {', '.join(config['imports']) or 'none'})")
+    return config["imports"][wildcards.benchmark]
 
 
 def data_dir(benchmark):

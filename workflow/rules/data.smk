@@ -1,5 +1,6 @@
 # Dataset acquisition and conversion. The synthetic dataset is generated; a real one is verified (and
-# downloaded when fetch.urls names a URL) from paths.archives, extracted, then converted.
+# downloaded when fetch.urls names a URL) from paths.archives, extracted, then converted; an imported
+# benchmark is converted from the .npz / .pkl file that `imports` names.
 
 
 rule synthetic_dataset:
@@ -64,3 +65,23 @@ rule prepare:
     shell:
         "python -m hacm.prepare {wildcards.dataset} --raw {params.raw} --out {params.out}"
         " --workers {threads} --max-bad-fraction {params.max_bad} > {log} 2>&1"
+
+
+rule import_data:
+    input:
+        imported_file,
+    output:
+        report=under(PATHS["data"], "imported/{benchmark}/report.json"),
+    params:
+        out=lambda wildcards, output: str(Path(output.report).parent),
+    log:
+        "results/logs/data/import_{benchmark}.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "python -m hacm.prepare import --from {input} --out {params.out} --benchmark {wildcards.benchmark}"
+        " > {log} 2>&1"
