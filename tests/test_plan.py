@@ -15,6 +15,7 @@ from snakemake.utils import validate
 
 from hacm.runs import PROTOCOL_PATTERN, Protocol, RunNameError, bench_folder, benchmark_of_folder
 from hacm.tables.plan import (
+    DATASETS,
     PAPER_BENCHMARKS,
     PLAN_SCHEMA,
     TABLE_COLUMNS,
@@ -134,3 +135,12 @@ def test_the_plan_command_writes_a_plan_and_refuses_a_broken_one_in_one_line(tmp
         messages.append(lines[0])
     assert "tables[0].rows[0].cells.ntu60-xsub: must be a list" in messages[0]
     assert "must be a JSON object" in messages[1] and "not valid JSON" in messages[2]
+
+
+def test_every_workflow_dataset_has_a_plan_and_a_caption():
+    """A plan carries the workflow's `dataset`: each value the workflow schema allows must pass the plan's
+    schema (dataset: imported once failed there, at the tables job, after every run had finished)."""
+    allowed = yaml.safe_load(SCHEMA.read_text())["properties"]["dataset"]["enum"]
+    assert list(DATASETS) == allowed
+    for dataset in allowed:
+        assert first_error(plan_of(workflow_config(dataset=dataset)), PLAN_SCHEMA, "plan") is None

@@ -218,6 +218,8 @@ def test_an_imported_dataset_is_converted_by_its_own_rule_and_feeds_the_runs(tmp
     result = snakemake("--cores", "1", report, "--configfile", str(config), workdir=tmp_path / "run")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "run" / "resources/data/imported/ntu60-xsub/ntu60-xsub/train/frames.npy").is_file()
+    plan = snakemake("--cores", "1", "results/tables/plan.json", "--configfile", str(config), workdir=tmp_path / "run")
+    assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]  # the tables' plan accepts it
     document["imports"] = {}
     missing = snakemake("-n", "all_tables", "--configfile", str(write_config(tmp_path / "none.yaml", document)),
                         workdir=tmp_path / "run2")

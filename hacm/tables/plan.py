@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,7 +43,10 @@ from hacm.tables.schemas import TEXT, closed, first_error
 if TYPE_CHECKING:
     from hacm.tables.published import Published
 
-DATASETS = {"synthetic": "embedded synthetic dataset", "real": "real NTU RGB+D / PKU-MMD data"}
+# Every value of the workflow's `dataset` (workflow/schemas/config.schema.yaml; tests/test_plan.py keeps
+# them equal), as the table captions say it.
+DATASETS = {"synthetic": "embedded synthetic dataset", "real": "real NTU RGB+D / PKU-MMD data",
+            "imported": "NTU RGB+D data imported from MAMP / CTR-GCN .npz or pyskl .pkl files"}
 # What a cell of ours shows, and how the caption says it.
 STATISTICS = {"best": "best epoch (as the published rows)", "last": "last epoch (the published rows give the best)"}
 DEFAULT_STATISTIC = "best"
@@ -278,11 +282,12 @@ def _files(names: list[str], where: str, plan_dir: Path) -> tuple[Path, ...]:
     return tuple(paths)
 
 
-def _unique(keys: list[str], where: str, what: str) -> None:
+def _unique(keys: list[str], place: Callable[[int], str], what: str) -> None:
+    """PlanError naming the first key given twice, at `place(its index)`."""
     seen = set()
     for index, key in enumerate(keys):
         if key in seen:
-            raise PlanError(where.format(index=index) + f": {what} {key!r} appears twice")
+            raise PlanError(f"{place(index)}: {what} {key!r} appears twice")
         seen.add(key)
 
 
@@ -291,8 +296,8 @@ def _table(raw: dict, where: str, plan_dir: Path, published: Published | None) -
     if not _STEM.match(name) or name.lower() == "index":
         raise PlanError(f"{where}.name: {name!r} cannot be a file stem (letters, digits, '_', '-', '.'; not 'index')")
     columns = {column["key"]: ColumnSpec(**column) for column in raw["columns"]}
-    _unique([column["key"] for column in raw["columns"]], where + ".columns[{index}]", "column key")
-    _unique([row["key"] for row in raw["rows"]], where + ".rows[{index}]", "row key")
+    _unique([column["key"] for column in raw["columns"]], lambda i: f"{where}.columns[{i}]", "column key")
+    _unique([row["key"] for row in raw["rows"]], lambda i: f"{where}.rows[{i}]", "row key")
     rows = []
     for index, row in enumerate(raw["rows"]):
         here = f"{where}.rows[{index}]"
@@ -319,7 +324,7 @@ def parse_plan(document: object, path: Path | str, published: Published | None =
         raise PlanError(problem)
     tables = [_table(raw, f"{path}: tables[{i}]", path.parent, published) for i, raw in enumerate(document["tables"])]
     names = [table.name for table in tables]
-    _unique(names, f"{path}: tables[{{index}}].name", "table")
+    _unique(names, lambda i: f"{path}: tables[{i}].name", "table")
     clash = next((name for name in names if name + DIFFERENCES_SUFFIX in names), None)
     if clash is not None:
         raise PlanError(f"{path}: tables: {clash + DIFFERENCES_SUFFIX!r} would overwrite the differences CSV of "
