@@ -180,7 +180,7 @@ def _abandon(pool) -> None:
         finalizer.cancel()
 
 
-class _StoreSet:
+class StoreSet:
     """The train and test writers of several benchmarks."""
 
     def __init__(self, out: Path, benchmarks: Iterable[str], info: dict) -> None:
@@ -246,7 +246,7 @@ def convert_ntu(
             seen.add(name)
             wanted.append(str(path))
     info = {"dataset": dataset_label or dataset, "num_classes": num_classes or DATASETS[dataset].num_classes}
-    stores = _StoreSet(out, benchmarks, info)
+    stores = StoreSet(out, benchmarks, info)
     try:
         for path, frames, error in parallel_map(
             _convert_ntu_file, wanted, workers=workers, description=f"{dataset} skeletons"
@@ -318,7 +318,7 @@ def convert_pku(
         else:
             report.problems.append(Problem(str(path), "skeleton file without a label file"))
     info = {"dataset": dataset_label or f"pku{phase}", "num_classes": num_classes}
-    stores = _StoreSet(out, benchmarks, info)
+    stores = StoreSet(out, benchmarks, info)
     try:
         for path, samples, problems, error in parallel_map(
             _convert_pku_video, tasks, workers=workers, description=f"pku{phase} videos"

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hacm.benchmarks import BENCHMARKS, DATASETS
-from hacm.data.convert import ConversionError, ConversionReport, Problem, _StoreSet
+from hacm.data.convert import ConversionError, ConversionReport, Problem, StoreSet
 from hacm.data.normalise import EmptySequenceError, normalise_sequence
 from hacm.data.kinect import FRAME_SHAPE
 from hacm.data.storage import SampleMeta
@@ -64,7 +64,7 @@ def trimmed(sequence: np.ndarray) -> np.ndarray:
     return sequence[: used[-1] + 1] if len(used) else sequence[:0]
 
 
-def _add(stores: _StoreSet, report: ConversionReport, *, benchmark: str, split: str, sequence: np.ndarray,
+def _add(stores: StoreSet, report: ConversionReport, *, benchmark: str, split: str, sequence: np.ndarray,
          meta: SampleMeta, where: str) -> None:
     sequence = trimmed(sequence)
     try:
@@ -125,7 +125,7 @@ def _import_npz(path: Path, out: Path, *, report: ConversionReport, benchmark: s
             raise ConversionError(f"{path}: expected the arrays {', '.join(sorted(expected))}; found "
                                   f"{', '.join(sorted(members)) or 'none'}")
         num_classes = DATASETS[dataset].num_classes
-        stores = _StoreSet(out, [benchmark], {"dataset": dataset, "num_classes": num_classes,
+        stores = StoreSet(out, [benchmark], {"dataset": dataset, "num_classes": num_classes,
                                               "imported_from": path.name, "format": "npz (MAMP / CTR-GCN)"})
         try:
             for split in ("train", "test"):
@@ -198,7 +198,7 @@ def _import_pkl(path: Path, out: Path, *, report: ConversionReport, dataset: str
         raise ConversionError(f"{path}: its split lists ({', '.join(map(str, document['split']))}) name no benchmark "
                               f"of {dataset}")
     num_classes = DATASETS[dataset].num_classes
-    stores = _StoreSet(out, list(parts), {"dataset": dataset, "num_classes": num_classes, "imported_from": path.name,
+    stores = StoreSet(out, list(parts), {"dataset": dataset, "num_classes": num_classes, "imported_from": path.name,
                                           "format": "pkl (pyskl)"})
     try:
         annotations = {str(a.get("frame_dir")): a for a in document["annotations"] if isinstance(a, dict)}
@@ -216,7 +216,7 @@ def _import_pkl(path: Path, out: Path, *, report: ConversionReport, dataset: str
         raise
 
 
-def _add_annotation(stores: _StoreSet, report: ConversionReport, annotation: dict, *, benchmark: str, split: str,
+def _add_annotation(stores: StoreSet, report: ConversionReport, annotation: dict, *, benchmark: str, split: str,
                     num_classes: int, where: str) -> None:
     name = str(annotation["frame_dir"])
     keypoint = np.asarray(annotation.get("keypoint"), dtype=np.float32)

@@ -32,8 +32,7 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 RAR_MAGIC = b"Rar!\x1a\x07"
 COMPRESSED_TAR_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
-EXTERNAL_TOOLS = {
-    "7z": ("7z", "7za", "7zz", "bsdtar"),
+EXTERNAL_TOOLS = {  # 7z archives are read with py7zr (extract_7z)
     "rar": ("unrar", "7z", "7zz", "bsdtar"),
     "zip": ("7z", "7za", "7zz"),  # only for methods neither zipfile nor inflate64 reads (libarchive lacks them too)
 }
@@ -87,16 +86,22 @@ def extract_archive(path: Path, *, raw_dir: Path, workers: int) -> int:
             return extract_7z(path, raw_dir=raw_dir)
         return extract_with_tool(path, raw_dir=raw_dir, kind=kind, workers=workers)
     except (zipfile.BadZipFile, zlib.error, EOFError, tarfile.TarError) as exc:
-        raise ArchiveInvalid(
-            f"{path} is corrupt ({exc}); delete it and download it again"
-        ) from None
+        raise corrupt(path, exc) from None
+
+
+def corrupt(path: Path, cause: Exception) -> ArchiveInvalid:
+    return ArchiveInvalid(f"{path} is corrupt ({one_line(cause)}); delete it and download it again")
+
+
+def encrypted(path: Path) -> ArchiveInvalid:
+    return ArchiveInvalid(f"{path} is encrypted; hacm.fetch expects the archive as the dataset page serves it")
 
 
 def extract_zip(path: Path, *, raw_dir: Path, workers: int) -> int:
     with zipfile.ZipFile(path) as archive:
         members = [(info, safe_member_path(info.filename, archive=path)) for info in archive.infolist()]
     if any(info.flag_bits & 0x1 for info, _ in members):
-        raise ArchiveInvalid(f"{path} is encrypted; hacm.fetch expects the archive as the dataset page serves it")
+        raise encrypted(path)
     # Methods neither zipfile nor inflate64 reads (rare): hand the archive to a 7z command.
     if any(info.compress_type not in (*ZIPFILE_METHODS, ZIP_DEFLATE64) for info, _ in members):
         return extract_with_tool(path, raw_dir=raw_dir, kind="zip", workers=workers)
@@ -199,7 +204,7 @@ def extract_7z(path: Path, *, raw_dir: Path) -> int:
     try:
         with py7zr.SevenZipFile(path, mode="r") as archive:
             if archive.needs_password():
-                raise ArchiveInvalid(f"{path} is encrypted; hacm.fetch expects the archive as the dataset page serves it")
+                raise encrypted(path)
             members = archive.list()
             for member in members:
                 safe_member_path(member.filename, archive=path)
@@ -209,7 +214,7 @@ def extract_7z(path: Path, *, raw_dir: Path) -> int:
                               label=f"extract {path.name}") as bar:
                 archive.extractall(path=raw_dir, callback=Progress(bar))
     except errors as exc:
-        raise ArchiveInvalid(f"{path} is corrupt ({one_line(exc)}); delete it and download it again") from None
+        raise corrupt(path, exc) from None
     return len(members)
 
 

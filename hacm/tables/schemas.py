@@ -87,6 +87,8 @@ def _what(error) -> str:
     if kind in ("minimum", "maximum"):
         low, high = schema.get("minimum"), schema.get("maximum")
         reason = f" ({schema['description']})" if "description" in schema else ""
+        if low is None or high is None:  # one bound only
+            return f"{instance!r} is {'below' if kind == 'minimum' else 'above'} {value:g}{reason}"
         return f"{instance!r} is outside {low:g}..{high:g}{reason}"
     if kind == "pattern":
         return f"must be {_TYPE_WORDS['string']}, got {instance!r}"
