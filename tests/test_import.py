@@ -3,6 +3,7 @@ with lengths recovered from the padding, names kept where the format has them, a
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -64,6 +65,23 @@ def test_a_pyskl_pickle_keeps_names_and_its_splits_agree_with_ours(tmp_path):
             assert all(assign_split(name, benchmark) == ours for name in kept)  # our rule, their lists
     store = SkeletonStore(tmp_path / "data" / "ntu60-xsub" / "train")
     assert store.metadata["performer"].tolist() == [1, 2, 4] and store.lengths.tolist() == [9, 9, 9]
+    report = json.loads((tmp_path / "data" / "report.json").read_text())
+    assert [part["files_converted"] for part in report["parts"]] == [4]  # each sample once, not once per benchmark
+
+
+def test_bad_samples_count_one_by_one_against_max_bad_fraction(tmp_path):
+    """An all-zero sample is a problem named by its place in the file; the share of bad samples, not
+    of bad files (one file here), is what --max-bad-fraction bounds."""
+    path = tmp_path / "NTU60_XSub.npz"
+    np.savez(path, x_train=padded([5, 0, 7, 3], 0), y_train=one_hot([1, 2, 3, 4]), x_test=padded([4], 1),
+             y_test=one_hot([5]))
+    assert prepare_main(["import", "--from", str(path), "--out", str(tmp_path / "strict")]) == 1  # 1 of 5 bad
+    assert prepare_main(["import", "--from", str(path), "--out", str(tmp_path / "data"),
+                         "--max-bad-fraction", "0.25"]) == 0
+    report = json.loads((tmp_path / "data" / "report.json").read_text())
+    assert report["parts"][0]["files_bad"] == 1 and report["parts"][0]["files_converted"] == 4
+    assert any(problem["path"] == f"{path}::train-000001" for problem in report["parts"][0]["problems"])
+    assert SkeletonStore(tmp_path / "data" / "ntu60-xsub" / "train").lengths.tolist() == [5, 7, 3]
 
 
 class Shell:

@@ -64,16 +64,24 @@ def trimmed(sequence: np.ndarray) -> np.ndarray:
     return sequence[: used[-1] + 1] if len(used) else sequence[:0]
 
 
+def sample_place(path: Path, name: str) -> str:
+    """A sample's place in a report: each sample of an imported file counts as one file, so that
+    --max-bad-fraction is the share of bad samples, as for raw files."""
+    return f"{path}::{name}"
+
+
 def _add(stores: StoreSet, report: ConversionReport, *, benchmark: str, split: str, sequence: np.ndarray,
-         meta: SampleMeta, where: str) -> None:
+         meta: SampleMeta, path: Path) -> bool:
+    """Whether the sample went into the store; else its problem is in the report."""
     sequence = trimmed(sequence)
     try:
         if len(sequence) == 0:
             raise EmptySequenceError("every frame is zero")
         stores.add(benchmark, split, normalise_sequence(sequence), meta)
-        report.files_converted += 1
+        return True
     except EmptySequenceError as error:
-        report.problems.append(Problem(where, f"{meta.name}: {error}"))
+        report.problems.append(Problem(sample_place(path, meta.name), str(error)))
+        return False
 
 
 # ---------------------------------------------------------------------------------------------- .npz
@@ -137,8 +145,9 @@ def _import_npz(path: Path, out: Path, *, report: ConversionReport, benchmark: s
                 report.files_found += shape[0]
                 for index, row in enumerate(rows):
                     sequence = row.reshape(shape[1], *FRAME_SHAPE).astype(np.float32)
-                    _add(stores, report, benchmark=benchmark, split=split, sequence=sequence,
-                         meta=SampleMeta(name=f"{split}-{index:06d}", label=int(labels[index])), where=str(path))
+                    meta = SampleMeta(name=f"{split}-{index:06d}", label=int(labels[index]))
+                    report.files_converted += _add(stores, report, benchmark=benchmark, split=split,
+                                                   sequence=sequence, meta=meta, path=path)
             stores.close(report)
         except BaseException:
             stores.abort()
@@ -203,13 +212,16 @@ def _import_pkl(path: Path, out: Path, *, report: ConversionReport, dataset: str
     try:
         annotations = {str(a.get("frame_dir")): a for a in document["annotations"] if isinstance(a, dict)}
         report.files_found = len(annotations)
+        converted = set()  # a sample goes into both benchmarks of its dataset: counted once
         for benchmark, membership in parts.items():
             for name, split in membership.items():
                 if name not in annotations:
-                    report.problems.append(Problem(str(path), f"{name}: in the {benchmark} split lists, not annotated"))
-                    continue
-                _add_annotation(stores, report, annotations[name], benchmark=benchmark, split=split,
-                                num_classes=num_classes, where=str(path))
+                    report.problems.append(Problem(sample_place(path, name),
+                                                   f"in the {benchmark} split lists, not annotated"))
+                elif _add_annotation(stores, report, annotations[name], benchmark=benchmark, split=split,
+                                     num_classes=num_classes, path=path):
+                    converted.add(name)
+        report.files_converted = len(converted)
         stores.close(report)
     except BaseException:
         stores.abort()
@@ -217,21 +229,21 @@ def _import_pkl(path: Path, out: Path, *, report: ConversionReport, dataset: str
 
 
 def _add_annotation(stores: StoreSet, report: ConversionReport, annotation: dict, *, benchmark: str, split: str,
-                    num_classes: int, where: str) -> None:
+                    num_classes: int, path: Path) -> bool:
     name = str(annotation["frame_dir"])
     keypoint = np.asarray(annotation.get("keypoint"), dtype=np.float32)
     label = int(annotation.get("label", -1))
     if keypoint.ndim != 4 or keypoint.shape[2:] != FRAME_SHAPE[1:] or not 1 <= keypoint.shape[0] <= FRAME_SHAPE[0]:
-        report.problems.append(Problem(where, f"{name}: keypoint has shape {keypoint.shape}, expected "
-                                              f"(1 or 2, frames, 25, 3)"))
-        return
+        report.problems.append(Problem(sample_place(path, name), f"keypoint has shape {keypoint.shape}, expected "
+                                                                 f"(1 or 2, frames, 25, 3)"))
+        return False
     if not 0 <= label < num_classes:
-        report.problems.append(Problem(where, f"{name}: label {label} outside 0..{num_classes - 1}"))
-        return
+        report.problems.append(Problem(sample_place(path, name), f"label {label} outside 0..{num_classes - 1}"))
+        return False
     sequence = np.zeros((keypoint.shape[1], *FRAME_SHAPE), dtype=np.float32)
     sequence[:, : keypoint.shape[0]] = keypoint.transpose(1, 0, 2, 3)
     codes = parse_ntu_name(name) if NTU_NAME.fullmatch(name) else None
     meta = SampleMeta(name=name, label=label, **({} if codes is None else {
         "setup": codes.setup, "camera": codes.camera, "performer": codes.performer,
         "replication": codes.replication}))
-    _add(stores, report, benchmark=benchmark, split=split, sequence=sequence, meta=meta, where=where)
+    return _add(stores, report, benchmark=benchmark, split=split, sequence=sequence, meta=meta, path=path)
