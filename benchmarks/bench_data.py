@@ -174,6 +174,26 @@ def bench_store_memory(root: Path, sizes: list[float], sink, *, batch_size: int 
         shutil.rmtree(root / f"store_{gigabytes}")
 
 
+def device_batches_rate(store: SkeletonStore, device: str, *, batch_size: int = 256, epochs: int = 3
+                        ) -> tuple[int, float]:
+    """(samples, seconds) of `epochs` epochs of DeviceBatches on `device` (T 72, augmentation), after a
+    warm-up batch; epoch_batches drops an incomplete last batch."""
+    def synchronise() -> None:
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    batches = DeviceBatches(store, device=device, frames=72, train=True)
+    batches.batch(list(range(batch_size)))  # warm-up
+    synchronise()
+    start, samples = time.perf_counter(), 0
+    for epoch in range(epochs):
+        batches.set_epoch(epoch)
+        for batch in batches.iterate(epoch_batches(len(store), batch_size=batch_size, seed=0, epoch=epoch)):
+            samples += len(batch.labels)
+    synchronise()
+    return samples, time.perf_counter() - start
+
+
 def bench_loader(root: Path, sink) -> None:
     store = write_big_store(root / "loader_store", 0.4)
     for workers in (0, 2):
@@ -186,17 +206,9 @@ def bench_loader(root: Path, sink) -> None:
         emit({"bench": "cpu_loader", "workers": workers,
               "samples_per_s": round(samples / (time.perf_counter() - start))}, sink)
     if torch.cuda.is_available():
-        batches = DeviceBatches(store, device="cuda", frames=72, train=True)
-        batches.batch(list(range(256)))  # warm-up
-        torch.cuda.synchronize()
-        start, samples = time.perf_counter(), 0
-        for epoch in range(3):
-            batches.set_epoch(epoch)
-            for batch in batches.iterate(epoch_batches(len(store), batch_size=256, seed=0, epoch=epoch)):
-                samples += len(batch.labels)
-        torch.cuda.synchronize()
+        samples, seconds = device_batches_rate(store, "cuda")
         emit({"bench": "gpu_device_batches", "device": torch.cuda.get_device_name(),
-              "samples_per_s": round(samples / (time.perf_counter() - start))}, sink)
+              "samples_per_s": round(samples / seconds)}, sink)
     shutil.rmtree(root / "loader_store")
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -60,39 +59,27 @@ def pretrain_step(device: str, quick: bool, timeout: int) -> dict:
 
 
 def loader_step(device: str, quick: bool) -> dict:
-    import torch
-
     sys.path.insert(0, str(REPO))
-    from benchmarks.bench_data import write_big_store
-    from hacm.data.loader import DeviceBatches, epoch_batches
+    from benchmarks.bench_data import device_batches_rate, write_big_store
 
     with tempfile.TemporaryDirectory() as folder:
         store = write_big_store(Path(folder) / "store", 0.01 if quick else 0.4)
-        batches = DeviceBatches(store, device=device, frames=72, train=True)
-        batch_size = 32 if quick else 256  # epoch_batches drops an incomplete last batch
-        batches.batch(list(range(batch_size)))  # warm-up
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start, samples = time.perf_counter(), 0
-        for epoch in range(1 if quick else 3):
-            batches.set_epoch(epoch)
-            for batch in batches.iterate(epoch_batches(len(store), batch_size=batch_size, seed=0, epoch=epoch)):
-                samples += len(batch.labels)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        batch_size = 32 if quick else 256
+        samples, seconds = device_batches_rate(store, device, batch_size=batch_size, epochs=1 if quick else 3)
         return {"status": "ok", "samples": samples, "store_samples": len(store), "batch_size": batch_size,
-                "samples_per_s": round(samples / (time.perf_counter() - start))}
+                "samples_per_s": round(samples / seconds)}
 
 
 def machine(device: str) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True)
-                .stdout.splitlines() if line.startswith("Model name")), platform.processor())
+    sys.path.insert(0, str(REPO))
+    from benchmarks.embedded_figures import cpu_model
+
     gpu = None
     if device.startswith("cuda"):
         import torch
 
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none found"
-    return {"cpu": cpu, "gpu": gpu, "date": dt.date.today().isoformat()}
+    return {"cpu": cpu_model(), "gpu": gpu, "date": dt.date.today().isoformat()}
 
 
 def main() -> int:

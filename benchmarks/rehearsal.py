@@ -117,13 +117,15 @@ def disk_gb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e9
 
 
-def loader_rate(store_dir: Path, batches: int = 60) -> float:
+def loader_rate(store_dir: Path, batches: int = 60) -> float | None:
     from hacm.data.loader import SkeletonDataset, epoch_batches, make_loader
     from hacm.data.storage import SkeletonStore
 
     store = SkeletonStore(store_dir)
     dataset = SkeletonDataset(store, frames=72, train=True, seed=0)
     order = epoch_batches(len(store), batch_size=256, seed=0, epoch=1)[:batches]
+    if len(order) < 2:  # a warm-up batch and one to time: a tiny --fraction has too few samples
+        return None
     iterator = iter(make_loader(dataset, order))
     next(iterator)
     started, samples = time.perf_counter(), 0
@@ -174,9 +176,10 @@ def main() -> int:
     args = parser.parse_args()
     if not (SHARED / "ntu60" / "skes_available_name.txt").is_file():
         raise SystemExit(f"the official NTU-60 name list is not in {SHARED} (the shared data folder)")
-    cpu = next(line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True)
-               .stdout.splitlines() if line.startswith("Model name"))
-    results = {"date": dt.date.today().isoformat(), "cpu": cpu, "cores": psutil.cpu_count(), "workers": args.workers,
+    sys.path.insert(0, str(REPO))
+    from benchmarks.embedded_figures import cpu_model
+
+    results = {"date": dt.date.today().isoformat(), "cpu": cpu_model(), "cores": psutil.cpu_count(), "workers": args.workers,
                "runs": []}
     for index, fraction in enumerate(args.fraction):
         root = args.out / f"fraction_{fraction:g}"
