@@ -804,7 +804,8 @@ def _pku_labels_text(actions: list[PkuAction]) -> str:
     return "".join(f"{a.label + 1},{a.start},{a.end},{a.confidence}\n" for a in actions)
 
 
-def _pku_split_text(train: list[str], test: list[str]) -> str:
+def pku_split_text(train: list[str], test: list[str]) -> str:
+    """A split file in the official layout (training ids on line 2, test ids on line 4; its spelling)."""
     return f"Training videos: \n{', '.join(train)}\nValidataion videos: \n{', '.join(test)}\n"
 
 
@@ -838,7 +839,7 @@ def write_pku_phase(phase_dir: Path, *, phase: int, seed: int, progress: Callabl
     for split, is_train in splits.items():
         train = [video for (video, _, _), keep in zip(videos, is_train) if keep]
         test = [video for (video, _, _), keep in zip(videos, is_train) if not keep]
-        _write_text(phase_dir / "split" / PKU_SPLIT_FILES[phase][split], _pku_split_text(train, test))
+        _write_text(phase_dir / "split" / PKU_SPLIT_FILES[phase][split], pku_split_text(train, test))
     return {"videos": len(videos), "actions": num_actions}
 
 
