@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 from collections.abc import Callable
@@ -25,3 +26,12 @@ def write_text_atomically(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
     os.replace(partial, path)
+
+
+def files_under(root: Path, pattern: str) -> list[Path]:
+    """Files below `root` whose name matches `pattern`, sorted; linked folders are followed (hacm.fetch
+    links a dataset folder the user already extracted into the raw folder instead of copying it)."""
+    found = []
+    for folder, _, names in os.walk(root, followlinks=True):
+        found += [Path(folder) / name for name in fnmatch.filter(names, pattern)]
+    return sorted(found)

@@ -564,5 +564,103 @@ def test_a_missing_archive_message_lists_what_was_found_instead(tmp_path):
     with pytest.raises(ArchiveMissing) as error:
         fetch_dataset(manifest=fetch_manifest.MANIFESTS["ntu120"], archives_dir=store, raw_dir=tmp_path / "raw")
     message = str(error.value)
-    assert "found there instead: NTU_RGBD120_skeletons_part2.zip, notes.txt" in message
+    assert message.splitlines()[0].endswith("found there instead: NTU_RGBD120_skeletons_part2.zip, notes.txt")
     assert NTU120_ZIP in message and NTU60_ZIP in message
+
+
+# ----------------------------------------------------------------------------------------------
+# data the user already extracted (MAMP's data/ layout, PKU-MMD's official folders)
+
+
+def copy_matching(source: Path, target: Path, keep) -> int:
+    target.mkdir(parents=True, exist_ok=True)
+    names = [path.name for path in sorted(source.iterdir()) if keep(path.name)]
+    for name in names:
+        shutil.copy2(source / name, target / name)
+    return len(names)
+
+
+def prepare_ntu(dataset: str, raw: Path, out: Path, synthetic_raw: Path) -> dict:
+    """hacm.prepare on `raw` with the synthetic data's own missing list; the report's only part."""
+    from hacm.prepare import main as prepare_main
+
+    missing = synthetic_raw / "ntu" / fetch_manifest.MANIFESTS[dataset].auxiliary[0].name
+    assert prepare_main([dataset, "--raw", str(raw), "--out", str(out), "--workers", "1", "--missing", str(missing)]) == 0
+    return json.loads((out / "report.json").read_text())["parts"][0]
+
+
+def test_ntu_folders_in_mamps_layout_are_linked_not_copied_and_prepared(tmp_path, synthetic_raw):
+    """MAMP's data/nturgbd_raw/{nturgb+d_skeletons, nturgb+d_skeletons120}/: <archives> may be data/."""
+    skeletons = synthetic_raw / "ntu" / "nturgb+d_skeletons"
+    data = tmp_path / "data"
+    part1 = copy_matching(skeletons, data / "nturgbd_raw" / "nturgb+d_skeletons", lambda n: int(n[1:4]) <= 17)
+    part2 = copy_matching(skeletons, data / "nturgbd_raw" / "nturgb+d_skeletons120", lambda n: int(n[1:4]) >= 18)
+    assert part1 and part2
+    raw = tmp_path / "raw"
+    report = fetch_dataset(manifest=fetch_manifest.MANIFESTS["ntu120"], archives_dir=data, raw_dir=raw)
+    assert [r.action for r in report.archives] == ["linked", "linked"]
+    assert (raw / "nturgbd_skeletons_s018_to_s032").resolve() == (data / "nturgbd_raw" / "nturgb+d_skeletons120").resolve()
+    assert not any(path.is_file() and path.suffix == ".skeleton" for path in raw.rglob("*"))  # nothing copied
+    again = fetch_dataset(manifest=fetch_manifest.MANIFESTS["ntu120"], archives_dir=data / "nturgbd_raw", raw_dir=raw)
+    assert [r.action for r in again.archives] == ["already linked", "already linked"]  # <archives> one level down
+    part = prepare_ntu("ntu120", raw, tmp_path / "stores", synthetic_raw)
+    assert part["files_found"] == part1 + part2 and part["problems"] == []
+    assert part["files_converted"] + part["files_skipped_missing_list"] == part1 + part2
+
+
+def test_both_ntu_parts_in_one_folder_are_linked_once_and_a_change_is_noticed(tmp_path, synthetic_raw):
+    data = tmp_path / "data"
+    total = copy_matching(synthetic_raw / "ntu" / "nturgb+d_skeletons", data / "nturgb+d_skeletons", lambda n: True)
+    raw = tmp_path / "raw"
+    report = fetch_dataset(manifest=fetch_manifest.MANIFESTS["ntu120"], archives_dir=data, raw_dir=raw)
+    assert [r.action for r in report.archives] == ["linked", f"in the folder of {NTU60_ZIP}"]
+    assert sorted(path.name for path in raw.iterdir() if path.is_symlink()) == ["nturgbd_skeletons_s001_to_s017"]
+    part = prepare_ntu("ntu120", raw, tmp_path / "stores120", synthetic_raw)
+    assert part["files_found"] == total and part["problems"] == []  # each sample read once
+    part = prepare_ntu("ntu60", raw, tmp_path / "stores60", synthetic_raw)
+    assert part["files_out_of_scope"] > 0 and part["problems"] == []
+    (data / "nturgb+d_skeletons" / "S001C001P001R001A001.skeleton").unlink()
+    report = fetch_dataset(manifest=fetch_manifest.MANIFESTS["ntu120"], archives_dir=data, raw_dir=raw)
+    assert report.archives[0].action == "linked"  # the listing changed: the marker is renewed
+
+
+def test_a_zip_and_a_folder_holding_the_same_samples_are_refused(tmp_path, synthetic_raw):
+    data = tmp_path / "data"
+    copy_matching(synthetic_raw / "ntu" / "nturgb+d_skeletons", data / "nturgb+d_skeletons", lambda n: True)
+    make_zip(data / NTU60_ZIP, ntu_members())
+    with pytest.raises(FetchError, match="holds the files of nturgbd_skeletons_s001_to_s017.zip too.*read twice"):
+        fetch_dataset(manifest=fetch_manifest.MANIFESTS["ntu120"], archives_dir=data, raw_dir=tmp_path / "raw")
+
+
+def test_pku_phase_i_as_the_official_download_unpacks_and_phase_ii_in_mamps_layout(tmp_path, synthetic_raw):
+    from hacm.prepare import main as prepare_main
+
+    data = tmp_path / "data"
+    for source, target in [("skeleton", "PKUMMD/Data/PKU_Skeleton_Renew"), ("label", "PKUMMD/Label/Train_Label_PKU_final")]:
+        copy_matching(synthetic_raw / "pku1" / source, data / target, lambda n: True)
+    copy_matching(synthetic_raw / "pku1" / "split", data / "PKUMMD" / "Split", lambda n: True)
+    (data / "PKUMMD" / "Split" / "cross_subject.txt").rename(data / "PKUMMD" / "Split" / "cross-subject.txt")
+    for folder in ("skeleton", "label"):
+        copy_matching(synthetic_raw / "pku2" / folder, data / "pku_raw" / "v2" / folder, lambda n: True)
+    copy_matching(synthetic_raw / "pku2" / "split", data / "pku_raw" / "v2", lambda n: True)
+    for dataset in ("pku1", "pku2"):
+        raw = tmp_path / "raw" / dataset
+        report = fetch_dataset(manifest=fetch_manifest.MANIFESTS[dataset], archives_dir=data, raw_dir=raw)
+        assert [r.action for r in report.archives] == ["linked", "linked", "copied", "copied"]
+        out = tmp_path / "stores" / dataset
+        assert prepare_main([dataset, "--raw", str(raw), "--out", str(out), "--workers", "1"]) == 0
+        part = json.loads((out / "report.json").read_text())["parts"][0]
+        assert part["files_converted"] == len(list((synthetic_raw / dataset / "skeleton").iterdir()))
+        assert part["problems"] == []
+
+
+def test_a_layout_folder_of_the_other_phase_is_not_taken_and_the_message_says_so(tmp_path, synthetic_raw):
+    v2 = tmp_path / "pku_raw" / "v2"
+    for folder in ("skeleton", "label"):
+        copy_matching(synthetic_raw / "pku2" / folder, v2 / folder, lambda n: True)
+    with pytest.raises(ArchiveMissing) as error:
+        fetch_dataset(manifest=fetch_manifest.MANIFESTS["pku1"], archives_dir=v2, raw_dir=tmp_path / "raw")
+    first, *rest = str(error.value).splitlines()
+    assert first.startswith("PKU-MMD phase I (pku1) needs Skeleton.7z, Label_PKUMMD.7z, cross_subject.txt, cross_view.txt")
+    assert first.endswith("found there instead: label/, skeleton/")
+    assert any(f"{v2 / 'skeleton'} is there but holds no file named like" in line for line in rest)

@@ -23,6 +23,7 @@ from hacm.data.ntu import NTU_NAME, load_sample, parse_ntu_name
 from hacm.data.pku import PKU_NUM_CLASSES, load_pku_video
 from hacm.data.splits import assign_split, is_ntu60_sample, read_pku_split_file
 from hacm.data.storage import SampleMeta, StoreWriter
+from hacm.files import files_under
 
 SPLITS = ("train", "test")
 DEFAULT_MAX_BAD_FRACTION = 0.02
@@ -77,7 +78,7 @@ def find_missing_list(raw: Path, dataset: str, explicit: Path | None) -> Path:
             raise ConversionError(f"missing-skeleton list {explicit} does not exist")
         return explicit
     name = DATASETS[dataset].missing_list
-    found = sorted(raw.rglob(name))
+    found = files_under(raw, name)
     if not found:
         raise ConversionError(
             f"{name} not found under {raw}: run `python -m hacm.fetch {dataset}` (it downloads the "
@@ -226,7 +227,7 @@ def convert_ntu(
 ) -> None:
     """NTU-format `.skeleton` files under `raw` -> stores of the dataset's benchmarks."""
     benchmarks = benchmarks or benchmarks_of(dataset)
-    paths = sorted(raw.rglob("*.skeleton"), key=lambda p: (p.name, str(p)))
+    paths = sorted(files_under(raw, "*.skeleton"), key=lambda p: (p.name, str(p)))
     report.files_found = len(paths)
     if not paths:
         raise ConversionError(f"no .skeleton file under {raw}")
@@ -274,7 +275,7 @@ def convert_ntu(
 def _pku_files(raw: Path, folder_word: str) -> dict[str, Path]:
     """Video id -> .txt file for files under a folder whose name contains `folder_word`."""
     files = {}
-    for path in sorted(raw.rglob("*.txt")):
+    for path in files_under(raw, "*.txt"):
         if any(folder_word in part.lower() for part in path.relative_to(raw).parts[:-1]):
             files.setdefault(path.stem, path)
     return files
@@ -282,7 +283,7 @@ def _pku_files(raw: Path, folder_word: str) -> dict[str, Path]:
 
 def find_pku_split_file(raw: Path, benchmark: str) -> Path:
     for name in BENCHMARKS[benchmark].split_files:
-        found = sorted(raw.rglob(name))
+        found = files_under(raw, name)
         if found:
             return found[0]
     raise ConversionError(

@@ -5,6 +5,8 @@ hand; this command then checks them, extracts them into ``--raw`` (once: reruns 
 extracted; zip, tar and 7z need no external command), places the official missing-skeleton list
 for NTU (shipped with hacm: no network needed), and writes ``<raw>/FETCHED.json``.
 ``--url FILE=URL`` (or ``fetch: urls:`` in ``--config``) downloads a file that is not there yet.
+Data already extracted is linked, not copied: ``--archives`` may be MAMP's / HA-CM's ``data/`` folder
+(nturgbd_raw/nturgb+d_skeletons[120]/, pku_raw/v1|v2/) or PKU-MMD's official ``PKUMMD/`` folder.
 
 Exit status: 0 done; 1 an archive is missing, corrupt or fails its checksum (the message says what
 to get and where to put it); 2 a usage or environment error (arguments, config, directories, no
@@ -34,11 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Verify, download (when a URL is given) and extract the archives of one dataset.",
-        epilog="Exit status: 0 done, 1 missing/invalid archive, 2 usage or environment error.",
+        epilog="Already-extracted data is linked, not copied: --archives may also be the data/ folder of MAMP / "
+               "HA-CM (nturgbd_raw/nturgb+d_skeletons/, nturgb+d_skeletons120/, pku_raw/v1/ and v2/ with skeleton/, "
+               "label/ and the split files) or hold PKU-MMD's PKUMMD/{Data,Label,Split}/ folders. "
+               "Exit status: 0 done, 1 missing/invalid archive, 2 usage or environment error.",
     )
     parser.add_argument("dataset", choices=sorted(MANIFESTS), help="which dataset to fetch")
     parser.add_argument("--archives", type=Path, required=True,
-                        help="directory holding the downloaded archives (<archives>/<file name>)")
+                        help="directory holding the downloaded archives (<archives>/<file name>), or the "
+                             "folders they were extracted to")
     parser.add_argument("--raw", type=Path, required=True, help="directory to extract into")
     parser.add_argument("--url", action="append", default=[], metavar="FILE=URL",
                         help="download FILE from URL when it is not in --archives (repeatable; file:// works)")

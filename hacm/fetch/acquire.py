@@ -14,6 +14,9 @@ from hacm.fetch.extract import (
     ExtractionMarker,
     copy_plain_file,
     extract_archive,
+    folder_holds,
+    folder_listing,
+    link_folder,
     marker_is_current,
     marker_path,
     read_marker,
@@ -40,9 +43,9 @@ class FileRecord:
     name: str
     path: str
     size: int
-    sha256: str
+    sha256: str  # of the file; of a folder's listing (FolderListing) for a folder the user extracted
     checksum_pinned: bool
-    action: str  # 'extracted', 'copied', 'already extracted', 'downloaded', 'verified'
+    action: str  # 'extracted', 'copied', 'already extracted', 'linked', 'already linked', 'downloaded', 'verified', ...
 
 
 @dataclass
@@ -90,11 +93,19 @@ def fetch_dataset(*, manifest: DatasetManifest, archives_dir: Path, raw_dir: Pat
         print(f"hacm.fetch: downloading {archive.name} from {urls[archive.name]}", flush=True)
         downloaded[archive.name] = download(urls[archive.name], target=target)
         located[archive.name] = target
+    linked: dict[Path, str] = {}  # folder -> the archive it was linked for
     for archive in manifest.archives:
+        path = located[archive.name]
+        if path.is_dir() and path.resolve() in linked:  # both NTU parts extracted into one folder
+            (raw_dir / Path(archive.name).stem).unlink(missing_ok=True)
+            report.archives.append(FileRecord(name=archive.name, path=str(path), size=0, sha256="",
+                                              checksum_pinned=False, action=f"in the folder of {linked[path.resolve()]}"))
+            continue
         report.archives.append(
-            place_archive(archive, path=located[archive.name], raw_dir=raw_dir, workers=workers,
-                          digest=downloaded.get(archive.name))
+            place_archive(archive, path=path, raw_dir=raw_dir, workers=workers, digest=downloaded.get(archive.name))
         )
+        if path.is_dir():
+            linked[path.resolve()] = archive.name
     for aux in manifest.auxiliary:
         report.auxiliary.append(place_auxiliary_file(aux, archives_dir=archives_dir, raw_dir=raw_dir,
                                                      url=urls.get(aux.name)))
@@ -123,10 +134,31 @@ def writable_dir(path: Path, flag: str, *, why: str = "") -> None:
 
 
 def locate_archive(archive: Archive, *, archives_dir: Path) -> Path | None:
+    """The archive under one of its names; else its content where a layout researchers hold puts it."""
     for name in (archive.name, *archive.aliases):
         if (archives_dir / name).is_file():
             return archives_dir / name
+    for relative in archive.layout_paths:
+        path = archives_dir / relative
+        if archive.unpack and path.is_dir() and folder_holds(path, archive.member_pattern):
+            return path
+        if not archive.unpack and path.is_file():
+            return path
     return None
+
+
+def check_no_sample_twice(manifest: DatasetManifest, located: dict[str, Path]) -> None:
+    """A folder holding another archive's files while that archive is also found would be read twice."""
+    for archive in manifest.archives:
+        folder = located.get(archive.name)
+        if folder is None or not folder.is_dir():
+            continue
+        for other in manifest.archives:
+            found = located.get(other.name)
+            if other is not archive and found is not None and found.is_file() and other.member_pattern \
+                    and folder_holds(folder, other.member_pattern):
+                raise FetchError(f"{folder} holds the files of {other.name} too, and {found} is there as well: "
+                                 "move one of them away, so that no sample is read twice")
 
 
 def locate_all(manifest: DatasetManifest, *, archives_dir: Path,
@@ -145,11 +177,22 @@ def locate_all(manifest: DatasetManifest, *, archives_dir: Path,
             missing.append(archive)
     if missing:
         raise ArchiveMissing(missing_archives_message(manifest, missing=missing, archives_dir=archives_dir))
+    check_no_sample_twice(manifest, located)
     return located, to_download
 
 
 def missing_archives_message(manifest: DatasetManifest, *, missing: list[Archive], archives_dir: Path) -> str:
-    lines = [f"{manifest.title} ({manifest.dataset}) needs {len(missing)} file(s) not found in {archives_dir}:"]
+    """First line: what is expected and what is there; then where to get each file."""
+    known = set(manifest.file_names())
+    entries = sorted(path.name + ("/" if path.is_dir() else "") for path in archives_dir.iterdir()
+                     if path.name not in known and not path.name.startswith(".")) if archives_dir.is_dir() else []
+    if entries:  # a mirror's own name for the right file, perhaps
+        found = ", ".join(entries[:10]) + (f" and {len(entries) - 10} more" if len(entries) > 10 else "")
+        found = f"found there instead: {found}"
+    else:
+        found = "nothing else is there" if archives_dir.is_dir() else "that folder does not exist"
+    lines = [f"{manifest.title} ({manifest.dataset}) needs {', '.join(a.name for a in missing)} in {archives_dir}; "
+             f"{found}"]
     for archive in missing:
         also = f" (or named {', '.join(archive.aliases)})" if archive.aliases else ""
         lines += [
@@ -157,13 +200,14 @@ def missing_archives_message(manifest: DatasetManifest, *, missing: list[Archive
             f"    request it at {archive.request_page}",
             f"    put it at     {archives_dir / archive.name}{also}",
         ]
-    known = set(manifest.file_names())
-    others = sorted(path.name for path in archives_dir.iterdir() if path.is_file() and path.name not in known
-                    and not path.name.startswith(".")) if archives_dir.is_dir() else []
-    if others:  # a mirror's own name for the right file, perhaps: say what is there
-        shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
-        lines.append(f"found there instead: {shown} (no name this dataset uses; if one of them is the file above, "
-                     "rename it: its content is checked against the manifest)")
+        if archive.layout_paths:
+            what = "its extracted folder" if archive.unpack else "the file"
+            lines.append(f"    or {what} at {archives_dir / archive.layout_paths[0]} (MAMP's data/ layout)")
+        for folder in (archives_dir / relative for relative in archive.layout_paths if archive.unpack):
+            if folder.is_dir():  # the layout's folder, of the other phase or part perhaps
+                lines.append(f"    ({folder} is there but holds no file named like {archive.member_pattern})")
+    if entries:
+        lines.append("if one of the files found is the one expected, rename it (its content is checked)")
     lines.append("then rerun; or give a download URL with --url FILE=URL (file:// works for a local copy).")
     return "\n".join(lines)
 
@@ -171,6 +215,8 @@ def missing_archives_message(manifest: DatasetManifest, *, missing: list[Archive
 def place_archive(archive: Archive, *, path: Path, raw_dir: Path, workers: int,
                   digest: FileDigest | None) -> FileRecord:
     """Verify ``path`` and extract (or copy) it into ``raw_dir`` unless its marker says it is done."""
+    if path.is_dir():
+        return place_folder(archive, folder=path, raw_dir=raw_dir)
     marker = read_marker(raw_dir, archive.name)
     if digest is None and marker_is_current(marker, archive=archive, path=path):
         return FileRecord(name=archive.name, path=str(path), size=marker.size, sha256=marker.sha256,
@@ -192,6 +238,27 @@ def place_archive(archive: Archive, *, path: Path, raw_dir: Path, workers: int,
     )))
     return FileRecord(name=archive.name, path=str(path), size=digest.size, sha256=digest.sha256,
                       checksum_pinned=archive.sha256 is not None, action=action)
+
+
+def place_folder(archive: Archive, *, folder: Path, raw_dir: Path) -> FileRecord:
+    """An archive the user already extracted: its folder is linked into ``raw_dir`` (nothing is copied)
+    as <raw>/<archive name without extension>; the marker keeps the folder's listing."""
+    listing = folder_listing(folder)
+    link = raw_dir / Path(archive.name).stem
+    marker = read_marker(raw_dir, archive.name)
+    current = (marker is not None and marker.source == str(folder) and marker.sha256 == listing.sha256
+               and link.is_symlink() and link.resolve() == folder.resolve())
+    if not current:
+        link_folder(folder, link=link)
+        write_json(marker_path(raw_dir, archive.name), asdict(ExtractionMarker(
+            archive=archive.name, source=str(folder), size=listing.size, mtime_ns=listing.newest_mtime_ns,
+            sha256=listing.sha256, members=listing.files,
+            extracted_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )))
+    print(f"hacm.fetch: {archive.name}: using the extracted folder {folder} ({listing.files} files), linked as {link}",
+          flush=True)
+    return FileRecord(name=archive.name, path=str(folder), size=listing.size, sha256=listing.sha256,
+                      checksum_pinned=False, action="already linked" if current else "linked")
 
 
 def place_auxiliary_file(aux: AuxiliaryFile, *, archives_dir: Path, raw_dir: Path, url: str | None) -> FileRecord:

@@ -5,9 +5,11 @@ it), with markers recording what was extracted from which archive.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 import lzma
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -272,6 +274,45 @@ def run_tool(command: list[str], *, path: Path) -> str:
             "the archive may be corrupt: delete it and download it again"
         )
     return result.stdout
+
+
+def folder_holds(folder: Path, pattern: str) -> bool:
+    """Whether a file directly in ``folder`` is named like the content of an archive (``pattern``)."""
+    regex = re.compile(pattern)
+    with os.scandir(folder) as entries:
+        return any(regex.fullmatch(entry.name) for entry in entries)
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """A folder's files (directly in it): how many, their bytes, and a sha256 over each file's name, size
+    and modification time, which changes when any file is added, removed or rewritten."""
+
+    files: int
+    size: int
+    newest_mtime_ns: int
+    sha256: str
+
+
+def folder_listing(folder: Path) -> FolderListing:
+    entries = []
+    with os.scandir(folder) as scan:
+        for entry in scan:
+            if entry.is_file():
+                stat = entry.stat()
+                entries.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    entries.sort()
+    digest = hashlib.sha256("\n".join(f"{name}\t{size}\t{mtime}" for name, size, mtime in entries).encode())
+    return FolderListing(files=len(entries), size=sum(e[1] for e in entries),
+                         newest_mtime_ns=max((e[2] for e in entries), default=0), sha256=digest.hexdigest())
+
+
+def link_folder(folder: Path, *, link: Path) -> None:
+    """``link`` -> ``folder`` (absolute), replacing an older link of that name."""
+    temporary = link.with_name(f".{link.name}.link")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(folder.absolute(), target_is_directory=True)
+    os.replace(temporary, link)
 
 
 def copy_plain_file(path: Path, *, raw_dir: Path, name: str) -> int:

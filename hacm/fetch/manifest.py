@@ -50,8 +50,13 @@ class Archive:
     request_page: str
     size: int | None = None  # bytes; None where no trustworthy value is published
     sha256: str | None = None  # never guessed: None unless measured from an official copy
-    aliases: tuple[str, ...] = ()  # other names the same download is known under
+    aliases: tuple[str, ...] = ()  # other names (or paths under <archives>) the same download is known under
     unpack: bool = True  # False: a plain file, copied into <raw> under ``name``
+    # Where the content sits, under <archives>, in the layouts researchers already hold: a folder of the
+    # archive's extracted files (it stands for the archive only when a file name in it matches
+    # member_pattern), or, for a plain file, the file.
+    layout_paths: tuple[str, ...] = ()
+    member_pattern: str = ""
 
 
 # The official lists shipped with hacm (hacm/fetch/lists/), so that fetch needs no network for them.
@@ -91,15 +96,39 @@ class DatasetManifest:
 # (github.com/maoyunyao/MAMP README "Data Preparation"). Sizes and sha256 of the NTU and PKU-MMD
 # archives are not published anywhere we could check, so they are None (measured and recorded in
 # FETCHED.json instead).
+#
+# Data a researcher already extracted: <archives> may hold it in the layout of MAMP / HA-CM (and of
+# CTR-GCN, MS-G3D, which share it; MAMP README "Data Preparation"): data/nturgbd_raw/nturgb+d_skeletons/
+# (from the s001-s017 zip), data/nturgbd_raw/nturgb+d_skeletons120/ (from the s018-s032 zip),
+# data/pku_raw/v1|v2/{skeleton/, label/, the split files}; or PKU-MMD phase I as the official download
+# unpacks (PKUMMD/Data/PKU_Skeleton_Renew/, PKUMMD/Label/Train_Label_PKU_final/, PKUMMD/Split/, as
+# many public loaders read it). <archives> may be the layout's top folder or any folder on the way down.
+# Both NTU zips also circulate extracted into one nturgb+d_skeletons/ folder.
+MAMP_FOLDERS = {"ntu": "nturgbd_raw", "pku1": "pku_raw/v1", "pku2": "pku_raw/v2"}
+PKU_OFFICIAL_FOLDERS = {"skeleton": "PKUMMD/Data/PKU_Skeleton_Renew", "label": "PKUMMD/Label/Train_Label_PKU_final",
+                        "split": "PKUMMD/Split"}
+
+
+def nested_paths(path: str) -> tuple[str, ...]:
+    """``path`` as seen from its top folder and from each folder below it (the last is its name alone)."""
+    parts = path.split("/")
+    return tuple("/".join(parts[index:]) for index in range(len(parts)))
+
+
+_NTU_SAMPLE = r"C\d{3}P\d{3}R\d{3}A\d{3}\.skeleton"
 NTU60_SKELETONS = Archive(
     name="nturgbd_skeletons_s001_to_s017.zip",
     contents="NTU RGB+D 60 3D skeletons, setups S001-S017 (56,880 .skeleton files)",
     request_page=NTU_REQUEST_PAGE,
+    layout_paths=nested_paths(f"{MAMP_FOLDERS['ntu']}/nturgb+d_skeletons"),
+    member_pattern=r"S0(0\d|1[0-7])" + _NTU_SAMPLE,
 )
 NTU120_EXTRA_SKELETONS = Archive(
     name="nturgbd_skeletons_s018_to_s032.zip",
     contents="NTU RGB+D 120 additional 3D skeletons, setups S018-S032 (57,600 .skeleton files)",
     request_page=NTU_REQUEST_PAGE,
+    layout_paths=(*nested_paths(f"{MAMP_FOLDERS['ntu']}/nturgb+d_skeletons120"), *NTU60_SKELETONS.layout_paths),
+    member_pattern=r"S0(1[89]|2\d|3[0-2])" + _NTU_SAMPLE,
 )
 
 # PKU-MMD names: github.com/maoyunyao/MAMP README lists Skeleton.7z, Label_PKUMMD.7z (phase I) and
@@ -111,35 +140,40 @@ NTU120_EXTRA_SKELETONS = Archive(
 
 def _split_file(benchmark: str, contents: str) -> Archive:
     name, *aliases = BENCHMARKS[benchmark].split_files
-    return Archive(name=name, contents=contents, request_page=PKU_REQUEST_PAGE, aliases=tuple(aliases), unpack=False)
+    # In MAMP's layout the file sits beside skeleton/ and label/ (pku_raw/v1/cross_subject.txt; its
+    # pku_gendata.py reads cross-subject.txt there); the official phase I download has it in Split/.
+    dataset = benchmark.split("-")[0]
+    folders = [MAMP_FOLDERS[dataset]] + ([PKU_OFFICIAL_FOLDERS["split"]] if dataset == "pku1" else [])
+    in_layouts = tuple(path for folder in folders for known in (name, *aliases)
+                       for path in nested_paths(f"{folder}/{known}")[:-1])
+    return Archive(name=name, contents=contents, request_page=PKU_REQUEST_PAGE, aliases=tuple(aliases), unpack=False,
+                   layout_paths=in_layouts)
+
+
+_PKU_VIDEO = {1: r"\d{4}-[LMR]\.txt", 2: r"A\d{2}N\d{2}-[LMR]\.txt"}  # 0002-L.txt, A01N01-L.txt
+
+
+def _pku_folder_archive(phase: int, name: str, contents: str, folder: str, **extra) -> Archive:
+    folders = nested_paths(f"{MAMP_FOLDERS[f'pku{phase}']}/{folder}")
+    if phase == 1:
+        folders += nested_paths(PKU_OFFICIAL_FOLDERS[folder])
+    return Archive(name=name, contents=contents, request_page=PKU_REQUEST_PAGE, layout_paths=folders,
+                   member_pattern=_PKU_VIDEO[phase], **extra)
 
 
 PKU1_ARCHIVES = (
-    Archive(
-        name="Skeleton.7z",
-        contents="PKU-MMD phase I skeletons (one XXXX-V.txt per video, 150 values per frame)",
-        request_page=PKU_REQUEST_PAGE,
-    ),
-    Archive(
-        name="Label_PKUMMD.7z",
-        contents="PKU-MMD phase I labels (label,start,end,confidence per action)",
-        request_page=PKU_REQUEST_PAGE,
-    ),
+    _pku_folder_archive(1, "Skeleton.7z", "PKU-MMD phase I skeletons (one XXXX-V.txt per video, 150 values per frame)",
+                        "skeleton"),
+    _pku_folder_archive(1, "Label_PKUMMD.7z", "PKU-MMD phase I labels (label,start,end,confidence per action)",
+                        "label"),
     _split_file("pku1-xsub", "PKU-MMD phase I cross-subject split (Split/ folder)"),
     _split_file("pku1-xview", "PKU-MMD phase I cross-view split (Split/ folder)"),
 )
 PKU2_ARCHIVES = (
-    Archive(
-        name="Skeleton_v2.7z",
-        contents="PKU-MMD phase II skeletons (one AxxNxx-V.txt per video, 150 values per frame)",
-        request_page=PKU_REQUEST_PAGE,
-    ),
-    Archive(
-        name="Label_PKUMMD_v2.7z",
-        contents="PKU-MMD phase II labels (label,start,end,confidence per action)",
-        request_page=PKU_REQUEST_PAGE,
-        aliases=("Label_PKUMMD_v2.zip",),
-    ),
+    _pku_folder_archive(2, "Skeleton_v2.7z",
+                        "PKU-MMD phase II skeletons (one AxxNxx-V.txt per video, 150 values per frame)", "skeleton"),
+    _pku_folder_archive(2, "Label_PKUMMD_v2.7z", "PKU-MMD phase II labels (label,start,end,confidence per action)",
+                        "label", aliases=("Label_PKUMMD_v2.zip",)),
     _split_file("pku2-xsub", "PKU-MMD phase II cross-subject split (Split/ folder)"),
     _split_file("pku2-xview", "PKU-MMD phase II cross-view split (Split/ folder)"),
 )
