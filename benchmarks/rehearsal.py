@@ -23,10 +23,11 @@ Frames are repeated, not new, so the archives compress better than real ones.
 `--fraction 0.5` keeps every second name (or video), to show that conversion is linear in files and
 flat in memory. After the first fraction of the first dataset, `hacm.pretrain` trains the paper-size
 model (hacm's defaults: D 256, depth 8, T 72) on its first benchmark's store for `--pretrain-steps`
-steps at batch 16 in bf16 (`--stop-after-steps`). Per stage: wall time (the snakemake call), files/s,
-peak resident memory of the stage's hacm process and its workers (sampled every 0.1 s; snakemake itself
-not counted), disk used. A dataset's raw files and stores are removed after it is measured (the
-archives are kept, one folder per fraction). Writes OUT/rehearsal.json.
+steps at batch 16 in bf16 (`--stop-after-steps`). Per stage: wall time (the snakemake call; files/s
+from hacm.prepare's own conversion time), peak resident memory of the stage's hacm process and its
+workers (sampled every 0.1 s; snakemake itself not counted), disk used. A dataset's raw files and
+stores are removed after it is measured; the fabricated archives are kept (one folder per fraction)
+and reused by a later run. Writes OUT/rehearsal.json.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ def pku_video(templates, video: str, dataset: str) -> tuple[bytes, bytes]:
 
 
 def fabricate_pku(archives: Path, dataset: str, step: int, root: Path) -> dict:
+    """The phase's two .7z archives and split files (kept from an earlier run when all are there)."""
     import py7zr
 
     from hacm.benchmarks import BENCHMARKS
@@ -173,28 +175,35 @@ def fabricate_pku(archives: Path, dataset: str, step: int, root: Path) -> dict:
 
     started = time.perf_counter()
     videos = pku_video_ids(dataset)[::step]
-    templates = pku_templates(root / "templates", phase=int(dataset[-1]))
     skeleton_name, label_name = PKU_ARCHIVES[dataset]
-    filters = [{"id": py7zr.FILTER_LZMA2, "preset": 0}]
-    raw_bytes, frames, actions = 0, 0, 0
-    with (py7zr.SevenZipFile(archives / skeleton_name, "w", filters=filters) as skeletons,
-          py7zr.SevenZipFile(archives / label_name, "w", filters=filters) as labels):
-        for index, video in enumerate(videos):
-            skeleton, label = pku_video(templates, video, dataset)
-            skeletons.writestr(skeleton, f"PKU_Skeleton_Renew/{video}.txt")
-            labels.writestr(label, f"Train_Label_PKU_final/{video}.txt")
-            raw_bytes, frames, actions = raw_bytes + len(skeleton), frames + skeleton.count(b"\n"), actions + label.count(b"\n")
-            if index % 200 == 0:
-                print(f"fabricate {skeleton_name}: {index}/{len(videos)}", flush=True)
-    test_ids = {video for index, video in enumerate(sorted({v[:-2] for v in videos})) if index % PKU_TEST_EVERY[dataset] == 0}
-    sides = {"xsub": [video[:-2] not in test_ids for video in videos], "xview": [video[-1] in PKU_TRAIN_VIEWS for video in videos]}
-    for protocol, is_train in sides.items():
-        train = [video for video, keep in zip(videos, is_train) if keep]
-        test = [video for video, keep in zip(videos, is_train) if not keep]
-        (archives / BENCHMARKS[f"{dataset}-{protocol}"].split_files[0]).write_text(pku_split_text(train, test))
-    return {"files": len(videos), "frames": frames, "actions": actions, "seconds": time.perf_counter() - started,
-            "raw_gb": raw_bytes / 1e9,
-            "archive_gb": sum((archives / name).stat().st_size for name in PKU_ARCHIVES[dataset]) / 1e9}
+    splits = {protocol: archives / BENCHMARKS[f"{dataset}-{protocol}"].split_files[0] for protocol in ("xsub", "xview")}
+    summary = archives / f"{dataset}_fabricated.json"
+    if not all(path.is_file() for path in [archives / skeleton_name, archives / label_name, *splits.values(), summary]):
+        templates = pku_templates(root / "templates", phase=int(dataset[-1]))
+        filters = [{"id": py7zr.FILTER_LZMA2, "preset": 0}]
+        raw_bytes, frames, actions = 0, 0, 0
+        with (py7zr.SevenZipFile(archives / skeleton_name, "w", filters=filters) as skeletons,
+              py7zr.SevenZipFile(archives / label_name, "w", filters=filters) as labels):
+            for index, video in enumerate(videos):
+                skeleton, label = pku_video(templates, video, dataset)
+                skeletons.writestr(skeleton, f"PKU_Skeleton_Renew/{video}.txt")
+                labels.writestr(label, f"Train_Label_PKU_final/{video}.txt")
+                raw_bytes += len(skeleton)
+                frames, actions = frames + skeleton.count(b"\n"), actions + label.count(b"\n")
+                if index % 200 == 0:
+                    print(f"fabricate {skeleton_name}: {index}/{len(videos)}", flush=True)
+        ids = sorted({video[:-2] for video in videos})
+        test_ids = set(ids[:: PKU_TEST_EVERY[dataset]])
+        sides = {"xsub": [video[:-2] not in test_ids for video in videos],
+                 "xview": [video[-1] in PKU_TRAIN_VIEWS for video in videos]}
+        for protocol, is_train in sides.items():
+            train = [video for video, keep in zip(videos, is_train) if keep]
+            test = [video for video, keep in zip(videos, is_train) if not keep]
+            splits[protocol].write_text(pku_split_text(train, test))
+        summary.write_text(json.dumps({"files": len(videos), "frames": frames, "actions": actions,
+                                       "seconds": time.perf_counter() - started, "raw_gb": raw_bytes / 1e9}))
+    archive_gb = sum((archives / name).stat().st_size for name in PKU_ARCHIVES[dataset]) / 1e9
+    return {**json.loads(summary.read_text()), "archive_gb": archive_gb}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,9 +306,10 @@ def rehearse(out: Path, dataset: str, fraction: float, workers: int, pretrain_st
     prepare = workflow_stage(root, archives, data / "report.json", workers)
     report = json.loads((data / "report.json").read_text())
     first = benchmarks_of(dataset)[0]
+    converting = sum(part["seconds"] for part in report["parts"])  # hacm.prepare's own clock: no snakemake start-up
     run = {"dataset": dataset, "fraction": fraction, "fabricate": made, "fetch": {**fetch, "raw_gb": disk_gb(raw)},
-           "prepare": {**prepare, "files_per_s": made["files"] / prepare["seconds"],
-                       "files_per_s_per_worker": made["files"] / prepare["seconds"] / workers,
+           "prepare": {**prepare, "converting_seconds": converting, "files_per_s": made["files"] / converting,
+                       "files_per_s_per_worker": made["files"] / converting / workers,
                        "stores_gb": disk_gb(data), "problems": sum(len(part["problems"]) for part in report["parts"]),
                        "stores": {b: s for part in report["parts"] for b, s in part["stores"].items()}},
            "loader_samples_per_s": loader_rate(data / first / "train")}
