@@ -4,6 +4,7 @@ the fetch and prepare rules), then the loader on the full store and a short pape
 
     python benchmarks/rehearsal.py --out /scratch/rehearsal [--dataset ntu60 ntu120 pku1 pku2]
                                    [--fraction 1.0 0.5] [--workers 2] [--pretrain-steps 200]
+    python benchmarks/rehearsal.py --out /scratch/rehearsal --table /scratch/rehearsal/rehearsal.json
 
 NTU: one `.skeleton` file per official sample name (../shared/data/ntu_statistics/<ntu60|ntu120>/
 skes_available_name.txt and the official missing list, whose samples hold frames without bodies), a
@@ -320,6 +321,48 @@ def rehearse(out: Path, dataset: str, fraction: float, workers: int, pretrain_st
     return run
 
 
+def markdown_table(results: dict) -> str:
+    """The README's table: one column per dataset and fraction, one row per stage."""
+    runs = results["runs"]
+    header = [f"{run['dataset']} × {run['fraction']:g} ({run['fabricate']['files']:,} files)" for run in runs]
+
+    def row(stage: str, cell) -> str:
+        return f"| {stage} | " + " | ".join(cell(run) for run in runs) + " |"
+
+    def fabricated(run: dict) -> str:
+        made = run["fabricate"]
+        extra = f", {made['frames']:,} frames, {made['actions']:,} actions" if "frames" in made else ""
+        return f"{made['raw_gb']:.1f} GB text{extra}; {made['archive_gb']:.1f} GB archives"
+
+    def prepared(run: dict) -> str:
+        prepare = run["prepare"]
+        samples = ", ".join(f"{b} {s['train']:,} / {s['test']:,}" for b, s in prepare["stores"].items())
+        return (f"{prepare['seconds']:.0f} s ({prepare['converting_seconds']:.0f} s converting) = "
+                f"{prepare['files_per_s_per_worker']:.0f} files/s per worker, peak {prepare['peak_rss_mb']:.0f} MB, "
+                f"{prepare['stores_gb']:.1f} GB of stores, {prepare['problems']} bad; {samples}")
+
+    def loader(run: dict) -> str:
+        rate = run["loader_samples_per_s"]
+        return "—" if rate is None else f"{rate / 1000:.1f}k samples/s"
+
+    def pretrained(run: dict) -> str:
+        if "pretrain" not in run:
+            return "—"
+        done = run["pretrain"]
+        return (f"{done['steps']} steps in {done['seconds']:.0f} s, {done['samples_per_s']:.1f} samples/s, "
+                f"peak {done['peak_rss_mb'] / 1024:.2f} GB")
+
+    lines = ["| stage | " + " | ".join(header) + " |", "|---|" + "---|" * len(runs),
+             row("fabricate (not part of the pipeline)", fabricated),
+             row("fetch rule (verify, extract; no network)",
+                 lambda run: f"{run['fetch']['seconds']:.0f} s, peak {run['fetch']['peak_rss_mb']:.0f} MB, "
+                             f"{run['fetch']['raw_gb']:.1f} GB extracted"),
+             row("prepare rule (parse, denoise, normalise, write the stores)", prepared),
+             row("loader, first benchmark's train store (batches of 256, T 72)", loader),
+             row("`hacm.pretrain`, paper-size model, bf16, batch 16", pretrained)]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="scratch folder (tens of GB)")
@@ -327,7 +370,11 @@ def main() -> int:
     parser.add_argument("--fraction", type=float, nargs="+", default=[1.0, 0.5])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pretrain-steps", type=int, default=200, help="0: no pretraining stage")
+    parser.add_argument("--table", type=Path, help="only print the Markdown table of this rehearsal.json")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.table.read_text())))
+        return 0
     for dataset in args.dataset:
         if dataset.startswith("ntu") and not (STATISTICS / dataset / "skes_available_name.txt").is_file():
             raise SystemExit(f"the official {dataset} name list is not in {STATISTICS / dataset} (the shared data folder)")
@@ -340,7 +387,7 @@ def main() -> int:
     for index, (dataset, fraction) in enumerate((d, f) for d in args.dataset for f in args.fraction):
         results["runs"].append(rehearse(out, dataset, fraction, args.workers, args.pretrain_steps if index == 0 else 0))
         (out / "rehearsal.json").write_text(json.dumps(results, indent=1) + "\n")  # what is done so far
-    print(json.dumps(results, indent=1))
+    print(markdown_table(results))
     return 0
 
 
