@@ -19,8 +19,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hacm.benchmarks import DATASETS as REGISTRY
-from hacm.data.convert import (
+from hacm.cli import interrupts_raise, quiet_interrupts_while_starting
+
+if __name__ == "__main__":  # before the imports below (numpy, pandas): a Ctrl-C while they load is one line
+    quiet_interrupts_while_starting("hacm.prepare")
+
+from hacm.benchmarks import DATASETS as REGISTRY  # noqa: E402  (after the start-up guard above)
+from hacm.data.convert import (  # noqa: E402
     DEFAULT_MAX_BAD_FRACTION,
     ConversionError,
     ConversionReport,
@@ -29,7 +34,7 @@ from hacm.data.convert import (
     default_workers,
     finish_report,
 )
-from hacm.locks import OutputInUse, OutputLock
+from hacm.locks import OutputInUse, OutputLock  # noqa: E402
 
 IMPORT = "import"
 DATASETS = (*REGISTRY, "synthetic", IMPORT)
@@ -99,6 +104,7 @@ def prepare(args: argparse.Namespace, *, into: Path) -> list[ConversionReport]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupts_raise()  # from here on, the handlers below keep the previous output whole
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.workers < 1:

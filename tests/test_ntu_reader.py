@@ -203,3 +203,26 @@ def test_irregular_whitespace_is_read_like_regular_text():
     irregular = regular.replace(b" ", b"  \t").replace(b"\n", b" \r\n\n")
     assert _parse_fast(irregular, "x") is None  # not one record per line: the strict parser decides
     _same(parse_skeleton_text(irregular, name="x"), parse_skeleton_text(regular, name="x"))
+
+
+def test_a_batch_of_files_parses_as_each_file_alone(ntu_samples):
+    """parse_skeleton_texts (one C-parser call for many files, as hacm.prepare reads them) gives each
+    file what parse_skeleton_text gives it alone, bad files and layouts the shared table cannot hold
+    included (they are parsed alone)."""
+    from hacm.data.ntu import parse_skeleton_texts
+
+    rng = np.random.default_rng(4)
+    regular = skeleton_text([[("72057594037927001", _person(rng))] for _ in range(12)] + [[]]).encode()
+    texts = [(path.read_bytes(), path.stem) for path in ntu_samples]  # CRLF and LF, one and two bodies
+    texts += [(regular, "regular"), (regular.rstrip(b"\n"), "no final newline"), (b"2\n0\n0\n", "no body"),
+              (b"", "empty"), (b"x\n", "junk"), (regular.replace(b"\n", b"\r\n", 3), "mixed line endings")]
+    quoted = [(regular, "regular"), (b'1\n"\n', "a quote that joins lines"), (regular, "regular again")]
+    irregular = [(regular, "regular"), (regular.replace(b" ", b"  "), "double spaces")]
+    for batch in (texts, quoted, irregular):
+        for (data, name), parsed in zip(batch, parse_skeleton_texts(batch)):
+            try:
+                alone = parse_skeleton_text(data, name=name)
+            except SkeletonFormatError as error:
+                assert isinstance(parsed, SkeletonFormatError) and str(parsed) == str(error), name
+            else:
+                _same(parsed, alone)

@@ -157,19 +157,30 @@ def _parse_strict(data: bytes, name: str) -> RawSkeleton:
     return _assemble(name, num_frames, np.asarray(record_frames, dtype=np.int64), ids, joints)
 
 
+def _read_table(data: bytes) -> np.ndarray | None:
+    """The first three values of every line (NaN where a line has fewer) by pandas' C parser; None when
+    the text is not space-separated lines of at most twelve values."""
+    try:
+        return pd.read_csv(
+            io.BytesIO(data), sep=" ", header=None, names=range(JOINT_VALUES), usecols=(0, 1, 2),
+            dtype=np.float64, engine="c", skip_blank_lines=False, keep_default_na=False, na_values=[""],
+        ).to_numpy()
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+
+
 def _parse_fast(data: bytes, name: str) -> RawSkeleton | None:
     """Line by line with pandas' C parser, for well-formed files (one record per line, single spaces).
 
     Returns None whenever the file is not exactly of that form; the strict parser then decides. Only
     the first three columns are converted: counts, body ids (re-read as text) and x y z.
     """
-    try:
-        table = pd.read_csv(
-            io.BytesIO(data), sep=" ", header=None, names=range(JOINT_VALUES), usecols=(0, 1, 2),
-            dtype=np.float64, engine="c", skip_blank_lines=False, keep_default_na=False, na_values=[""],
-        ).to_numpy()
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return None
+    table = _read_table(data)
+    return None if table is None else _parse_table(table, data, name)
+
+
+def _parse_table(table: np.ndarray, data: bytes, name: str) -> RawSkeleton | None:
+    """The skeleton from the table of a file's lines (`_read_table`); None when the counts do not fit."""
     first = table[:, 0].tolist()
     single = np.isnan(table[:, 1]).tolist()  # count lines hold one value
 
@@ -213,16 +224,46 @@ def parse_skeleton_text(data: bytes, *, name: str) -> RawSkeleton:
     return _parse_fast(data, name) or _parse_strict(data, name)
 
 
+def _lines(data: bytes) -> int:
+    return data.count(b"\n") + (not data.endswith(b"\n"))
+
+
+def parse_skeleton_texts(texts: list[tuple[bytes, str]]) -> list[RawSkeleton | SkeletonFormatError]:
+    """Many files' bytes (with their names) parsed at once: one call of the C parser for all of them,
+    whose set-up costs about as much as parsing a small file. A file the shared table cannot place is
+    parsed on its own, as `parse_skeleton_text` does; a bad file's entry is its SkeletonFormatError."""
+    lines = [_lines(data) for data, _ in texts]
+    table = _read_table(b"".join(data if data.endswith(b"\n") else data + b"\n" for data, _ in texts))
+    shared = table is not None and len(table) == sum(lines)  # else quotes or lone CRs merged or split lines
+    results: list[RawSkeleton | SkeletonFormatError] = []
+    start = 0
+    for (data, name), count in zip(texts, lines):
+        try:
+            parsed = _parse_table(table[start : start + count], data, name) if shared else _parse_fast(data, name)
+            results.append(parsed or _parse_strict(data, name))
+        except SkeletonFormatError as error:
+            results.append(error)
+        start += count
+    return results
+
+
+def skeleton_bytes(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise SkeletonFormatError(f"unreadable: {error.strerror or error}") from None
+
+
 def read_skeleton(path: str | Path) -> RawSkeleton:
     """Read one `.skeleton` file: every body id with its frames and joints."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise SkeletonFormatError(f"unreadable: {error.strerror or error}") from None
-    return parse_skeleton_text(data, name=path.name.removesuffix(".skeleton"))
+    return parse_skeleton_text(skeleton_bytes(path), name=path.name.removesuffix(".skeleton"))
 
 
 def load_sample(path: str | Path) -> np.ndarray:
     """One NTU sample as float32 (frames, 2, 25, 3): denoised, two actors selected, normalised."""
-    return normalise_sequence(select_actors(read_skeleton(path)))
+    return sample_from_skeleton(read_skeleton(path))
+
+
+def sample_from_skeleton(raw: RawSkeleton) -> np.ndarray:
+    return normalise_sequence(select_actors(raw))
