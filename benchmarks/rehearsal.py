@@ -96,7 +96,7 @@ def fabricate_ntu(archives: Path, dataset: str, step: int, workers: int) -> dict
     names, missing = official_names(dataset)
     names = names[::step]
     made = {"files": len(names), "missing_listed": len(missing & set(names)), "seconds": 0.0, "raw_gb": 0.0,
-            "archive_gb": 0.0}
+            "archive_gb": 0.0, "reused": []}
     for archive_name, setups in list(NTU_ARCHIVES.items())[: 1 if dataset == "ntu60" else 2]:
         path = archives / archive_name
         part = [name for name in names if int(name[1:4]) in setups]
@@ -114,6 +114,8 @@ def fabricate_ntu(archives: Path, dataset: str, step: int, workers: int) -> dict
             path.with_suffix(".part").rename(path)
             made["seconds"] += time.perf_counter() - started
             made["raw_gb"] += raw_bytes / 1e9
+        else:
+            made["reused"].append(archive_name)
         made["archive_gb"] += path.stat().st_size / 1e9
     return made
 
@@ -322,44 +324,37 @@ def rehearse(out: Path, dataset: str, fraction: float, workers: int, pretrain_st
 
 
 def markdown_table(results: dict) -> str:
-    """The README's table: one column per dataset and fraction, one row per stage."""
-    runs = results["runs"]
-    header = [f"{run['dataset']} × {run['fraction']:g} ({run['fabricate']['files']:,} files)" for run in runs]
+    """The README's table: one row per dataset and fraction, one column per stage."""
 
-    def row(stage: str, cell) -> str:
-        return f"| {stage} | " + " | ".join(cell(run) for run in runs) + " |"
+    def fabricated(made: dict) -> str:
+        if made.get("reused"):
+            return f"{made['archive_gb']:.1f} GB archived ({', '.join(made['reused'])} from an earlier dataset or run)"
+        extra = f", {made['frames'] / 1e6:.1f} M frames, {made['actions']:,} actions" if "frames" in made else ""
+        return f"{made['raw_gb']:.1f} GB of text{extra} in {made['seconds']:.0f} s; {made['archive_gb']:.1f} GB archived"
 
-    def fabricated(run: dict) -> str:
-        made = run["fabricate"]
-        extra = f", {made['frames']:,} frames, {made['actions']:,} actions" if "frames" in made else ""
-        return f"{made['raw_gb']:.1f} GB text{extra}; {made['archive_gb']:.1f} GB archives"
-
-    def prepared(run: dict) -> str:
-        prepare = run["prepare"]
-        samples = ", ".join(f"{b} {s['train']:,} / {s['test']:,}" for b, s in prepare["stores"].items())
-        return (f"{prepare['seconds']:.0f} s ({prepare['converting_seconds']:.0f} s converting) = "
-                f"{prepare['files_per_s_per_worker']:.0f} files/s per worker, peak {prepare['peak_rss_mb']:.0f} MB, "
-                f"{prepare['stores_gb']:.1f} GB of stores, {prepare['problems']} bad; {samples}")
-
-    def loader(run: dict) -> str:
-        rate = run["loader_samples_per_s"]
-        return "—" if rate is None else f"{rate / 1000:.1f}k samples/s"
+    def prepared(prepare: dict) -> str:
+        samples = "; ".join(f"{b} {s['train']:,} / {s['test']:,}" for b, s in prepare["stores"].items())
+        return (f"{prepare['seconds']:.0f} s ({prepare['converting_seconds']:.0f} s converting: "
+                f"{prepare['files_per_s_per_worker']:.0f} files/s per worker), peak {prepare['peak_rss_mb']:.0f} MB, "
+                f"{prepare['stores_gb']:.1f} GB, {prepare['problems']} bad; train / test {samples}")
 
     def pretrained(run: dict) -> str:
-        if "pretrain" not in run:
-            return "—"
-        done = run["pretrain"]
-        return (f"{done['steps']} steps in {done['seconds']:.0f} s, {done['samples_per_s']:.1f} samples/s, "
-                f"peak {done['peak_rss_mb'] / 1024:.2f} GB")
+        done = run.get("pretrain")
+        return "—" if done is None else (f"{done['steps']} steps in {done['seconds']:.0f} s: "
+                                         f"{done['samples_per_s']:.1f} samples/s, peak {done['peak_rss_mb'] / 1024:.2f} GB")
 
-    lines = ["| stage | " + " | ".join(header) + " |", "|---|" + "---|" * len(runs),
-             row("fabricate (not part of the pipeline)", fabricated),
-             row("fetch rule (verify, extract; no network)",
-                 lambda run: f"{run['fetch']['seconds']:.0f} s, peak {run['fetch']['peak_rss_mb']:.0f} MB, "
-                             f"{run['fetch']['raw_gb']:.1f} GB extracted"),
-             row("prepare rule (parse, denoise, normalise, write the stores)", prepared),
-             row("loader, first benchmark's train store (batches of 256, T 72)", loader),
-             row("`hacm.pretrain`, paper-size model, bf16, batch 16", pretrained)]
+    lines = ["| dataset, files | fabricate (not part of the pipeline) | fetch rule (verify, extract; no network) "
+             "| prepare rule (parse, denoise, normalise, write the stores) | loader (batches of 256, T 72) "
+             "| `hacm.pretrain`, paper-size model, bf16, batch 16 |", "|---|---|---|---|---|---|"]
+    for run in results["runs"]:
+        fetch, rate = run["fetch"], run["loader_samples_per_s"]
+        lines.append(" | ".join([
+            f"| {run['dataset']}, {run['fabricate']['files']:,}" + (" (every 2nd)" if run["fraction"] == 0.5 else ""),
+            fabricated(run["fabricate"]),
+            f"{fetch['seconds']:.0f} s, peak {fetch['peak_rss_mb']:.0f} MB, {fetch['raw_gb']:.1f} GB",
+            prepared(run["prepare"]),
+            "—" if rate is None else f"{rate / 1000:.1f}k samples/s",
+            pretrained(run)]) + " |")
     return "\n".join(lines)
 
 

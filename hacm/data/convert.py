@@ -6,6 +6,7 @@ and `report.json`), and the run fails only when the share of bad files passes a 
 
 from __future__ import annotations
 
+import collections
 import json
 import multiprocessing
 import os
@@ -132,7 +133,11 @@ def _ignore_interrupts() -> None:
 
 def parallel_map(function: Callable, items: list, *, workers: int, description: str, batch: int = 0) -> Iterator:
     """Results in input order, computed by `workers` processes, with a progress bar on stderr (in items).
-    batch > 0: `function` takes a list of up to `batch` items and returns their results in order."""
+    batch > 0: `function` takes a list of up to `batch` items and returns their results in order.
+
+    At most `workers * 4` items (batches) are in flight: when the caller, which writes the stores, is
+    slower than the workers, they wait instead of piling results up in memory (a PKU-MMD video's samples
+    are megabytes)."""
     bar = tqdm(total=len(items), desc=description, unit="file", mininterval=1.0, file=sys.stderr)
     if batch:
         items = [items[start : start + batch] for start in range(0, len(items), batch)]
@@ -157,8 +162,7 @@ def parallel_map(function: Callable, items: list, *, workers: int, description: 
                 signal.signal(signal.SIGINT, previous)
             if noted and previous is signal.default_int_handler:
                 raise KeyboardInterrupt
-            chunk = max(1, min(32, len(items) // (workers * 8) or 1))
-            results = pool.imap(function, items, chunksize=chunk)
+            results = _bounded_results(pool, function, items, in_flight=workers * 4)
         for result in results:
             for one in result if batch else [result]:
                 bar.update()
@@ -172,6 +176,17 @@ def parallel_map(function: Callable, items: list, *, workers: int, description: 
                 pool.join()
             else:
                 _abandon(pool)
+
+
+def _bounded_results(pool, function: Callable, items: list, *, in_flight: int) -> Iterator:
+    """`function` over `items` in order, with at most `in_flight` items submitted and not yet taken."""
+    pending: collections.deque = collections.deque()
+    for item in items:
+        pending.append(pool.apply_async(function, (item,)))
+        if len(pending) >= in_flight:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _abandon(pool) -> None:
