@@ -336,18 +336,26 @@ def rehearse(out: Path, dataset: str, fraction: float, workers: int, pretrain_st
 
 def markdown_table(results: dict) -> str:
     """The README's table: one row per dataset and fraction, one column per stage."""
+    run_workers = results["workers"]
 
     def fabricated(made: dict) -> str:
-        if made.get("reused"):
-            return f"{made['archive_gb']:.1f} GB archived ({', '.join(made['reused'])} from an earlier dataset or run)"
+        reused = f" ({', '.join(made['reused'])} kept from an earlier dataset or run)" if made.get("reused") else ""
+        if made["seconds"] == 0:
+            return f"{made['archive_gb']:.1f} GB archived{reused}"
         extra = f", {made['frames'] / 1e6:.1f} M frames, {made['actions']:,} actions" if "frames" in made else ""
-        return f"{made['raw_gb']:.1f} GB of text{extra} in {made['seconds']:.0f} s; {made['archive_gb']:.1f} GB archived"
+        return (f"{made['raw_gb']:.1f} GB of text{extra} in {made['seconds']:.0f} s; {made['archive_gb']:.1f} GB "
+                f"archived{reused}")
 
-    def prepared(prepare: dict) -> str:
+    def prepared(run: dict) -> str:
+        prepare, made = run["prepare"], run["fabricate"]
         samples = "; ".join(f"{b} {s['train']:,} / {s['test']:,}" for b, s in prepare["stores"].items())
-        return (f"{prepare['seconds']:.0f} s ({prepare['converting_seconds']:.0f} s converting: "
-                f"{prepare['files_per_s_per_worker']:.0f} files/s per worker), peak {prepare['peak_rss_mb']:.0f} MB, "
-                f"{prepare['stores_gb']:.1f} GB, {prepare['problems']} bad; train / test {samples}")
+        rate = f"{prepare['files_per_s_per_worker']:.0f} files/s per worker"
+        if "frames" in made:  # PKU-MMD: a file is a long video
+            rate = (f"{prepare['files_per_s_per_worker']:.1f} videos = "
+                    f"{made['frames'] / prepare['converting_seconds'] / run_workers / 1000:.0f}k frames/s per worker")
+        return (f"{prepare['seconds']:.0f} s ({prepare['converting_seconds']:.0f} s converting: {rate}), peak "
+                f"{prepare['peak_rss_mb']:.0f} MB, {prepare['stores_gb']:.1f} GB, {prepare['problems']} bad; "
+                f"train / test {samples}")
 
     def pretrained(run: dict) -> str:
         done = run.get("pretrain")
@@ -369,7 +377,7 @@ def markdown_table(results: dict) -> str:
             f"| {run['dataset']}, {run['fabricate']['files']:,}" + (" (every 2nd)" if run["fraction"] == 0.5 else ""),
             fabricated(run["fabricate"]),
             f"{fetch['seconds']:.0f} s, peak {fetch['peak_rss_mb']:.0f} MB, {fetch['raw_gb']:.1f} GB",
-            prepared(run["prepare"]),
+            prepared(run),
             loader(run),
             pretrained(run)]) + " |")
     return "\n".join(lines)
