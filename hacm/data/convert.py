@@ -131,13 +131,14 @@ def _ignore_interrupts() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-def parallel_map(function: Callable, items: list, *, workers: int, description: str, batch: int = 0) -> Iterator:
+def parallel_map(function: Callable, items: list, *, workers: int, description: str, batch: int = 0,
+                 in_flight: int = 4) -> Iterator:
     """Results in input order, computed by `workers` processes, with a progress bar on stderr (in items).
     batch > 0: `function` takes a list of up to `batch` items and returns their results in order.
 
-    At most `workers * 4` items (batches) are in flight: when the caller, which writes the stores, is
-    slower than the workers, they wait instead of piling results up in memory (a PKU-MMD video's samples
-    are megabytes)."""
+    At most `in_flight` items (batches) per worker are submitted and not yet taken: when the caller, which
+    writes the stores, falls behind (a disk that throttles its writes), the workers go on only that far
+    instead of piling results up in memory (a PKU-MMD video's samples are megabytes)."""
     bar = tqdm(total=len(items), desc=description, unit="file", mininterval=1.0, file=sys.stderr)
     if batch:
         items = [items[start : start + batch] for start in range(0, len(items), batch)]
@@ -162,7 +163,7 @@ def parallel_map(function: Callable, items: list, *, workers: int, description: 
                 signal.signal(signal.SIGINT, previous)
             if noted and previous is signal.default_int_handler:
                 raise KeyboardInterrupt
-            results = _bounded_results(pool, function, items, in_flight=workers * 4)
+            results = _bounded_results(pool, function, items, in_flight=workers * in_flight)
         for result in results:
             for one in result if batch else [result]:
                 bar.update()
@@ -283,7 +284,8 @@ def convert_ntu(
     stores = StoreSet(out, benchmarks, info)
     try:
         for path, frames, error in parallel_map(
-            _convert_ntu_files, wanted, workers=workers, description=f"{dataset} skeletons", batch=NTU_BATCH
+            _convert_ntu_files, wanted, workers=workers, description=f"{dataset} skeletons", batch=NTU_BATCH,
+            in_flight=32,  # batches of ~50 KB samples: up to 512 files (~30 MB) ahead per worker
         ):
             if error is not None:
                 report.problems.append(Problem(path, error))
