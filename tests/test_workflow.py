@@ -211,9 +211,12 @@ def test_an_imported_dataset_is_converted_by_its_own_rule_and_feeds_the_runs(tmp
                                "finetune": {"benchmarks": []}, "semi": {"benchmarks": []},
                                "transfer": {"sources": []}},
                     ablations={"variants": {}})
+    document.setdefault("prepare", {})["max_bad_fraction"] = 0.1
     config = write_config(tmp_path / "imported.yaml", document)
-    jobs = planned_jobs(snakemake("-n", "all_tables", "--configfile", str(config), workdir=tmp_path / "run"))
+    planned = snakemake("-n", "-p", "all_tables", "--configfile", str(config), workdir=tmp_path / "run")
+    jobs = planned_jobs(planned)
     assert jobs["import_data"] == 1 and "fetch" not in jobs and "prepare" not in jobs
+    assert "--max-bad-fraction 0.1 " in planned.stdout  # the configured bound, as for the other data rules
     report = "resources/data/imported/ntu60-xsub/report.json"
     result = snakemake("--cores", "1", report, "--configfile", str(config), workdir=tmp_path / "run")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -74,6 +74,7 @@ rule import_data:
         report=under(PATHS["data"], "imported/{benchmark}/report.json"),
     params:
         out=lambda wildcards, output: str(Path(output.report).parent),
+        max_bad=config["prepare"]["max_bad_fraction"],
     log:
         "results/logs/data/import_{benchmark}.log",
     conda:
@@ -84,4 +85,4 @@ rule import_data:
         runtime=120,
     shell:
         "python -m hacm.prepare import --from {input} --out {params.out} --benchmark {wildcards.benchmark}"
-        " > {log} 2>&1"
+        " --max-bad-fraction {params.max_bad} > {log} 2>&1"
