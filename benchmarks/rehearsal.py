@@ -50,14 +50,13 @@ import numpy as np
 import psutil
 import yaml
 
+from hacm.data.convert import read_name_list
+from hacm.data.synthetic import NTU60_NUM_CLASSES, NTU_SKELETON_DIR
+from hacm.fetch.manifest import MANIFESTS, NTU60_SKELETONS, NTU120_EXTRA_SKELETONS
+
 REPO = Path(__file__).resolve().parents[1]
 STATISTICS = REPO / ".." / "shared" / "data" / "ntu_statistics"
-LISTS = REPO / "hacm" / "fetch" / "lists"
-SKELETON_DIR = "nturgb+d_skeletons"
-NTU_ARCHIVES = {"nturgbd_skeletons_s001_to_s017.zip": range(1, 18), "nturgbd_skeletons_s018_to_s032.zip": range(18, 33)}
-NTU_MISSING_LISTS = {"ntu60": "NTU_RGBD_samples_with_missing_skeletons.txt",
-                     "ntu120": "NTU_RGBD120_samples_with_missing_skeletons.txt"}
-SYNTHETIC_CLASSES = 12  # the generator's NTU-60 classes; an official action a is drawn as class (a - 1) % 12
+NTU_ARCHIVES = {NTU60_SKELETONS.name: range(1, 18), NTU120_EXTRA_SKELETONS.name: range(18, 33)}  # their setups
 
 
 # ------------------------------------------------------------------------------------------------
@@ -66,8 +65,7 @@ SYNTHETIC_CLASSES = 12  # the generator's NTU-60 classes; an official action a i
 
 def official_names(dataset: str) -> tuple[list[str], set[str]]:
     available = (STATISTICS / dataset / "skes_available_name.txt").read_text().split()
-    missing_text = (LISTS / NTU_MISSING_LISTS[dataset]).read_text()
-    missing = {line.strip() for line in missing_text.splitlines() if line.strip().startswith("S")}
+    missing = read_name_list(MANIFESTS[dataset].auxiliary[0].shipped)  # the official list hacm ships
     return sorted(set(available) | missing), missing
 
 
@@ -77,7 +75,7 @@ def recording(name: str, missing: bool) -> bytes:
     from hacm.data.synthetic import format_ntu_skeleton, ntu_performance_rng, synthesize_ntu_bodies
 
     action = int(name[-3:])
-    synthetic = f"{name[:-3]}{(action - 1) % SYNTHETIC_CLASSES + 1:03d}"
+    synthetic = f"{name[:-3]}{(action - 1) % NTU60_NUM_CLASSES + 1:03d}"  # an official action as a generator class
     frames = synthesize_ntu_bodies(synthetic, ntu_performance_rng(0, synthetic))
     rng = np.random.default_rng(zlib.crc32(name.encode()))  # the same length in every run
     length = int(np.clip(rng.gamma(4.0, 21.0), 30, 300))
@@ -107,7 +105,7 @@ def fabricate_ntu(archives: Path, dataset: str, step: int, workers: int) -> dict
                   multiprocessing.Pool(workers) as pool):
                 items = [(name, name in missing) for name in part]
                 for index, (name, data) in enumerate(pool.imap(_recording, items, chunksize=64)):
-                    archive.writestr(f"{SKELETON_DIR}/{name}.skeleton", data)
+                    archive.writestr(f"{NTU_SKELETON_DIR}/{name}.skeleton", data)
                     raw_bytes += len(data)
                     if index % 10000 == 0:
                         print(f"fabricate {archive_name}: {index}/{len(part)}", flush=True)

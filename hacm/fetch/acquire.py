@@ -97,7 +97,7 @@ def fetch_dataset(*, manifest: DatasetManifest, archives_dir: Path, raw_dir: Pat
     for archive in manifest.archives:
         path = located[archive.name]
         if path.is_dir() and path.resolve() in linked:  # both NTU parts extracted into one folder
-            (raw_dir / Path(archive.name).stem).unlink(missing_ok=True)
+            folder_link(archive, raw_dir=raw_dir).unlink(missing_ok=True)
             report.archives.append(FileRecord(name=archive.name, path=str(path), size=0, sha256="",
                                               checksum_pinned=False, action=f"in the folder of {linked[path.resolve()]}"))
             continue
@@ -240,11 +240,16 @@ def place_archive(archive: Archive, *, path: Path, raw_dir: Path, workers: int,
                       checksum_pinned=archive.sha256 is not None, action=action)
 
 
+def folder_link(archive: Archive, *, raw_dir: Path) -> Path:
+    """Where the folder the user extracted an archive into is linked: <raw>/<archive name without extension>."""
+    return raw_dir / Path(archive.name).stem
+
+
 def place_folder(archive: Archive, *, folder: Path, raw_dir: Path) -> FileRecord:
-    """An archive the user already extracted: its folder is linked into ``raw_dir`` (nothing is copied)
-    as <raw>/<archive name without extension>; the marker keeps the folder's listing."""
+    """An archive the user already extracted: its folder is linked into ``raw_dir`` (nothing is copied);
+    the marker keeps the folder's listing."""
     listing = folder_listing(folder)
-    link = raw_dir / Path(archive.name).stem
+    link = folder_link(archive, raw_dir=raw_dir)
     marker = read_marker(raw_dir, archive.name)
     current = (marker is not None and marker.source == str(folder) and marker.sha256 == listing.sha256
                and link.is_symlink() and link.resolve() == folder.resolve())
