@@ -7,11 +7,14 @@ speed (frame count and a smooth time warp), joint noise, extra noisy bodies, emp
 1 % of the NTU files, no skeleton at all (listed like the official missing-skeleton list).
 
 The classes come in five groups of three. Within a group every class is built from the same motion
-pieces, only their order in time (or the number of wave cycles) differs, so each joint angle takes the
-same values for the same share of the time in every class of the group: the time-averaged pose cannot
-tell the classes of a group apart, the trajectory can. The classes of an ordered group also differ in
-style: their pieces swell 0, 1 or 2 times on the way (the time-averaged joint angles do not change, the local
-motion is not). As in the real datasets, the last group exists
+pieces, only their order in time (or the sense in which the hand draws its circles) differs, so each
+joint angle takes the same values for the same share of the time in every class of the group: the
+time-averaged pose cannot tell the classes of a group apart, the trajectory can. The classes of an
+ordered group also differ in style: their pieces swell 0, 1 or 2 times on the way (the time-averaged
+joint angles do not change, the local motion is not). The circles' sense is visible in any three
+consecutive frames of the hand, and no crop or time warp of the sequence changes it (the number of wave
+cycles of generator version 3 did not survive the training crop, and no method told them apart). As in
+the real datasets, the last group exists
 only in NTU RGB+D 120: it is performed in the NTU-120 setups (S018, S019), by NTU-120 performers, who
 also perform every NTU-60 class.
 
@@ -66,7 +69,7 @@ from hacm.data.ntu import JOINT_VALUES as NTU_VALUES_PER_JOINT
 from hacm.data.ntu import parse_ntu_name
 from hacm.data.splits import NTU60_SETUPS, is_ntu60_sample
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 MANIFEST_NAME = "synthetic_manifest.json"
 
 # ---------------------------------------------------------------------------------------------------
@@ -77,9 +80,9 @@ CLASS_NAMES: tuple[str, ...] = (
     "raise hands: right, left, both",
     "raise hands: left, both, right",
     "raise hands: both, right, left",
-    "wave right hand slowly",
-    "wave right hand",
-    "wave right hand quickly",
+    "circle right hand clockwise",
+    "circle right hand anticlockwise",
+    "circle right hand clockwise, then back",
     "kick right, kick left, bow",
     "kick left, bow, kick right",
     "bow, kick right, kick left",
@@ -93,7 +96,7 @@ CLASS_NAMES: tuple[str, ...] = (
 NUM_CLASSES = len(CLASS_NAMES)  # the label space of the NTU-120 stores
 NTU60_NUM_CLASSES = 12  # the classes performed in the NTU-60 setups; PKU-MMD uses these too
 
-# Each class is a sequence of motion pieces (ordered classes) or a wave with a number of cycles.
+# Each class is a sequence of motion pieces (ordered classes) or hand circles with a sense of rotation.
 _ORDERED_PIECES: dict[int, tuple[str, ...]] = {
     0: ("raise_right", "raise_left", "raise_both"),
     1: ("raise_left", "raise_both", "raise_right"),
@@ -108,7 +111,7 @@ _ORDERED_PIECES: dict[int, tuple[str, ...]] = {
     13: ("kick_left", "bow", "raise_right"),
     14: ("bow", "raise_right", "kick_left"),
 }
-_WAVE_CYCLES: dict[int, int] = {3: 1, 4: 2, 5: 4}
+_CIRCLE_SENSES: dict[int, str] = {3: "clockwise", 4: "anticlockwise", 5: "there and back"}
 TWO_PERSON_CLASSES: frozenset[int] = frozenset({9, 10, 11})
 
 # ---------------------------------------------------------------------------------------------------
@@ -153,7 +156,9 @@ _DOF_NAMES = (
 
 _PIECE_RAMP = 0.5  # share of a motion piece spent rising (and falling): 0.5 = no pause at the peak
 _PULSES, _PULSE_DEPTH = (0, 1, 2), 0.2  # per class of an ordered group: swells of each piece, +-20 %
-_WAVE_RAMP = 0.3  # share of a wave spent raising (and lowering) the hand; it waves in between
+_CIRCLE_RAMP = 0.2  # share of the action spent raising (and lowering) the arm; it circles in between
+_CIRCLE_CYCLES = 2  # whole circles while the arm is up ("there and back": one each way)
+_CIRCLE_EASE = 0.1  # share of the circling spent growing (and shrinking) the circle from (to) its centre
 _PIECE_GAP = 0.03  # rest between consecutive pieces, as a share of the action
 _ACTION_MARGIN = 0.08  # rest before and after the action, as a share of the sequence
 _AMPLITUDE_JITTER = 0.15  # each piece's amplitude is scaled by 1 +- this
@@ -173,8 +178,8 @@ _PIECE_AMPLITUDES: dict[str, dict[str, float]] = {
 }
 _KICK_KNEE_DEG = 50.0
 _SHAKE_CYCLES, _SHAKE_AMPLITUDE_DEG = 3, 12.0
-_WAVE_RAISE_DEG = {"r_abd": 80.0, "r_frontal": 90.0, "r_elbow": 10.0}  # upper arm out, forearm up
-_WAVE_AMPLITUDE_DEG = 30.0
+_CIRCLE_RAISE_DEG = {"r_flex": 90.0, "r_abd": 15.0, "r_elbow": 10.0}  # arm forwards, towards the camera
+_CIRCLE_AMPLITUDE_DEG = 30.0  # the hand draws a circle of ~0.3 m radius in front of the body
 _PARTNER_LAG = 0.03  # the partner's reaction delay, as a share of the action, at most
 _PAIR_SEPARATION_M = (1.35, 1.55)  # distance between two people at rest
 _QUARTER_TURN = np.pi / 2  # heading that makes a person (facing -z) face +x (negative) or -x (positive)
@@ -336,14 +341,28 @@ def _add_ordered_pieces(dofs, pieces: tuple[str, ...], action_time: np.ndarray, 
         _add_piece(dofs, piece, (action_time - start) / (end - start), rng, pulses)
 
 
-def _add_wave(dofs, cycles: int, action_time: np.ndarray, rng) -> None:
-    """Raise the right hand, wave it `cycles` times while it is up, lower it."""
-    raised = _piece_profile(action_time, _WAVE_RAMP) * (1.0 + rng.uniform(-_AMPLITUDE_JITTER, _AMPLITUDE_JITTER))
-    for dof, amplitude in _WAVE_RAISE_DEG.items():
+def _add_circles(dofs, sense: str, action_time: np.ndarray, rng) -> None:
+    """Raise the right arm forwards, draw circles with the hand in the frontal plane, lower it.
+
+    The senses are each other's time reversal (and "there and back" is the clockwise half followed by
+    its reversal), so the hand visits the same places for the same time in every class of the group:
+    only the direction of travel, visible in any three consecutive frames, tells them apart.
+    """
+    raised = _piece_profile(action_time, _CIRCLE_RAMP) * (1.0 + rng.uniform(-_AMPLITUDE_JITTER, _AMPLITUDE_JITTER))
+    for dof, amplitude in _CIRCLE_RAISE_DEG.items():
         dofs[dof] += np.deg2rad(amplitude) * raised
-    # Whole cycles over the plateau of the raise: the swing is 0 when the hand starts and stops waving.
-    wave_time = np.clip((action_time - _WAVE_RAMP) / (1.0 - 2.0 * _WAVE_RAMP), 0.0, 1.0)
-    dofs["r_frontal"] += np.deg2rad(_WAVE_AMPLITUDE_DEG) * np.sin(2.0 * np.pi * cycles * wave_time) * raised
+    plateau_time = np.clip((action_time - _CIRCLE_RAMP) / (1.0 - 2.0 * _CIRCLE_RAMP), 0.0, 1.0)
+    circle_time = plateau_time
+    if sense == "anticlockwise":
+        circle_time = 1.0 - circle_time
+    elif sense == "there and back":
+        circle_time = 1.0 - np.abs(1.0 - 2.0 * circle_time)
+        circle_time = circle_time / 2.0
+    angle = 2.0 * np.pi * _CIRCLE_CYCLES * circle_time
+    # the circle grows from its centre and shrinks back, so the arm moves smoothly into and out of it
+    radius = np.deg2rad(_CIRCLE_AMPLITUDE_DEG) * _piece_profile(plateau_time, _CIRCLE_EASE)
+    dofs["r_flex"] += radius * np.sin(angle)
+    dofs["r_abd"] += radius * np.cos(angle)
 
 
 def action_dofs(label: int, action_time: np.ndarray, rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
@@ -355,8 +374,8 @@ def action_dofs(label: int, action_time: np.ndarray, rng: np.random.Generator) -
         lag = rng.uniform(0.0, _PARTNER_LAG) if person else 0.0
         local_time = (action_time - lag) / (1.0 - _PARTNER_LAG) if num_people == 2 else action_time
         dofs = _zero_dofs(len(action_time))
-        if label in _WAVE_CYCLES:
-            _add_wave(dofs, _WAVE_CYCLES[label], local_time, rng)
+        if label in _CIRCLE_SENSES:
+            _add_circles(dofs, _CIRCLE_SENSES[label], local_time, rng)
         else:
             _add_ordered_pieces(dofs, _ORDERED_PIECES[label], local_time, rng, _PULSES[label % 3])
         people.append(dofs)
