@@ -1,0 +1,217 @@
+"""hacm's pretraining step against the authors' release, or against an earlier hacm commit, side by side.
+
+    python benchmarks/bench_release.py --release PATH/TO/HA-CM-main [--rounds 6 --steps 3]
+    python benchmarks/bench_release.py --against HEAD~1
+
+PATH is a git checkout of https://github.com/YinxPeng/HA-CM-main (the user clones it; hacm ships none
+of its code). Its HEAD `model_hacm/transformer.py` calls a method, `mask_hyper_matrix`, that exists
+there only as compiled bytecode (and imports `.drop`, which model_hacm/ has only as bytecode too: the
+script takes the release's model/drop.py); the script takes the method's source from the checkout's own
+history (`model_mamp/transformer.py` at commit 5755d8a, `--mask-commit`), adds it to the class at run
+time and changes nothing else. `--against REV` builds hacm's model from a `git worktree` of this
+repository at REV instead: every speed change is measured against the code it replaces.
+
+Both models are the paper size of the release's config/ntu60_xsub_joint/pretrain_hacm.yaml (D 256, depth
+8, decoder depth 3, 8 heads, T 72, t_patch 3, 18 limb joints + the trunk as parents), on the same input
+batch, each with torch.optim.AdamW over all its trainable parameters (betas 0.9, 0.95 as the release's
+main_pretrain.py), in one process with the same threads. Rounds alternate A B A B ..., `--steps`
+timed steps each after a warm-up, so that drifts of the machine hit both alike; per implementation the
+median step over all rounds is reported, for float32 and for bfloat16 autocast. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import importlib
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+RELEASE_MODEL = "model_hacm/transformer.py"
+RELEASE_DROP = "model/drop.py"  # model_hacm/ has drop.py only as bytecode; model/ has its source
+MASK_METHOD, MASK_SOURCE, MASK_COMMIT = "mask_hyper_matrix", "model_mamp/transformer.py", "5755d8a"
+# The release's config/ntu60_xsub_joint/pretrain_hacm.yaml (model_args, mask_ratio, motion_aware_tau).
+RELEASE_MODEL_ARGS = dict(dim_in=3, dim_feat=256, decoder_dim_feat=256, depth=8, decoder_depth=3, num_heads=8,
+                          mlp_ratio=4, num_frames=72, num_joints=18, patch_size=1, t_patch_size=3, qkv_bias=True,
+                          qk_scale=None, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0,
+                          norm_skes_loss=True)
+RELEASE_FORWARD = dict(mask_ratio=0.9, motion_stride=1, motion_aware_tau=0.80)
+ADAMW = dict(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
+JOINTS, BODIES, COORDS = 25, 2, 3
+
+
+class BenchError(RuntimeError):
+    """A one-line reason the comparison cannot run."""
+
+
+def git_show(checkout: Path, revision: str, path: str) -> str:
+    result = subprocess.run(["git", "-C", str(checkout), "show", f"{revision}:{path}"], capture_output=True, text=True)
+    if result.returncode:
+        raise BenchError(f"{checkout}: cannot read {path} at {revision} ({result.stderr.strip().splitlines()[-1]}); "
+                         "is it a full clone of YinxPeng/HA-CM-main?")
+    return result.stdout
+
+
+def method_source(module_text: str, name: str) -> str:
+    """The source of the first method called `name` in a class of `module_text`, dedented to top level."""
+    tree = ast.parse(module_text)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == name:
+                    lines = module_text.splitlines()[item.lineno - 1: item.end_lineno]
+                    indent = len(lines[0]) - len(lines[0].lstrip())
+                    return "\n".join(line[indent:] for line in lines) + "\n"
+    raise BenchError(f"no method {name} in the given file")
+
+
+def release_model(checkout: Path, mask_commit: str, workdir: Path) -> torch.nn.Module:
+    """The release's Transformer from `checkout`, with `mask_hyper_matrix` from its commit `mask_commit`."""
+    package = workdir / "release_hacm"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "drop.py").write_text(git_show(checkout, "HEAD", RELEASE_DROP))
+    (package / "transformer.py").write_text(git_show(checkout, "HEAD", RELEASE_MODEL))
+    sys.path.insert(0, str(workdir))
+    try:
+        module = importlib.import_module("release_hacm.transformer")
+    finally:
+        sys.path.remove(str(workdir))
+    if not hasattr(module.Transformer, MASK_METHOD):
+        namespace = dict(vars(module))
+        exec(compile(method_source(git_show(checkout, mask_commit, MASK_SOURCE), MASK_METHOD),
+                     f"{checkout}/{MASK_SOURCE}@{mask_commit}", "exec"), namespace)
+        setattr(module.Transformer, MASK_METHOD, namespace[MASK_METHOD])
+    with contextlib.redirect_stdout(sys.stderr):  # its patch embedding prints its sizes
+        return module.Transformer(**RELEASE_MODEL_ARGS)
+
+
+def _hacm_modules() -> dict:
+    return {name: module for name, module in sys.modules.items() if name == "hacm" or name.startswith("hacm.")}
+
+
+def hacm_model(source: Path) -> torch.nn.Module:
+    """hacm's pretrainer at paper size, built by the hacm/ of the checkout `source` (whatever is installed)."""
+    saved = _hacm_modules()  # import that tree's hacm under the same name, then put the installed one back
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(source))
+    try:
+        config_module = importlib.import_module("hacm.model.config")
+        pretrainer = importlib.import_module("hacm.model.pretrainer")
+        if not Path(pretrainer.__file__).resolve().is_relative_to(source.resolve()):
+            raise BenchError(f"imported {pretrainer.__file__}, not the hacm of {source}")
+        config = config_module.ModelConfig(frames=72, t_patch=3, dim=256, depth=8, heads=8, decoder_dim=256,
+                                           decoder_depth=3, decoder_heads=8, num_bodies=BODIES)
+        return pretrainer.HACMPretrainer(config)
+    finally:
+        sys.path.remove(str(source))
+        for name in _hacm_modules():
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def step_function(model: torch.nn.Module, x: torch.Tensor, *, release: bool, bf16: bool) -> Callable[[], None]:
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], **ADAMW)
+    generator = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(x, **RELEASE_FORWARD) if release else model(x, generator=generator).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def alternate(steps: dict[str, Callable[[], None]], *, rounds: int, per_round: int, warmup: int) -> dict[str, float]:
+    """Median seconds per step of each function, timed in alternating rounds."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def cpu_name() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    other = parser.add_mutually_exclusive_group(required=True)
+    other.add_argument("--release", type=Path, help="a git checkout of YinxPeng/HA-CM-main")
+    other.add_argument("--against", metavar="REV", help="an earlier revision of this repository")
+    parser.add_argument("--mask-commit", default=MASK_COMMIT, help="the release commit with mask_hyper_matrix's source")
+    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args(argv)
+    if min(args.batch_size, args.rounds, args.steps) < 1 or args.warmup < 0:
+        parser.error("--batch-size, --rounds and --steps must be positive, --warmup >= 0")
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            torch.manual_seed(0)
+            ours = hacm_model(REPO)
+            if args.release is not None:
+                if subprocess.run(["git", "-C", str(args.release), "rev-parse", "--git-dir"], capture_output=True).returncode:
+                    raise BenchError(f"{args.release} is not a git checkout (git clone https://github.com/YinxPeng/HA-CM-main)")
+                theirs, their_name, release = release_model(args.release, args.mask_commit, Path(workdir)), "release", True
+            else:
+                tree = Path(workdir) / "against"
+                result = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.against],
+                                        capture_output=True, text=True)
+                if result.returncode:
+                    raise BenchError(f"git worktree add {args.against}: {result.stderr.strip()}")
+                try:
+                    theirs, their_name, release = hacm_model(tree), f"hacm@{args.against}", False
+                finally:
+                    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
+            x = torch.randn(args.batch_size, COORDS, RELEASE_MODEL_ARGS["num_frames"], JOINTS, BODIES) * 0.3
+            record = {"bench": "side_by_side", "cpu": cpu_name(), "threads": torch.get_num_threads(),
+                      "torch": torch.__version__, "batch_size": args.batch_size, "rounds": args.rounds,
+                      "steps_per_round": args.steps, "other": their_name}
+            for precision in args.precision:
+                bf16 = precision == "bf16"
+                seconds = alternate({"hacm": step_function(ours, x, release=False, bf16=bf16),
+                                     their_name: step_function(theirs, x, release=release, bf16=bf16)},
+                                    rounds=args.rounds, per_round=args.steps, warmup=args.warmup)
+                rates = {name: args.batch_size / value for name, value in seconds.items()}
+                record[precision] = {"hacm_samples_per_s": round(rates["hacm"], 2),
+                                     "other_samples_per_s": round(rates[their_name], 2),
+                                     "ratio": round(rates["hacm"] / rates[their_name], 3)}
+    except BenchError as error:
+        print(f"bench_release: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(record), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""benchmarks/bench_release.py: the side-by-side speed comparison (its timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.bench_release import BenchError, main, method_source
+
+MODULE = '''
+import torch
+
+
+class Model:
+    def other(self):
+        return 1
+
+    def wanted(self, x):
+        """Doc."""
+        if x:
+            return x + 1
+        return 0
+'''
+
+
+def test_method_source_is_the_method_dedented():
+    source = method_source(MODULE, "wanted")
+    assert source.startswith("def wanted(self, x):\n")
+    namespace: dict = {}
+    exec(source, namespace)
+    assert namespace["wanted"](None, 2) == 3
+
+
+def test_a_missing_method_is_one_error():
+    with pytest.raises(BenchError, match="no method absent"):
+        method_source(MODULE, "absent")
+
+
+def test_against_a_commit_prints_one_json_line(capsys):
+    assert main(["--against", "HEAD", "--rounds", "1", "--steps", "1", "--warmup", "0", "--batch-size", "1",
+                 "--precision", "fp32"]) == 0
+    record = json.loads(capsys.readouterr().out.strip())
+    assert record["other"] == "hacm@HEAD" and record["fp32"]["ratio"] > 0
+
+
+def test_a_folder_that_is_not_a_checkout_is_one_line(tmp_path, capsys):
+    assert main(["--release", str(tmp_path), "--rounds", "1", "--steps", "1"]) == 2
+    assert "not a git checkout" in capsys.readouterr().err
