@@ -142,11 +142,11 @@ _FOOT_OFFSET = np.array([0.0, -0.06, -0.11])  # ankle -> foot, in the shin frame
 _DOWN = np.array([0.0, -1.0, 0.0])
 
 # Degrees of freedom of a person, as offsets from the rest pose (radians, metres). Angles: flex raises
-# the arm (or leg) forwards, abd sideways, elbow bends the forearm forwards, frontal turns the forearm
-# sideways (waving), bend tilts the trunk forwards; step moves the person forwards.
+# the arm (or leg) forwards, abd sideways, elbow bends the forearm forwards, bend tilts the trunk
+# forwards; step moves the person forwards.
 _DOF_NAMES = (
     "bend", "step",
-    "r_flex", "r_abd", "r_elbow", "r_frontal", "l_flex", "l_abd", "l_elbow", "l_frontal",
+    "r_flex", "r_abd", "r_elbow", "l_flex", "l_abd", "l_elbow",
     "r_hip", "r_knee", "l_hip", "l_knee",
 )
 
@@ -344,9 +344,10 @@ def _add_ordered_pieces(dofs, pieces: tuple[str, ...], action_time: np.ndarray, 
 def _add_circles(dofs, sense: str, action_time: np.ndarray, rng) -> None:
     """Raise the right arm forwards, draw circles with the hand in the frontal plane, lower it.
 
-    The senses are each other's time reversal (and "there and back" is the clockwise half followed by
-    its reversal), so the hand visits the same places for the same time in every class of the group:
-    only the direction of travel, visible in any three consecutive frames, tells them apart.
+    The two senses are each other's time reversal, so the hand visits the same places for the same time
+    in both; "there and back" (one clockwise circle, then back along it) does too, up to the circle's
+    growing and shrinking. The direction of travel, visible in any three consecutive frames, tells
+    the classes apart.
     """
     raised = _piece_profile(action_time, _CIRCLE_RAMP) * (1.0 + rng.uniform(-_AMPLITUDE_JITTER, _AMPLITUDE_JITTER))
     for dof, amplitude in _CIRCLE_RAISE_DEG.items():
@@ -354,10 +355,9 @@ def _add_circles(dofs, sense: str, action_time: np.ndarray, rng) -> None:
     plateau_time = np.clip((action_time - _CIRCLE_RAMP) / (1.0 - 2.0 * _CIRCLE_RAMP), 0.0, 1.0)
     circle_time = plateau_time
     if sense == "anticlockwise":
-        circle_time = 1.0 - circle_time
+        circle_time = 1.0 - plateau_time
     elif sense == "there and back":
-        circle_time = 1.0 - np.abs(1.0 - 2.0 * circle_time)
-        circle_time = circle_time / 2.0
+        circle_time = (1.0 - np.abs(1.0 - 2.0 * plateau_time)) / 2.0
     angle = 2.0 * np.pi * _CIRCLE_CYCLES * circle_time
     # the circle grows from its centre and shrinks back, so the arm moves smoothly into and out of it
     radius = np.deg2rad(_CIRCLE_AMPLITUDE_DEG) * _piece_profile(plateau_time, _CIRCLE_EASE)
@@ -418,7 +418,7 @@ def _arm(joints, side: int, dofs, trunk: np.ndarray, scale: float) -> None:
     shoulder_j, elbow_j, wrist_j, hand_j, tip_j, thumb_j = _ARM_JOINTS[side]
     flex, abd = dofs[f"{prefix}_flex"], dofs[f"{prefix}_abd"]
     upper = trunk @ _rotation(2, side * abd) @ _rotation(0, flex)
-    fore = trunk @ _rotation(2, side * (abd + dofs[f"{prefix}_frontal"])) @ _rotation(0, flex + dofs[f"{prefix}_elbow"])
+    fore = trunk @ _rotation(2, side * abd) @ _rotation(0, flex + dofs[f"{prefix}_elbow"])
     shoulder = _apply(trunk, np.array([side * _SHOULDER_HALF_WIDTH, _SHOULDER_HEIGHT, 0.0]) * scale)
     elbow = shoulder + _apply(upper, _DOWN * _UPPER_ARM * scale)
     wrist = elbow + _apply(fore, _DOWN * _FOREARM * scale)
