@@ -12,8 +12,8 @@ joint angle takes the same values for the same share of the time in every class 
 time-averaged pose cannot tell the classes of a group apart, the trajectory can. The classes of an
 ordered group also differ in style: their pieces swell 0, 1 or 2 times on the way (the time-averaged
 joint angles do not change, the local motion is not). The circles' sense is visible in any three
-consecutive frames of the hand, and no crop or time warp of the sequence changes it (the number of wave
-cycles of generator version 3 did not survive the training crop, and no method told them apart). As in
+consecutive frames of the hand, and no crop or time warp of the sequence changes it (generator version 3
+told its classes apart by the number of wave cycles instead, which no method learned). As in
 the real datasets, the last group exists
 only in NTU RGB+D 120: it is performed in the NTU-120 setups (S018, S019), by NTU-120 performers, who
 also perform every NTU-60 class.
