@@ -26,7 +26,6 @@ import ast
 import contextlib
 import importlib
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the benchmarks package (and this checkout's hacm) when run as a script
+from benchmarks.embedded_figures import cpu_model  # noqa: E402
+from hacm.bench import PAPER_MODEL  # noqa: E402
 RELEASE_MODEL = "model_hacm/transformer.py"
 RELEASE_DROP = "model/drop.py"  # model_hacm/ has drop.py only as bytecode; model/ has its source
 MASK_METHOD, MASK_SOURCE, MASK_COMMIT = "mask_hyper_matrix", "model_mamp/transformer.py", "5755d8a"
@@ -47,8 +49,8 @@ RELEASE_MODEL_ARGS = dict(dim_in=3, dim_feat=256, decoder_dim_feat=256, depth=8,
                           qk_scale=None, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0,
                           norm_skes_loss=True)
 RELEASE_FORWARD = dict(mask_ratio=0.9, motion_stride=1, motion_aware_tau=0.80)
-ADAMW = dict(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
-JOINTS, BODIES, COORDS = 25, 2, 3
+ADAMW = dict(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)  # betas and decay as main_pretrain.py; lr does not change the time
+JOINTS, COORDS = 25, 3
 
 
 class BenchError(RuntimeError):
@@ -112,8 +114,8 @@ def hacm_model(source: Path) -> torch.nn.Module:
         pretrainer = importlib.import_module("hacm.model.pretrainer")
         if not Path(pretrainer.__file__).resolve().is_relative_to(source.resolve()):
             raise BenchError(f"imported {pretrainer.__file__}, not the hacm of {source}")
-        config = config_module.ModelConfig(frames=72, t_patch=3, dim=256, depth=8, heads=8, decoder_dim=256,
-                                           decoder_depth=3, decoder_heads=8, num_bodies=BODIES)
+        config = config_module.ModelConfig(frames=RELEASE_MODEL_ARGS["num_frames"],
+                                           t_patch=RELEASE_MODEL_ARGS["t_patch_size"], **PAPER_MODEL)
         return pretrainer.HACMPretrainer(config)
     finally:
         sys.path.remove(str(source))
@@ -151,16 +153,6 @@ def alternate(steps: dict[str, Callable[[], None]], *, rounds: int, per_round: i
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def cpu_name() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     other = parser.add_mutually_exclusive_group(required=True)
@@ -193,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                     theirs, their_name, release = hacm_model(tree), f"hacm@{args.against}", False
                 finally:
                     subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
-            x = torch.randn(args.batch_size, COORDS, RELEASE_MODEL_ARGS["num_frames"], JOINTS, BODIES) * 0.3
-            record = {"bench": "side_by_side", "cpu": cpu_name(), "threads": torch.get_num_threads(),
+            x = torch.randn(args.batch_size, COORDS, RELEASE_MODEL_ARGS["num_frames"], JOINTS,
+                            PAPER_MODEL["num_bodies"]) * 0.3
+            record = {"bench": "side_by_side", "cpu": cpu_model(), "threads": torch.get_num_threads(),
                       "torch": torch.__version__, "batch_size": args.batch_size, "rounds": args.rounds,
                       "steps_per_round": args.steps, "other": their_name}
             for precision in args.precision:

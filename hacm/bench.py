@@ -24,6 +24,9 @@ from hacm.train.engine import AUTOCAST_DTYPES
 
 REFERENCE_STEP_GFLOP = 305.6  # authors' implementation, batch 16, T=72, t_patch=3
 REFERENCE_BATCH = 16
+# The paper-size model of the release's config/ntu60_xsub_joint/pretrain_hacm.yaml (dim_feat 256, depth 8,
+# decoder_depth 3, num_heads 8), two bodies; frames and t_patch come from the command (72 and 3 there).
+PAPER_MODEL = dict(dim=256, depth=8, heads=8, decoder_dim=256, decoder_depth=3, decoder_heads=8, num_bodies=2)
 
 
 def _synchronise(device: torch.device) -> None:
@@ -49,8 +52,7 @@ def matmul_gflops(device: torch.device, *, size: int = 2048, repeats: int = 5) -
 def bench_pretrain(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     torch.manual_seed(0)
-    config = ModelConfig(frames=args.frames, t_patch=args.t_patch, dim=256, depth=8, heads=8, decoder_dim=256,
-                         decoder_depth=3, decoder_heads=8, num_bodies=2)
+    config = ModelConfig(frames=args.frames, t_patch=args.t_patch, **PAPER_MODEL)
     model = HACMPretrainer(config).to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     x = torch.randn(args.batch_size, config.coords, config.frames, config.num_joints, config.num_bodies,
