@@ -49,7 +49,8 @@ RELEASE_MODEL_ARGS = dict(dim_in=3, dim_feat=256, decoder_dim_feat=256, depth=8,
                           qk_scale=None, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0,
                           norm_skes_loss=True)
 RELEASE_FORWARD = dict(mask_ratio=0.9, motion_stride=1, motion_aware_tau=0.80)
-ADAMW = dict(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)  # betas and decay as main_pretrain.py; lr does not change the time
+# betas and weight decay as the release's main_pretrain.py; the lr does not change the time of a step
+ADAMW = dict(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
 JOINTS, COORDS = 25, 3
 
 
@@ -153,6 +154,24 @@ def alternate(steps: dict[str, Callable[[], None]], *, rounds: int, per_round: i
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def other_model(args: argparse.Namespace, workdir: Path) -> tuple[torch.nn.Module, str, bool]:
+    """The model to compare with, its name, and whether it is the release's (another calling convention)."""
+    if args.release is not None:
+        if subprocess.run(["git", "-C", str(args.release), "rev-parse", "--git-dir"], capture_output=True).returncode:
+            raise BenchError(f"{args.release} is not a git checkout "
+                             "(git clone https://github.com/YinxPeng/HA-CM-main)")
+        return release_model(args.release, args.mask_commit, workdir), "release", True
+    tree = workdir / "against"
+    result = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.against],
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise BenchError(f"git worktree add {args.against}: {result.stderr.strip()}")
+    try:
+        return hacm_model(tree), f"hacm@{args.against}", False
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     other = parser.add_mutually_exclusive_group(required=True)
@@ -171,20 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as workdir:
             torch.manual_seed(0)
             ours = hacm_model(REPO)
-            if args.release is not None:
-                if subprocess.run(["git", "-C", str(args.release), "rev-parse", "--git-dir"], capture_output=True).returncode:
-                    raise BenchError(f"{args.release} is not a git checkout (git clone https://github.com/YinxPeng/HA-CM-main)")
-                theirs, their_name, release = release_model(args.release, args.mask_commit, Path(workdir)), "release", True
-            else:
-                tree = Path(workdir) / "against"
-                result = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.against],
-                                        capture_output=True, text=True)
-                if result.returncode:
-                    raise BenchError(f"git worktree add {args.against}: {result.stderr.strip()}")
-                try:
-                    theirs, their_name, release = hacm_model(tree), f"hacm@{args.against}", False
-                finally:
-                    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
+            theirs, their_name, release = other_model(args, Path(workdir))
             x = torch.randn(args.batch_size, COORDS, RELEASE_MODEL_ARGS["num_frames"], JOINTS,
                             PAPER_MODEL["num_bodies"]) * 0.3
             record = {"bench": "side_by_side", "cpu": cpu_model(), "threads": torch.get_num_threads(),
