@@ -1,7 +1,7 @@
 """hacm's pretraining step against the authors' release, or against an earlier hacm commit, side by side.
 
     python benchmarks/bench_release.py --release PATH/TO/HA-CM-main [--rounds 6 --steps 3]
-    python benchmarks/bench_release.py --against HEAD~1
+    python benchmarks/bench_release.py --against HEAD~1 [--size embedded]
 
 PATH is a git checkout of https://github.com/YinxPeng/HA-CM-main (the user clones it; hacm ships none
 of its code). Its HEAD `model_hacm/transformer.py` calls a method, `mask_hyper_matrix`, that exists
@@ -17,6 +17,8 @@ batch, each with torch.optim.AdamW over all its trainable parameters (betas 0.9,
 main_pretrain.py), in one process with the same threads. Rounds alternate A B A B ..., `--steps`
 timed steps each after a warm-up, so that drifts of the machine hit both alike; per implementation the
 median step over all rounds is reported, for float32 and for bfloat16 autocast. Prints one JSON line.
+`--size embedded` times the embedded default's small model and batch (config/config.yaml) instead, the
+step that the README's first command repeats ~3,000 times.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -40,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the benchmarks package (and this checkout's hacm) when run as a script
 from benchmarks.embedded_figures import cpu_model  # noqa: E402
 from hacm.bench import PAPER_MODEL  # noqa: E402
+from hacm.config import load_yaml  # noqa: E402
 RELEASE_MODEL = "model_hacm/transformer.py"
 RELEASE_DROP = "model/drop.py"  # model_hacm/ has drop.py only as bytecode; model/ has its source
 MASK_METHOD, MASK_SOURCE, MASK_COMMIT = "mask_hyper_matrix", "model_mamp/transformer.py", "5755d8a"
@@ -52,6 +55,8 @@ RELEASE_FORWARD = dict(mask_ratio=0.9, motion_stride=1, motion_aware_tau=0.80)
 # betas and weight decay as the release's main_pretrain.py; the lr does not change the time of a step
 ADAMW = dict(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
 JOINTS, COORDS = 25, 3
+PAPER_BATCH = 16
+EMBEDDED_CONFIG = REPO / "config" / "config.yaml"
 
 
 class BenchError(RuntimeError):
@@ -79,7 +84,22 @@ def method_source(module_text: str, name: str) -> str:
     raise BenchError(f"no method {name} in the given file")
 
 
-def release_model(checkout: Path, mask_commit: str, workdir: Path) -> torch.nn.Module:
+def model_sizes(size: str) -> tuple[dict, dict, int]:
+    """hacm's ModelConfig arguments, the release's model_args and the batch of a size: paper or embedded."""
+    hacm = dict(PAPER_MODEL, frames=RELEASE_MODEL_ARGS["num_frames"], t_patch=RELEASE_MODEL_ARGS["t_patch_size"])
+    if size == "paper":
+        return hacm, RELEASE_MODEL_ARGS, PAPER_BATCH
+    pretrain = load_yaml(EMBEDDED_CONFIG)["pretrain"]
+    hacm.update(pretrain["model"])
+    release = dict(RELEASE_MODEL_ARGS, dim_feat=hacm["dim"], decoder_dim_feat=hacm["decoder_dim"], depth=hacm["depth"],
+                   decoder_depth=hacm["decoder_depth"], num_heads=hacm["heads"], num_frames=hacm["frames"],
+                   t_patch_size=hacm["t_patch"])
+    if hacm["heads"] != hacm["decoder_heads"]:
+        raise BenchError(f"{EMBEDDED_CONFIG}: the release has one num_heads; heads and decoder_heads differ")
+    return hacm, release, pretrain["data"]["batch_size"]
+
+
+def release_model(checkout: Path, mask_commit: str, workdir: Path, model_args: dict) -> torch.nn.Module:
     """The release's Transformer from `checkout`, with `mask_hyper_matrix` from its commit `mask_commit`."""
     package = workdir / "release_hacm"
     package.mkdir()
@@ -97,15 +117,15 @@ def release_model(checkout: Path, mask_commit: str, workdir: Path) -> torch.nn.M
                      f"{checkout}/{MASK_SOURCE}@{mask_commit}", "exec"), namespace)
         setattr(module.Transformer, MASK_METHOD, namespace[MASK_METHOD])
     with contextlib.redirect_stdout(sys.stderr):  # its patch embedding prints its sizes
-        return module.Transformer(**RELEASE_MODEL_ARGS)
+        return module.Transformer(**model_args)
 
 
 def _hacm_modules() -> dict:
     return {name: module for name, module in sys.modules.items() if name == "hacm" or name.startswith("hacm.")}
 
 
-def hacm_model(source: Path) -> torch.nn.Module:
-    """hacm's pretrainer at paper size, built by the hacm/ of the checkout `source` (whatever is installed)."""
+def hacm_model(source: Path, sizes: dict) -> torch.nn.Module:
+    """hacm's pretrainer of ModelConfig(**sizes), built by the hacm/ of the checkout `source` (whatever is installed)."""
     saved = _hacm_modules()  # import that tree's hacm under the same name, then put the installed one back
     for name in saved:
         del sys.modules[name]
@@ -115,9 +135,7 @@ def hacm_model(source: Path) -> torch.nn.Module:
         pretrainer = importlib.import_module("hacm.model.pretrainer")
         if not Path(pretrainer.__file__).resolve().is_relative_to(source.resolve()):
             raise BenchError(f"imported {pretrainer.__file__}, not the hacm of {source}")
-        config = config_module.ModelConfig(frames=RELEASE_MODEL_ARGS["num_frames"],
-                                           t_patch=RELEASE_MODEL_ARGS["t_patch_size"], **PAPER_MODEL)
-        return pretrainer.HACMPretrainer(config)
+        return pretrainer.HACMPretrainer(config_module.ModelConfig(**sizes))
     finally:
         sys.path.remove(str(source))
         for name in _hacm_modules():
@@ -154,22 +172,30 @@ def alternate(steps: dict[str, Callable[[], None]], *, rounds: int, per_round: i
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def other_model(args: argparse.Namespace, workdir: Path) -> tuple[torch.nn.Module, str, bool]:
+@contextlib.contextmanager
+def checkout_at(revision: str, workdir: Path) -> Iterator[Path]:
+    """A git worktree of this repository at `revision`, under `workdir`, removed afterwards."""
+    tree = workdir / "against"
+    result = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise BenchError(f"git worktree add {revision}: {result.stderr.strip()}")
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
+def other_model(args: argparse.Namespace, workdir: Path, sizes: dict, release_args: dict
+                ) -> tuple[torch.nn.Module, str, bool]:
     """The model to compare with, its name, and whether it is the release's (another calling convention)."""
     if args.release is not None:
         if subprocess.run(["git", "-C", str(args.release), "rev-parse", "--git-dir"], capture_output=True).returncode:
             raise BenchError(f"{args.release} is not a git checkout "
                              "(git clone https://github.com/YinxPeng/HA-CM-main)")
-        return release_model(args.release, args.mask_commit, workdir), "release", True
-    tree = workdir / "against"
-    result = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.against],
-                            capture_output=True, text=True)
-    if result.returncode:
-        raise BenchError(f"git worktree add {args.against}: {result.stderr.strip()}")
-    try:
-        return hacm_model(tree), f"hacm@{args.against}", False
-    finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
+        return release_model(args.release, args.mask_commit, workdir, release_args), "release", True
+    with checkout_at(args.against, workdir) as tree:
+        return hacm_model(tree, sizes), f"hacm@{args.against}", False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,29 +205,32 @@ def main(argv: list[str] | None = None) -> int:
     other.add_argument("--against", metavar="REV", help="an earlier revision of this repository")
     parser.add_argument("--mask-commit", default=MASK_COMMIT, help="the release commit with mask_hyper_matrix's source")
     parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--size", choices=("paper", "embedded"), default="paper",
+                        help="the release's paper-size model, or the embedded default's (config/config.yaml)")
+    parser.add_argument("--batch-size", type=int, help="default: 16 at paper size, the config's at embedded size")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args(argv)
-    if min(args.batch_size, args.rounds, args.steps) < 1 or args.warmup < 0:
+    if min(args.batch_size or 1, args.rounds, args.steps) < 1 or args.warmup < 0:
         parser.error("--batch-size, --rounds and --steps must be positive, --warmup >= 0")
     try:
+        sizes, release_args, batch_size = model_sizes(args.size)
+        batch_size = args.batch_size or batch_size
         with tempfile.TemporaryDirectory() as workdir:
             torch.manual_seed(0)
-            ours = hacm_model(REPO)
-            theirs, their_name, release = other_model(args, Path(workdir))
-            x = torch.randn(args.batch_size, COORDS, RELEASE_MODEL_ARGS["num_frames"], JOINTS,
-                            PAPER_MODEL["num_bodies"]) * 0.3
-            record = {"bench": "side_by_side", "cpu": cpu_model(), "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "batch_size": args.batch_size, "rounds": args.rounds,
+            ours = hacm_model(REPO, sizes)
+            theirs, their_name, release = other_model(args, Path(workdir), sizes, release_args)
+            x = torch.randn(batch_size, COORDS, sizes["frames"], JOINTS, sizes["num_bodies"]) * 0.3
+            record = {"bench": "side_by_side", "size": args.size, "cpu": cpu_model(), "threads": torch.get_num_threads(),
+                      "torch": torch.__version__, "batch_size": batch_size, "rounds": args.rounds,
                       "steps_per_round": args.steps, "other": their_name}
             for precision in args.precision:
                 bf16 = precision == "bf16"
                 seconds = alternate({"hacm": step_function(ours, x, release=False, bf16=bf16),
                                      their_name: step_function(theirs, x, release=release, bf16=bf16)},
                                     rounds=args.rounds, per_round=args.steps, warmup=args.warmup)
-                rates = {name: args.batch_size / value for name, value in seconds.items()}
+                rates = {name: batch_size / value for name, value in seconds.items()}
                 record[precision] = {"hacm_samples_per_s": round(rates["hacm"], 2),
                                      "other_samples_per_s": round(rates[their_name], 2),
                                      "ratio": round(rates["hacm"] / rates[their_name], 3)}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.bench_release import BenchError, main, method_source
+from benchmarks.bench_release import BenchError, main, method_source, model_sizes
 
 MODULE = '''
 import torch
@@ -47,3 +47,16 @@ def test_against_a_commit_prints_one_json_line(capsys):
 def test_a_folder_that_is_not_a_checkout_is_one_line(tmp_path, capsys):
     assert main(["--release", str(tmp_path), "--rounds", "1", "--steps", "1"]) == 2
     assert "not a git checkout" in capsys.readouterr().err
+
+
+def test_the_embedded_size_is_the_default_configs_model_on_both_sides():
+    sizes, release, batch = model_sizes("embedded")
+    assert (sizes["dim"], sizes["depth"], sizes["frames"]) == (release["dim_feat"], release["depth"], release["num_frames"])
+    assert sizes["dim"] < model_sizes("paper")[0]["dim"] and batch >= 1
+
+
+def test_against_a_commit_at_the_embedded_size(capsys):
+    assert main(["--against", "HEAD", "--size", "embedded", "--rounds", "1", "--steps", "1", "--warmup", "0",
+                 "--precision", "fp32"]) == 0
+    record = json.loads(capsys.readouterr().out.strip())
+    assert record["size"] == "embedded" and record["batch_size"] == model_sizes("embedded")[2]
