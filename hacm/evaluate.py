@@ -11,11 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from hacm.cli import EXIT_USAGE, quiet_interrupts_while_starting, run_parser, run_stage, start_run
+from hacm.cli import EXIT_USAGE, run_parser, run_stage, start_process, start_run
 
 PROG = "hacm.evaluate"
-if __name__ == "__main__":  # before the heavy imports below: a Ctrl-C while they load is one line
-    quiet_interrupts_while_starting(PROG)
+if __name__ == "__main__":  # before the heavy imports below: allocator settings, a quiet Ctrl-C while they load
+    start_process(PROG)
 
 import torch  # noqa: E402  (after the start-up guard above)
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = start_run(PROG, args, load_eval_config, from_command_line=argv is None)
+    config = start_run(PROG, args, load_eval_config)
     if config is None:
         return EXIT_USAGE
     encoder = None if args.encoder.lower() == "none" else Path(args.encoder)

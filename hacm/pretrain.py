@@ -12,11 +12,11 @@ import argparse
 import contextlib
 import sys
 
-from hacm.cli import EXIT_USAGE, quiet_interrupts_while_starting, run_parser, run_stage, start_run
+from hacm.cli import EXIT_USAGE, run_parser, run_stage, start_process, start_run
 
 PROG = "hacm.pretrain"
-if __name__ == "__main__":  # before the heavy imports below: a Ctrl-C while they load is one line
-    quiet_interrupts_while_starting(PROG)
+if __name__ == "__main__":  # before the heavy imports below: allocator settings, a quiet Ctrl-C while they load
+    start_process(PROG)
 
 from hacm.train.checkpoint import RunFolderLock  # noqa: E402  (after the start-up guard above)
 from hacm.train.config import load_pretrain_config  # noqa: E402
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = start_run(PROG, args, load_pretrain_config, from_command_line=argv is None)
+    config = start_run(PROG, args, load_pretrain_config)
     if config is None:
         return EXIT_USAGE
     context = setup_distributed()
