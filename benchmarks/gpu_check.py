@@ -7,7 +7,8 @@ Steps, each with its own time limit; a failed step is recorded and the others st
 1. tests: `pytest -m gpu` (tests/test_gpu.py: bf16 autocast steps on CUDA, the device-resident loader,
    NCCL with one process); without CUDA they are skipped, which the summary says.
 2. pretrain: `python -m hacm.bench pretrain` of the paper-size model (D 256, depth 8, T 72) in fp32 and
-   bf16 at batch 64 and 256 (--quick: T 12, batch 4, one step).
+   bf16 at batch 64 and 256, and bf16 with `--compile` (--quick: T 12, batch 4, one step, eager only);
+   each run's hours for the release's NTU-60 x-sub pretraining (500 epochs of 40,091 samples) at its speed.
 3. loader: DeviceBatches samples/s over a store of NTU-like samples (0.4 GB; --quick: 0.01 GB).
 Prints one JSON line (the summary) and writes it to --out/gpu_check.json with the machine (lscpu's CPU
 model, the GPU name) and the date.
@@ -46,14 +47,22 @@ def tests_step(device: str, timeout: int) -> dict:
             "summary": tail}
 
 
+# The release's config/ntu60_xsub_joint/pretrain_hacm.yaml: 500 epochs; NTU-60 x-sub has 40,091 training samples.
+RELEASE_PRETRAIN_SAMPLES = 500 * 40_091
+
+
 def pretrain_step(device: str, quick: bool, timeout: int) -> dict:
     runs = []
-    for precision in ("fp32", "bf16"):
+    variants = [("fp32", False), ("bf16", False)] + ([] if quick else [("bf16", True)])
+    for precision, compiled in variants:
         for batch in ((4,) if quick else (64, 256)):
             shape = ["--frames", "12", "--steps", "1", "--warmup", "0"] if quick else ["--steps", "5", "--warmup", "2"]
             status, output = run_step([sys.executable, "-m", "hacm.bench", "pretrain", "--device", device,
-                                       "--precision", precision, "--batch-size", str(batch), *shape], timeout=timeout)
+                                       "--precision", precision, "--batch-size", str(batch), *shape,
+                                       *(["--compile"] if compiled else [])], timeout=timeout)
             record = json.loads(output.strip().splitlines()[-1]) if status == "ok" else {"error": output[-500:]}
+            if status == "ok":
+                record["release_ntu60_pretrain_hours"] = round(RELEASE_PRETRAIN_SAMPLES / record["samples_per_s"] / 3600, 2)
             runs.append({"precision": precision, "batch_size": batch, "status": status, **record})
     return {"status": "ok" if all(run["status"] == "ok" for run in runs) else "failed", "runs": runs}
 

@@ -54,6 +54,8 @@ def bench_pretrain(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     config = ModelConfig(frames=args.frames, t_patch=args.t_patch, **PAPER_MODEL)
     model = HACMPretrainer(config).to(device)
+    if args.compile:
+        model.compile_transformers()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     x = torch.randn(args.batch_size, config.coords, config.frames, config.num_joints, config.num_bodies,
                     device=device) * 0.3
@@ -82,7 +84,8 @@ def bench_pretrain(args: argparse.Namespace) -> dict:
     samples_per_s = args.batch_size / step_s
     return {
         "bench": "pretrain", "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(), "precision": args.precision, "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(), "precision": args.precision, "compile": args.compile,
+        "batch_size": args.batch_size,
         "frames": args.frames, "t_patch": args.t_patch, "steps": args.steps,
         "step_ms": round(1000 * step_s, 1), "samples_per_s": round(samples_per_s, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     pretrain.add_argument("--t-patch", type=int, default=3)
     pretrain.add_argument("--precision", choices=sorted(AUTOCAST_DTYPES), default="fp32")
     pretrain.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    pretrain.add_argument("--compile", action="store_true", help="torch.compile the transformer stacks "
+                          "(the warm-up steps then include the compilation)")
     args = parser.parse_args(argv)
     if argv is None:  # a command-line run, not a call from Python
         ensure_allocator_settings()

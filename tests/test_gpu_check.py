@@ -22,6 +22,8 @@ def test_the_gpu_check_runs_its_steps_on_a_cpu_and_prints_one_summary(tmp_path):
     runs = summary["pretrain"]["runs"]
     assert [(run["precision"], run["status"]) for run in runs] == [("fp32", "ok"), ("bf16", "ok")]
     assert all(run["samples_per_s"] > 0 and run["device"] == "cpu" for run in runs)
+    assert all(run["release_ntu60_pretrain_hours"] == round(500 * 40_091 / run["samples_per_s"] / 3600, 2)
+               for run in runs)
     assert summary["loader"]["status"] == "ok" and summary["loader"]["samples_per_s"] > 0
     loader = summary["loader"]  # one epoch of whole batches
     assert loader["samples"] == loader["store_samples"] // loader["batch_size"] * loader["batch_size"] > 0

@@ -186,6 +186,17 @@ class HACMPretrainer(nn.Module):
         self.register_buffer("temporal_group", torch.nonzero(patches % 2 == 0).squeeze(1), persistent=False)
         self.register_buffer("spatial_group", torch.nonzero(patches % 2 == 1).squeeze(1), persistent=False)
 
+    def compile_transformers(self) -> None:
+        """torch.compile the encoder's and the decoder's transformer stacks in place (state_dict keys stay
+        as they are, so checkpoints do not depend on it). Where compiling fails (no C++ compiler, an
+        unsupported backend) the stacks run eagerly, with torch's warning: dynamo's suppress_errors is
+        process-wide, which suits a process that trains one model."""
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = True
+        self.encoder.transformer.compile()
+        self.decoder.compile()
+
     # --- masking -----------------------------------------------------------------------------
     def _criterion_scores(self, criterion: str, tokens: TokenSet, patch_ids: torch.Tensor) -> torch.Tensor:
         """(S, len(patch_ids) * J) scores of the tokens of the given time patches, natural order."""

@@ -116,6 +116,8 @@ def run_pretraining(config: PretrainConfig, *, data_dir: Path, out_dir: Path, co
 
     torch.manual_seed(config.seed)
     model = HACMPretrainer(config.model).to(device)
+    if config.optim.compile:
+        model.compile_transformers()
     optimizer = torch.optim.AdamW(parameter_groups(model, config.optim.weight_decay), lr=0.0,
                                   betas=config.optim.betas)
     scaler = torch.amp.GradScaler(device.type) if config.optim.precision == "fp16" else None
