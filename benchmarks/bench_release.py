@@ -18,7 +18,8 @@ main_pretrain.py), in one process with the same threads. Rounds alternate A B A 
 timed steps each after a warm-up, so that drifts of the machine hit both alike; per implementation the
 median step over all rounds is reported, for float32 and for bfloat16 autocast. Prints one JSON line.
 `--size embedded` times the embedded default's small model and batch (config/config.yaml) instead, the
-step that the README's first command repeats ~3,000 times.
+step that the README's first command repeats ~3,000 times (against an earlier commit only: the release
+hard-codes D = 256).
 """
 
 from __future__ import annotations
@@ -214,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.batch_size or 1, args.rounds, args.steps) < 1 or args.warmup < 0:
         parser.error("--batch-size, --rounds and --steps must be positive, --warmup >= 0")
+    if args.release is not None and args.size != "paper":
+        parser.error("the release runs at paper size only: its temporal criterion hard-codes D = 256 "
+                     "(model_hacm/transformer.py, self.l1 = nn.Linear(256, 256)); --size embedded works with --against")
     try:
         sizes, release_args, batch_size = model_sizes(args.size)
         batch_size = args.batch_size or batch_size

@@ -44,6 +44,12 @@ def test_against_a_commit_prints_one_json_line(capsys):
     assert record["other"] == "hacm@HEAD" and record["fp32"]["ratio"] > 0
 
 
+def test_the_release_at_the_embedded_size_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--release", str(tmp_path), "--size", "embedded"])
+    assert stop.value.code == 2 and "hard-codes D = 256" in capsys.readouterr().err
+
+
 def test_a_folder_that_is_not_a_checkout_is_one_line(tmp_path, capsys):
     assert main(["--release", str(tmp_path), "--rounds", "1", "--steps", "1"]) == 2
     assert "not a git checkout" in capsys.readouterr().err
@@ -60,3 +66,12 @@ def test_against_a_commit_at_the_embedded_size(capsys):
                  "--precision", "fp32"]) == 0
     record = json.loads(capsys.readouterr().out.strip())
     assert record["size"] == "embedded" and record["batch_size"] == model_sizes("embedded")[2]
+
+
+def test_the_step_profile_is_one_json_line_whose_parts_fit_in_the_step(capsys):
+    from benchmarks.profile_step import main as profile_main
+
+    assert profile_main(["--size", "embedded", "--steps", "1"]) == 0
+    record = json.loads(capsys.readouterr().out.strip())
+    assert 0 < record["gemm_s"] and record["gemm_s"] + record["attention_s"] <= record["step_s"]
+    assert len(record["top"]) == 10
