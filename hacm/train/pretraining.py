@@ -35,7 +35,8 @@ METRICS = "metrics.jsonl"
 LOSS_CURVE = "loss_curve.png"
 # The curve is redrawn after an epoch when this many seconds have passed since the last drawing, and when
 # the run ends or stops: every epoch of a real run, once for a minute-long embedded run (a drawing costs
-# ~0.3 s, ~5 % of an embedded pretraining at every epoch).
+# ~0.3 s, ~5 % of an embedded pretraining at every epoch). A run killed between drawings leaves the curve
+# up to a minute behind metrics.jsonl; the next run that ends or stops redraws it.
 CURVE_EVERY_S = 60.0
 # The masking monitor: agreement with random masking on the first body sequences of the test split.
 MONITOR_SEQUENCES = 40
