@@ -14,13 +14,17 @@ import statistics
 import sys
 import time
 
-import torch
+from hacm.cli import interrupts_raise, start_process
 
-from hacm.runtime import ensure_allocator_settings
-from hacm.model.config import ModelConfig
-from hacm.model.pretrainer import HACMPretrainer
-from hacm.train.distributed import requested_device
-from hacm.train.engine import AUTOCAST_DTYPES
+if __name__ == "__main__":  # before torch's import: allocator settings, a quiet Ctrl-C while it loads
+    start_process("hacm.bench")
+
+import torch  # noqa: E402
+
+from hacm.model.config import ModelConfig  # noqa: E402
+from hacm.model.pretrainer import HACMPretrainer  # noqa: E402
+from hacm.train.distributed import requested_device  # noqa: E402
+from hacm.train.engine import AUTOCAST_DTYPES  # noqa: E402
 
 REFERENCE_STEP_GFLOP = 305.6  # authors' implementation, batch 16, T=72, t_patch=3
 REFERENCE_BATCH = 16
@@ -109,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     pretrain.add_argument("--compile", action="store_true", help="torch.compile the transformer stacks "
                           "(the warm-up steps then include the compilation)")
     args = parser.parse_args(argv)
-    if argv is None:  # a command-line run, not a call from Python
-        ensure_allocator_settings()
+    interrupts_raise()
     if args.frames % args.t_patch or min(args.batch_size, args.steps, args.frames) < 1 or args.warmup < 0:
         parser.error("--frames must be a positive multiple of --t-patch; batch size and steps positive, warmup >= 0")
     try:
