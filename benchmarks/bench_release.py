@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
     parser.add_argument("--size", choices=("paper", "embedded"), default="paper",
                         help="the release's paper-size model, or the embedded default's (config/config.yaml)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile hacm's transformer stacks "
+                        "(optim.compile); the other side stays eager, so --against HEAD --compile measures the switch")
     parser.add_argument("--batch-size", type=int, help="default: 16 at paper size, the config's at embedded size")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
@@ -224,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as workdir:
             torch.manual_seed(0)
             ours = hacm_model(REPO, sizes)
+            if args.compile:
+                ours.compile_transformers()
             theirs, their_name, release = other_model(args, Path(workdir), sizes, release_args)
             x = torch.randn(batch_size, COORDS, sizes["frames"], JOINTS, sizes["num_bodies"]) * 0.3
             record = {"bench": "side_by_side", "size": args.size, "cpu": cpu_model(), "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "batch_size": batch_size, "rounds": args.rounds,
+                      "torch": torch.__version__, "compile": args.compile, "batch_size": batch_size, "rounds": args.rounds,
                       "steps_per_round": args.steps, "other": their_name}
             for precision in args.precision:
                 bf16 = precision == "bf16"
