@@ -85,22 +85,17 @@ def method_source(module_text: str, name: str) -> str:
     raise BenchError(f"no method {name} in the given file")
 
 
-def model_sizes(size: str) -> tuple[dict, dict, int]:
-    """hacm's ModelConfig arguments, the release's model_args and the batch of a size: paper or embedded."""
+def model_sizes(size: str) -> tuple[dict, int]:
+    """hacm's ModelConfig arguments and the batch of a size: the release's paper size, or the embedded
+    default's model and batch (only hacm runs at that size: the release hard-codes D = 256)."""
     hacm = dict(PAPER_MODEL, frames=RELEASE_MODEL_ARGS["num_frames"], t_patch=RELEASE_MODEL_ARGS["t_patch_size"])
     if size == "paper":
-        return hacm, RELEASE_MODEL_ARGS, PAPER_BATCH
+        return hacm, PAPER_BATCH
     pretrain = load_yaml(EMBEDDED_CONFIG)["pretrain"]
-    hacm.update(pretrain["model"])
-    release = dict(RELEASE_MODEL_ARGS, dim_feat=hacm["dim"], decoder_dim_feat=hacm["decoder_dim"], depth=hacm["depth"],
-                   decoder_depth=hacm["decoder_depth"], num_heads=hacm["heads"], num_frames=hacm["frames"],
-                   t_patch_size=hacm["t_patch"])
-    if hacm["heads"] != hacm["decoder_heads"]:
-        raise BenchError(f"{EMBEDDED_CONFIG}: the release has one num_heads; heads and decoder_heads differ")
-    return hacm, release, pretrain["data"]["batch_size"]
+    return {**hacm, **pretrain["model"]}, pretrain["data"]["batch_size"]
 
 
-def release_model(checkout: Path, mask_commit: str, workdir: Path, model_args: dict) -> torch.nn.Module:
+def release_model(checkout: Path, mask_commit: str, workdir: Path) -> torch.nn.Module:
     """The release's Transformer from `checkout`, with `mask_hyper_matrix` from its commit `mask_commit`."""
     package = workdir / "release_hacm"
     package.mkdir()
@@ -118,7 +113,7 @@ def release_model(checkout: Path, mask_commit: str, workdir: Path, model_args: d
                      f"{checkout}/{MASK_SOURCE}@{mask_commit}", "exec"), namespace)
         setattr(module.Transformer, MASK_METHOD, namespace[MASK_METHOD])
     with contextlib.redirect_stdout(sys.stderr):  # its patch embedding prints its sizes
-        return module.Transformer(**model_args)
+        return module.Transformer(**RELEASE_MODEL_ARGS)
 
 
 def _hacm_modules() -> dict:
@@ -187,14 +182,13 @@ def checkout_at(revision: str, workdir: Path) -> Iterator[Path]:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
-def other_model(args: argparse.Namespace, workdir: Path, sizes: dict, release_args: dict
-                ) -> tuple[torch.nn.Module, str, bool]:
+def other_model(args: argparse.Namespace, workdir: Path, sizes: dict) -> tuple[torch.nn.Module, str, bool]:
     """The model to compare with, its name, and whether it is the release's (another calling convention)."""
     if args.release is not None:
         if subprocess.run(["git", "-C", str(args.release), "rev-parse", "--git-dir"], capture_output=True).returncode:
             raise BenchError(f"{args.release} is not a git checkout "
                              "(git clone https://github.com/YinxPeng/HA-CM-main)")
-        return release_model(args.release, args.mask_commit, workdir, release_args), "release", True
+        return release_model(args.release, args.mask_commit, workdir), "release", True
     with checkout_at(args.against, workdir) as tree:
         return hacm_model(tree, sizes), f"hacm@{args.against}", False
 
@@ -221,14 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the release runs at paper size only: its temporal criterion hard-codes D = 256 "
                      "(model_hacm/transformer.py, self.l1 = nn.Linear(256, 256)); --size embedded works with --against")
     try:
-        sizes, release_args, batch_size = model_sizes(args.size)
+        sizes, batch_size = model_sizes(args.size)
         batch_size = args.batch_size or batch_size
         with tempfile.TemporaryDirectory() as workdir:
             torch.manual_seed(0)
             ours = hacm_model(REPO, sizes)
             if args.compile:
                 ours.compile_transformers()
-            theirs, their_name, release = other_model(args, Path(workdir), sizes, release_args)
+            theirs, their_name, release = other_model(args, Path(workdir), sizes)
             x = torch.randn(batch_size, COORDS, sizes["frames"], JOINTS, sizes["num_bodies"]) * 0.3
             record = {"bench": "side_by_side", "size": args.size, "cpu": cpu_model(), "threads": torch.get_num_threads(),
                       "torch": torch.__version__, "compile": args.compile, "batch_size": batch_size, "rounds": args.rounds,

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be positive")
-    sizes, _, batch = model_sizes(args.size)
+    sizes, batch = model_sizes(args.size)
     torch.manual_seed(0)
     model = hacm_model(REPO, sizes)
     x = torch.randn(batch, COORDS, sizes["frames"], JOINTS, sizes["num_bodies"]) * 0.3

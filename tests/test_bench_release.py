@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from benchmarks.bench_release import BenchError, main, method_source, model_sizes
+from benchmarks.bench_release import REPO, BenchError, main, method_source, model_sizes
+from hacm.config import load_yaml
 
 MODULE = '''
 import torch
@@ -55,9 +56,10 @@ def test_a_folder_that_is_not_a_checkout_is_one_line(tmp_path, capsys):
     assert "not a git checkout" in capsys.readouterr().err
 
 
-def test_the_embedded_size_is_the_default_configs_model_on_both_sides():
-    sizes, release, batch = model_sizes("embedded")
-    assert (sizes["dim"], sizes["depth"], sizes["frames"]) == (release["dim_feat"], release["depth"], release["num_frames"])
+def test_the_embedded_size_is_the_default_configs_model_and_batch():
+    sizes, batch = model_sizes("embedded")
+    pretrain = load_yaml(REPO / "config" / "config.yaml")["pretrain"]
+    assert {key: sizes[key] for key in pretrain["model"]} == pretrain["model"] and batch == pretrain["data"]["batch_size"]
     assert sizes["dim"] < model_sizes("paper")[0]["dim"] and batch >= 1
 
 
@@ -65,7 +67,7 @@ def test_against_a_commit_at_the_embedded_size(capsys):
     assert main(["--against", "HEAD", "--size", "embedded", "--rounds", "1", "--steps", "1", "--warmup", "0",
                  "--precision", "fp32"]) == 0
     record = json.loads(capsys.readouterr().out.strip())
-    assert record["size"] == "embedded" and record["batch_size"] == model_sizes("embedded")[2]
+    assert record["size"] == "embedded" and record["batch_size"] == model_sizes("embedded")[1]
 
 
 def test_the_step_profile_is_one_json_line_whose_parts_fit_in_the_step(capsys):

@@ -24,7 +24,7 @@ def step_outputs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Ten
 
 @pytest.mark.parametrize("size", ["embedded", "paper"])
 def test_the_step_computes_what_the_reference_revision_computed(tmp_path, size):
-    sizes, _, batch = model_sizes(size)
+    sizes, batch = model_sizes(size)
     try:
         with checkout_at(REFERENCE, tmp_path) as tree:
             reference = hacm_model(tree, sizes)
