@@ -14,6 +14,8 @@ three random encoders.
 
 Not part of the default test run until the margin is shown on both CPU families the CI machines come in
 (AMD EPYC and Intel Xeon with AMX; only the first was available): run it with `python -m pytest -m margin`.
+With PyTorch's kernels limited to AVX2 on the same machine (another rounding, README "The embedded protocol
+over three seeds") seeds 0 / 1 / 2 gave 72.7 / 70.4 / 79.2 % against random 43.1 / 38.9 / 42.6 %.
 """
 
 from __future__ import annotations
