@@ -86,27 +86,38 @@ def goals(values: dict[str, float]) -> list[tuple[str, bool]]:
     return checks
 
 
-def report(out: Path, seeds: list[int], seconds: float | None) -> dict:
+def summarise(out: Path, seeds: list[int], seconds: float | None) -> dict:
+    """Every seed's cells and goal verdicts (goal -> met, in the order of `goals`), as OUT/summary.json keeps them."""
     per_seed = {seed: cells(out, seed) for seed in seeds}
-    keys = sorted({key for values in per_seed.values() for key in values})
-    print(f"| cell (last-epoch top-1 %) | mean ± std over seeds {', '.join(map(str, seeds))} | per seed |")
-    print("|---|---|---|")
-    for key in keys:
+    verdicts = {seed: dict(goals(per_seed[seed])) for seed in seeds}
+    met = sum(ok for seed in seeds for ok in verdicts[seed].values())
+    return {"seeds": seeds, "cells": per_seed, "goals": verdicts, "met": met,
+            "checks": sum(len(verdicts[seed]) for seed in seeds), "workflow_seconds": seconds}
+
+
+def render(summary: dict) -> str:
+    """The Markdown tables of a summary (also read back from summary.json, whose seed keys are strings): the
+    README quotes them verbatim, and tests/test_readme.py holds it to benchmarks/results/embedded_seeds.json."""
+    seeds = summary["seeds"]
+    per_seed = {seed: summary["cells"].get(seed, summary["cells"].get(str(seed), {})) for seed in seeds}
+    verdicts = {seed: summary["goals"].get(seed, summary["goals"].get(str(seed), {})) for seed in seeds}
+    lines = [f"| cell (last-epoch top-1 %) | mean ± std over seeds {', '.join(map(str, seeds))} | per seed |", "|---|---|---|"]
+    for key in sorted({key for values in per_seed.values() for key in values}):
         numbers = [per_seed[s][key] for s in seeds if key in per_seed[s]]
         spread = f" ± {statistics.stdev(numbers):.1f}" if len(numbers) > 1 else ""
-        print(f"| {key} | {statistics.mean(numbers):.1f}{spread} | {' / '.join(f'{n:.1f}' for n in numbers)} |")
-    verdicts = {seed: goals(per_seed[seed]) for seed in seeds}
-    names = [name for name, _ in verdicts[seeds[0]]]
-    print(f"\n| goal | {' | '.join(f'seed {s}' for s in seeds)} |")
-    print("|---|" + "---|" * len(seeds))
-    for index, name in enumerate(names):
-        marks = ["met" if verdicts[s][index][1] else "**missed**" for s in seeds]
-        print(f"| {name} | {' | '.join(marks)} |")
-    met = sum(ok for s in seeds for _, ok in verdicts[s])
-    total = sum(len(verdicts[s]) for s in seeds)
-    print(f"\n{met} of {total} goal checks met" + (f"; workflow {seconds / 60:.1f} min" if seconds else ""))
-    summary = {"seeds": seeds, "cells": per_seed, "goals": {s: dict(v) for s, v in verdicts.items()},
-               "met": met, "checks": total, "workflow_seconds": seconds}
+        lines.append(f"| {key} | {statistics.mean(numbers):.1f}{spread} | {' / '.join(f'{n:.1f}' for n in numbers)} |")
+    lines += ["", f"| goal | {' | '.join(f'seed {s}' for s in seeds)} |", "|---|" + "---|" * len(seeds)]
+    for name in verdicts[seeds[0]]:
+        marks = ["met" if verdicts[s][name] else "**missed**" for s in seeds]
+        lines.append(f"| {name} | {' | '.join(marks)} |")
+    return "\n".join(lines)
+
+
+def report(out: Path, seeds: list[int], seconds: float | None) -> dict:
+    summary = summarise(out, seeds, seconds)
+    print(render(summary))
+    minutes = f"; workflow {seconds / 60:.1f} min" if seconds else ""
+    print(f"\n{summary['met']} of {summary['checks']} goal checks met{minutes}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

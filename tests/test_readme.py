@@ -35,3 +35,16 @@ def test_readme_embedded_figures_are_the_recorded_tables():
     recorded = json.loads(RECORD.read_text())
     assert recorded["command"] == readme_commands()[0]
     assert readme_block((REPO / "README.md").read_text()) == render(recorded)
+
+
+def test_readme_seed_tables_are_the_recorded_benchmark():
+    """The README's three-seed tables are those of benchmarks/results/embedded_seeds.json (the summary.json
+    that `benchmarks/bench_embedded_seeds.py` wrote), rendered by the benchmark's own code."""
+    import json
+
+    from benchmarks.bench_embedded_seeds import render
+
+    summary = json.loads((REPO / "benchmarks" / "results" / "embedded_seeds.json").read_text())
+    text = (REPO / "README.md").read_text()
+    assert render(summary) in text
+    assert f"{summary['met']} of {summary['checks']} goal checks met" in text
