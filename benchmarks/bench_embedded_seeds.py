@@ -99,8 +99,11 @@ def render(summary: dict) -> str:
     """The Markdown tables of a summary (also read back from summary.json, whose seed keys are strings): the
     README quotes them verbatim, and tests/test_readme.py holds it to benchmarks/results/embedded_seeds.json."""
     seeds = summary["seeds"]
-    per_seed = {seed: summary["cells"].get(seed, summary["cells"].get(str(seed), {})) for seed in seeds}
-    verdicts = {seed: summary["goals"].get(seed, summary["goals"].get(str(seed), {})) for seed in seeds}
+    # A seed missing from either section is a KeyError, not an empty column.
+    cells_by_seed = {str(seed): values for seed, values in summary["cells"].items()}
+    goals_by_seed = {str(seed): values for seed, values in summary["goals"].items()}
+    per_seed = {seed: cells_by_seed[str(seed)] for seed in seeds}
+    verdicts = {seed: goals_by_seed[str(seed)] for seed in seeds}
     lines = [f"| cell (last-epoch top-1 %) | mean ± std over seeds {', '.join(map(str, seeds))} | per seed |", "|---|---|---|"]
     for key in sorted({key for values in per_seed.values() for key in values}):
         numbers = [per_seed[s][key] for s in seeds if key in per_seed[s]]
