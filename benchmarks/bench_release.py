@@ -19,7 +19,9 @@ timed steps each after a warm-up, so that drifts of the machine hit both alike; 
 median step over all rounds is reported, for float32 and for bfloat16 autocast. Prints one JSON line.
 `--size embedded` times the embedded default's small model and batch (config/config.yaml) instead, the
 step that the README's first command repeats ~3,000 times (against an earlier commit only: the release
-hard-codes D = 256).
+hard-codes D = 256). Each side's page faults and kernel seconds per step are reported too: a step that
+frees and reallocates blocks over glibc's mmap threshold pays the kernel for those pages every step, and
+`--allocator raised` runs the whole comparison with hacm's allocator settings (hacm.runtime) instead.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ import ast
 import contextlib
 import importlib
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,6 +49,7 @@ sys.path.insert(0, str(REPO))  # the benchmarks package (and this checkout's hac
 from benchmarks.embedded_figures import cpu_model  # noqa: E402
 from hacm.bench import PAPER_MODEL  # noqa: E402
 from hacm.config import load_yaml  # noqa: E402
+from hacm.runtime import ALLOCATOR_SETTINGS, ensure_allocator_settings  # noqa: E402
 RELEASE_MODEL = "model_hacm/transformer.py"
 RELEASE_DROP = "model/drop.py"  # model_hacm/ has drop.py only as bytecode; model/ has its source
 MASK_METHOD, MASK_SOURCE, MASK_COMMIT = "mask_hyper_matrix", "model_mamp/transformer.py", "5755d8a"
@@ -153,19 +159,33 @@ def step_function(model: torch.nn.Module, x: torch.Tensor, *, release: bool, bf1
     return step
 
 
-def alternate(steps: dict[str, Callable[[], None]], *, rounds: int, per_round: int, warmup: int) -> dict[str, float]:
-    """Median seconds per step of each function, timed in alternating rounds."""
+@dataclass
+class StepTiming:
+    seconds: float  # median wall seconds per step
+    page_faults: int  # mean minor page faults per step (pages the kernel had to map in)
+    kernel_seconds: float  # mean CPU seconds per step spent in the kernel, all threads
+
+
+def alternate(steps: dict[str, Callable[[], None]], *, rounds: int, per_round: int, warmup: int) -> dict[str, StepTiming]:
+    """Each function's step timing, in alternating rounds."""
     for step in steps.values():
         for _ in range(warmup):
             step()
     times: dict[str, list[float]] = {name: [] for name in steps}
+    faults = {name: 0 for name in steps}
+    kernel = {name: 0.0 for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
             for _ in range(per_round):
+                before = resource.getrusage(resource.RUSAGE_SELF)
                 start = time.perf_counter()
                 step()
                 times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                faults[name] += after.ru_minflt - before.ru_minflt
+                kernel[name] += after.ru_stime - before.ru_stime
+    return {name: StepTiming(seconds=statistics.median(values), page_faults=round(faults[name] / len(values)),
+                             kernel_seconds=round(kernel[name] / len(values), 3)) for name, values in times.items()}
 
 
 @contextlib.contextmanager
@@ -193,6 +213,14 @@ def other_model(args: argparse.Namespace, workdir: Path, sizes: dict) -> tuple[t
         return hacm_model(tree, sizes), f"hacm@{args.against}", False
 
 
+def allocator_in_force() -> str:
+    """raised (hacm.runtime's thresholds), default (glibc's own) or custom (other values in the environment)."""
+    values = {key: os.environ.get(key) for key in ALLOCATOR_SETTINGS}
+    if values == ALLOCATOR_SETTINGS:
+        return "raised"
+    return "default" if not any(values.values()) else "custom"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     other = parser.add_mutually_exclusive_group(required=True)
@@ -204,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the release's paper-size model, or the embedded default's (config/config.yaml)")
     parser.add_argument("--compile", action="store_true", help="torch.compile hacm's transformer stacks "
                         "(optim.compile); the other side stays eager, so --against HEAD --compile measures the switch")
+    parser.add_argument("--allocator", choices=("default", "raised"), default="default",
+                        help="raised: re-run this command with glibc's mmap and trim thresholds raised, as every hacm "
+                        "stage runs (hacm.runtime); they are process-wide, so both sides get them. default: glibc's "
+                        "own, as a user runs the release; freed blocks over 32 MB go back to the kernel and are "
+                        "faulted in again on the next step")
     parser.add_argument("--batch-size", type=int, help="default: 16 at paper size, the config's at embedded size")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
@@ -214,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.release is not None and args.size != "paper":
         parser.error("the release runs at paper size only: its temporal criterion hard-codes D = 256 "
                      "(model_hacm/transformer.py, self.l1 = nn.Linear(256, 256)); --size embedded works with --against")
+    if args.allocator == "raised":
+        ensure_allocator_settings()  # re-executes this command; returns where the settings are already in force
     try:
         sizes, batch_size = model_sizes(args.size)
         batch_size = args.batch_size or batch_size
@@ -226,16 +261,21 @@ def main(argv: list[str] | None = None) -> int:
             x = torch.randn(batch_size, COORDS, sizes["frames"], JOINTS, sizes["num_bodies"]) * 0.3
             record = {"bench": "side_by_side", "size": args.size, "cpu": cpu_model(), "threads": torch.get_num_threads(),
                       "torch": torch.__version__, "compile": args.compile, "batch_size": batch_size, "rounds": args.rounds,
-                      "steps_per_round": args.steps, "other": their_name}
+                      "steps_per_round": args.steps, "other": their_name,
+                      "allocator": allocator_in_force()}
             for precision in args.precision:
                 bf16 = precision == "bf16"
-                seconds = alternate({"hacm": step_function(ours, x, release=False, bf16=bf16),
+                timings = alternate({"hacm": step_function(ours, x, release=False, bf16=bf16),
                                      their_name: step_function(theirs, x, release=release, bf16=bf16)},
                                     rounds=args.rounds, per_round=args.steps, warmup=args.warmup)
-                rates = {name: batch_size / value for name, value in seconds.items()}
-                record[precision] = {"hacm_samples_per_s": round(rates["hacm"], 2),
-                                     "other_samples_per_s": round(rates[their_name], 2),
-                                     "ratio": round(rates["hacm"] / rates[their_name], 3)}
+                ours_timing, their_timing = timings["hacm"], timings[their_name]
+                record[precision] = {"hacm_samples_per_s": round(batch_size / ours_timing.seconds, 2),
+                                     "other_samples_per_s": round(batch_size / their_timing.seconds, 2),
+                                     "ratio": round(their_timing.seconds / ours_timing.seconds, 3),
+                                     "hacm_page_faults_per_step": ours_timing.page_faults,
+                                     "other_page_faults_per_step": their_timing.page_faults,
+                                     "hacm_kernel_s_per_step": ours_timing.kernel_seconds,
+                                     "other_kernel_s_per_step": their_timing.kernel_seconds}
     except BenchError as error:
         print(f"bench_release: {error}", file=sys.stderr)
         return 2

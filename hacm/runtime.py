@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 33)}
+ALLOCATOR_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 33)}
 _MARKER = "HACM_ALLOCATOR_SET"
 
 
@@ -21,7 +21,7 @@ def ensure_allocator_settings() -> None:
     if (os.environ.get(_MARKER) or os.environ.get("HACM_NO_REEXEC") or not sys.platform.startswith("linux")
             or not hasattr(sys, "orig_argv")):
         return
-    environment = {**os.environ, **{k: os.environ.get(k, v) for k, v in _SETTINGS.items()}, _MARKER: "1"}
+    environment = {**os.environ, **{k: os.environ.get(k, v) for k, v in ALLOCATOR_SETTINGS.items()}, _MARKER: "1"}
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)

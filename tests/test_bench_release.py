@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from benchmarks.bench_release import REPO, BenchError, main, method_source, model_sizes
+from benchmarks.bench_release import REPO, BenchError, allocator_in_force, main, method_source, model_sizes
+from hacm.runtime import ALLOCATOR_SETTINGS
 from hacm.config import load_yaml
 
 MODULE = '''
@@ -43,6 +44,20 @@ def test_against_a_commit_prints_one_json_line(capsys):
                  "--precision", "fp32"]) == 0
     record = json.loads(capsys.readouterr().out.strip())
     assert record["other"] == "hacm@HEAD" and record["fp32"]["ratio"] > 0
+    assert record["allocator"] in {"default", "raised", "custom"}
+    for side in ("hacm", "other"):
+        assert record["fp32"][f"{side}_page_faults_per_step"] >= 0 and record["fp32"][f"{side}_kernel_s_per_step"] >= 0
+
+
+def test_the_allocator_in_force_is_read_from_the_environment(monkeypatch):
+    for key in ALLOCATOR_SETTINGS:
+        monkeypatch.delenv(key, raising=False)
+    assert allocator_in_force() == "default"
+    for key, value in ALLOCATOR_SETTINGS.items():
+        monkeypatch.setenv(key, value)
+    assert allocator_in_force() == "raised"
+    monkeypatch.setenv(next(iter(ALLOCATOR_SETTINGS)), "65536")
+    assert allocator_in_force() == "custom"
 
 
 def test_the_release_at_the_embedded_size_is_a_usage_error(tmp_path, capsys):
