@@ -31,7 +31,6 @@ import ast
 import contextlib
 import importlib
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -49,7 +48,7 @@ sys.path.insert(0, str(REPO))  # the benchmarks package (and this checkout's hac
 from benchmarks.embedded_figures import cpu_model  # noqa: E402
 from hacm.bench import PAPER_MODEL  # noqa: E402
 from hacm.config import load_yaml  # noqa: E402
-from hacm.runtime import ALLOCATOR_SETTINGS, ensure_allocator_settings  # noqa: E402
+from hacm.runtime import allocator_in_force, ensure_allocator_settings  # noqa: E402
 RELEASE_MODEL = "model_hacm/transformer.py"
 RELEASE_DROP = "model/drop.py"  # model_hacm/ has drop.py only as bytecode; model/ has its source
 MASK_METHOD, MASK_SOURCE, MASK_COMMIT = "mask_hyper_matrix", "model_mamp/transformer.py", "5755d8a"
@@ -213,14 +212,6 @@ def other_model(args: argparse.Namespace, workdir: Path, sizes: dict) -> tuple[t
         return hacm_model(tree, sizes), f"hacm@{args.against}", False
 
 
-def allocator_in_force() -> str:
-    """raised (hacm.runtime's thresholds), default (glibc's own) or custom (other values in the environment)."""
-    values = {key: os.environ.get(key) for key in ALLOCATOR_SETTINGS}
-    if values == ALLOCATOR_SETTINGS:
-        return "raised"
-    return "default" if not any(values.values()) else "custom"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     other = parser.add_mutually_exclusive_group(required=True)
@@ -249,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
                      "(model_hacm/transformer.py, self.l1 = nn.Linear(256, 256)); --size embedded works with --against")
     if args.allocator == "raised":
         ensure_allocator_settings()  # re-executes this command; returns where the settings are already in force
+        if allocator_in_force() != "raised":
+            print("bench_release: --allocator raised did not take effect (HACM_NO_REEXEC is set, other MALLOC_ "
+                  "values are in the environment, or this is not Linux)", file=sys.stderr)
+            return 2
     try:
         sizes, batch_size = model_sizes(args.size)
         batch_size = args.batch_size or batch_size

@@ -25,3 +25,11 @@ def ensure_allocator_settings() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
+
+
+def allocator_in_force() -> str:
+    """raised (these thresholds), default (glibc's own) or custom (other values) in this process's environment."""
+    values = {key: os.environ.get(key) for key in ALLOCATOR_SETTINGS}
+    if values == ALLOCATOR_SETTINGS:
+        return "raised"
+    return "default" if not any(values.values()) else "custom"

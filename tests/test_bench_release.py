@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from benchmarks.bench_release import REPO, BenchError, allocator_in_force, main, method_source, model_sizes
-from hacm.runtime import ALLOCATOR_SETTINGS
+from benchmarks.bench_release import REPO, BenchError, main, method_source, model_sizes
 from hacm.config import load_yaml
+from hacm.runtime import ALLOCATOR_SETTINGS, allocator_in_force
 
 MODULE = '''
 import torch
@@ -58,6 +58,14 @@ def test_the_allocator_in_force_is_read_from_the_environment(monkeypatch):
     assert allocator_in_force() == "raised"
     monkeypatch.setenv(next(iter(ALLOCATOR_SETTINGS)), "65536")
     assert allocator_in_force() == "custom"
+
+
+def test_a_raised_allocator_that_cannot_take_effect_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("HACM_NO_REEXEC", "1")  # no re-execution: the settings never reach this process
+    for key in ALLOCATOR_SETTINGS:
+        monkeypatch.delenv(key, raising=False)
+    assert main(["--against", "HEAD", "--allocator", "raised", "--rounds", "1", "--steps", "1"]) == 2
+    assert "did not take effect" in capsys.readouterr().err
 
 
 def test_the_release_at_the_embedded_size_is_a_usage_error(tmp_path, capsys):
