@@ -1,17 +1,39 @@
 """An advisory lock on an output while a process writes it (torch-free): a second process on the same output
 stops with one line instead of interleaving its files with the first. The lock goes with the process (a
-killed run leaves nothing to clean up); the lock file names the holder."""
+killed run leaves nothing to clean up); the lock file names the holder.
+
+Shared file systems without working flock (NFS without lockd, Lustre mounted without `flock`) answer
+ENOLCK, ENOSYS or EOPNOTSUPP: that is said as such, with what to do, and HACM_LOCKS=off runs without the
+guard (Snakemake already keeps two jobs of one workflow off the same outputs).
+"""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
 from pathlib import Path
 
+# flock's answers on a file system that cannot lock, as opposed to EWOULDBLOCK (another holder)
+UNSUPPORTED = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+SWITCH = "HACM_LOCKS"  # HACM_LOCKS=off: no lock at all
 
-class OutputInUse(RuntimeError):
+
+class OutputLockError(RuntimeError):
+    """The output cannot be locked; the message says why and what to do."""
+
+
+class OutputInUse(OutputLockError):
     """Another process holds the lock; the message names it."""
+
+
+class LockingUnsupported(OutputLockError):
+    """The file system of the output does not support flock."""
+
+
+def locking_disabled() -> bool:
+    return os.environ.get(SWITCH, "").strip().lower() in ("off", "0", "no", "false")
 
 
 class OutputLock:
@@ -20,14 +42,24 @@ class OutputLock:
         self.handle = None
 
     def __enter__(self) -> OutputLock:
+        if locking_disabled():
+            return self
         self.lock_file.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.lock_file, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
+            if error.errno in UNSUPPORTED:
+                raise LockingUnsupported(
+                    f"the file system of {self.output} does not support locking (flock: "
+                    f"{os.strerror(error.errno)}); mount it with locks (NFS with lockd, Lustre with -o flock) or "
+                    f"set {SWITCH}=off to run without the guard, making sure no two runs write {self.output} at once"
+                ) from None
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise OutputLockError(f"cannot lock {self.lock_file}: {os.strerror(error.errno or 0)}") from None
             raise OutputInUse(f"{self.output} is in use by another run ({holder}); {self.hint}") from None
         handle.seek(0)
         handle.truncate()

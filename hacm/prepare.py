@@ -34,7 +34,7 @@ from hacm.data.convert import (  # noqa: E402
     default_workers,
     finish_report,
 )
-from hacm.locks import OutputInUse, OutputLock  # noqa: E402
+from hacm.locks import OutputLock, OutputLockError  # noqa: E402
 
 IMPORT = "import"
 DATASETS = (*REGISTRY, "synthetic", IMPORT)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with OutputLock(out.with_name(out.name + ".lock"), output=out, hint="wait for it to finish"):
             return _prepare_into(args, out)
-    except (OutputInUse, OSError) as error:
+    except (OutputLockError, OSError) as error:
         print(f"hacm.prepare: error: {error}", file=sys.stderr)
         return 1
 

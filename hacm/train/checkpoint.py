@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from hacm.locks import OutputInUse, OutputLock
+from hacm.locks import OutputLock, OutputLockError
 
 
 LOCK_FILE = ".lock"
@@ -56,7 +56,7 @@ class RunFolderLock(OutputLock):
             raise CheckpointError(f"--out {self.output} is a file, not a run folder")
         try:
             return super().__enter__()
-        except OutputInUse as error:
+        except OutputLockError as error:
             raise CheckpointError(str(error)) from None
 
 

@@ -1,0 +1,55 @@
+"""The output lock on shared file systems: a file system without flock is said as such, not as another run."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from hacm import locks
+from hacm.locks import LockingUnsupported, OutputInUse, OutputLock
+
+
+def refuse_with(code: int):
+    def flock(handle, operation):
+        if operation & locks.fcntl.LOCK_UN:
+            return None
+        raise OSError(code, "simulated")
+
+    return flock
+
+
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_a_file_system_without_locks_is_named_with_what_to_do(tmp_path, monkeypatch, code):
+    """Reliability review: on NFS without lockd (ENOLCK) every stage said 'in use by another run'."""
+    monkeypatch.setattr(locks.fcntl, "flock", refuse_with(code))
+    with pytest.raises(LockingUnsupported) as caught:
+        OutputLock(tmp_path / "o.lock", output=tmp_path / "o", hint="wait").__enter__()
+    message = str(caught.value)
+    assert "does not support locking" in message and "HACM_LOCKS=off" in message and "in use" not in message
+    assert "\n" not in message
+
+
+def test_another_holder_is_still_in_use(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks.fcntl, "flock", refuse_with(errno.EWOULDBLOCK))
+    with pytest.raises(OutputInUse, match="in use by another run"):
+        OutputLock(tmp_path / "o.lock", output=tmp_path / "o", hint="wait").__enter__()
+
+
+def test_locks_can_be_switched_off_where_the_file_system_has_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks.fcntl, "flock", refuse_with(errno.ENOLCK))
+    monkeypatch.setenv("HACM_LOCKS", "off")
+    with OutputLock(tmp_path / "o.lock", output=tmp_path / "o", hint="wait"):
+        pass
+    assert not (tmp_path / "o.lock").exists()
+
+
+def test_a_run_stage_says_it_in_one_line(synthetic_stores, tmp_path, monkeypatch, capsys):
+    from hacm.evaluate import main as evaluate_main
+    from tests.test_run_errors import EVALUATE
+
+    monkeypatch.setattr(locks.fcntl, "flock", refuse_with(errno.ENOLCK))
+    code = evaluate_main(["--protocol", "linear", "--config", str(EVALUATE), "--data", str(synthetic_stores / "ntu60-xsub"),
+                          "--encoder", "none", "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "does not support locking" in err and len(err.strip().splitlines()) == 1
