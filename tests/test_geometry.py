@@ -6,7 +6,7 @@ import mpmath
 import pytest
 import torch
 
-from hacm.model.hyperbolic import ball, poincare_distance, poincare_pairwise_distance, to_ball
+from hacm.model.hyperbolic import ball, expmap0, poincare_distance, poincare_pairwise_distance, to_ball
 
 
 def interior_points(count: int, dim: int, curvature: float, *, seed: int, radius: float = 0.6) -> torch.Tensor:
@@ -65,3 +65,20 @@ def test_mapping_and_distances_stay_float32_under_autocast():
         points = to_ball(torch.randn(4, 18, 32), ball(1.0))
         distances = poincare_pairwise_distance(points.bfloat16(), 1.0)
     assert points.dtype == torch.float32 and distances.dtype == torch.float32
+
+
+@pytest.mark.parametrize("curvature", [0.5, 1.0, 2.0])
+def test_expmap0_is_geoopts_and_its_gradient_does_not_depend_on_earlier_calls(curvature):
+    """geoopt's expmap0 is a TorchScript function whose gradient, after its first call in a process, comes
+    from TorchScript's autodiff and rounds differently: a resumed run then drifted from a straight one.
+    hyperbolic.expmap0 gives geoopt's values bit for bit, and the same gradient at every call."""
+    manifold = ball(curvature)
+    vectors = torch.randn(64, 18, 32, generator=torch.Generator().manual_seed(0)) * 3
+    weights = torch.randn(64, 18, 32, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(expmap0(vectors, manifold), manifold.expmap0(vectors, project=False))
+    gradients = []
+    for _ in range(3):
+        leaf = vectors.clone().requires_grad_()
+        (expmap0(leaf, manifold) * weights).sum().backward()
+        gradients.append(leaf.grad)
+    assert all(torch.equal(gradient, gradients[0]) for gradient in gradients[1:])

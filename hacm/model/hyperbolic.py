@@ -1,6 +1,7 @@
 """Poincaré-ball geometry (DESIGN §2.2, §2.5), always computed in float32 or wider.
 
-Mapping uses geoopt's PoincareBall (exponential map at the origin, then projection inside the ball).
+Mapping uses geoopt's PoincareBall (exponential map at the origin, then projection inside the ball),
+with geoopt's expmap0 restated in eager operations (`expmap0`).
 Pairwise distances are computed in closed form from squared norms and inner products, so a set of L
 points costs one L x L Gram matrix instead of an L x L x D tensor of differences:
 
@@ -23,7 +24,11 @@ def _full_precision(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def ball(curvature: float) -> geoopt.PoincareBall:
-    return geoopt.PoincareBall(c=curvature, learnable=False)  # the curvature is a setting, not learnt
+    manifold = geoopt.PoincareBall(c=curvature, learnable=False)  # the curvature is a setting, not learnt
+    # The projection radius as a Python number, read from the ball's own c once: reading c (a tensor) at
+    # every forward would make the host wait for the GPU at every step.
+    manifold.projection_radius = ball_radius(float(manifold.c))
+    return manifold
 
 
 def ball_radius(curvature: float) -> float:
@@ -37,6 +42,18 @@ def clip_norm(vectors: torch.Tensor, radius: float) -> torch.Tensor:
     return vectors * (radius / norms).clamp(max=1.0)
 
 
+def expmap0(vectors: torch.Tensor, manifold: geoopt.PoincareBall) -> torch.Tensor:
+    """geoopt's `manifold.expmap0(v, project=False)`, tanh(sqrt(c) |v|) v / (sqrt(c) |v|), with geoopt's
+    operations in geoopt's order (the same values), but differentiated by eager autograd. geoopt's is a
+    TorchScript function: the profiling executor differentiates its first call in a process op by op and
+    every later call through TorchScript's autodiff (a DifferentiableGraph), whose gradient rounds
+    differently, so a resumed run's first step (its process's first call) drifted from the same step of
+    an uninterrupted run."""
+    k_sqrt = (manifold.k.abs() + 1e-15).sqrt()  # geoopt's sabs(k).sqrt()
+    norms = vectors.norm(dim=-1, p=2, keepdim=True).clamp_min(1e-15)
+    return k_sqrt.reciprocal() * (norms * k_sqrt).clamp(-15, 15).tanh() * (vectors / norms)
+
+
 def to_ball(vectors: torch.Tensor, manifold: geoopt.PoincareBall, *, clip: float | None = None) -> torch.Tensor:
     """proj(expmap0(v)) along the last dimension, outside autocast and in float32 at least.
 
@@ -45,7 +62,8 @@ def to_ball(vectors: torch.Tensor, manifold: geoopt.PoincareBall, *, clip: float
         vectors = _full_precision(vectors)
         if clip is not None:
             vectors = clip_norm(vectors, clip)
-        return clip_norm(manifold.expmap0(vectors, project=False), ball_radius(float(manifold.c)))
+        radius = getattr(manifold, "projection_radius", None) or ball_radius(float(manifold.c))
+        return clip_norm(expmap0(vectors, manifold), radius)
 
 
 def _arcosh1p(u: torch.Tensor) -> torch.Tensor:
