@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hacm.cli import EXIT_USAGE, run_parser, run_stage, start_process, start_run
+from hacm.cli import EXIT_RUN_ERROR, EXIT_USAGE, run_parser, run_stage, start_process, start_run
 
 PROG = "hacm.evaluate"
 if __name__ == "__main__":  # before the heavy imports below: allocator settings, a quiet Ctrl-C while they load
@@ -23,6 +23,7 @@ from hacm.eval.config import PROTOCOLS, load_eval_config  # noqa: E402
 from hacm.eval.protocols import Run, evaluate  # noqa: E402
 from hacm.train.checkpoint import RunFolderLock  # noqa: E402
 from hacm.train.distributed import requested_device  # noqa: E402
+from hacm.train.environment import DeviceError, use_cuda  # noqa: E402
 from hacm.train.pretraining import RUN_ERRORS  # noqa: E402
 
 
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         set_example="linear.epochs=10")
     parser.add_argument("--protocol", choices=PROTOCOLS, required=True)
     parser.add_argument("--encoder", required=True, help="encoder.pt written by hacm.pretrain, or 'none'")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when PyTorch sees a device, else the "
+                        "CPU; a SLURM job given GPUs that PyTorch cannot use stops with one line)")
     return parser
 
 
@@ -42,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     encoder = None if args.encoder.lower() == "none" else Path(args.encoder)
     try:
-        device = requested_device(args.device)
+        device = requested_device(args.device) if args.device else torch.device("cuda" if use_cuda() else "cpu")
     except ValueError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except DeviceError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_RUN_ERROR
 
     def run_protocol() -> int:
         with RunFolderLock(args.out):

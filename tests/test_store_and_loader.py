@@ -14,7 +14,7 @@ from hacm.data.augment import (
     rotation_matrices,
     sample_uniforms,
 )
-from hacm.data.loader import DeviceBatches, SkeletonDataset, epoch_batches, make_loader
+from hacm.data.loader import DeviceBatches, SkeletonDataset, epoch_batches, make_feeder, make_loader
 from hacm.data.storage import SampleMeta, SkeletonStore, StoreError, StoreWriter
 
 
@@ -129,6 +129,35 @@ def test_loader_workers_and_device_batches_agree(tmp_path):
             torch.testing.assert_close(x, by_index[i], atol=1e-6, rtol=0)
             seen += 1
     assert seen == 23
+
+
+def test_the_monitor_reads_the_training_split_from_the_training_feeders_copy(tmp_path):
+    """Users' review: loader auto copied the training split to the GPU twice (training and kNN monitor)."""
+    store, _ = write_store(tmp_path / "s", [40 + 7 * i for i in range(9)])
+    feed = dict(frames=16, seed=1, device=torch.device("cpu"), loader="device", workers=0, rotation=0.3)
+    training = make_feeder(store, train=True, **feed)
+    monitor = training.unaugmented()
+    assert monitor.device_batches.table is training.device_batches.table and not monitor.train
+    assert training.device_batches.train  # the view did not change the training feeder
+    separate = make_feeder(store, train=False, **feed)
+    batches = epoch_batches(9, batch_size=4, seed=0, epoch=0, shuffle=False, drop_last=False)
+    for shared, own in zip(monitor.iterate(batches), separate.iterate(batches)):
+        assert torch.equal(shared.x, own.x)
+
+
+def test_auto_keeps_a_split_mapped_when_its_copy_would_not_fit(tmp_path, monkeypatch, capsys):
+    import hacm.data.loader as loader
+
+    assert loader.fits_on_device(10 << 30, free=40 << 30, total=80 << 30)
+    assert not loader.fits_on_device(30 << 30, free=40 << 30, total=80 << 30)  # leaves less than a quarter
+    assert not loader.fits_on_device(1 << 30, free=4 << 30, total=8 << 30)  # leaves less than 4 GiB
+    store, _ = write_store(tmp_path / "s", [40] * 3)
+    monkeypatch.setattr(loader, "copy_fits", lambda store, device: (False, "9.0 GiB needed, 5.0 GiB free of 16.0 GiB"))
+    feeder = make_feeder(store, frames=16, train=True, seed=0, device=torch.device("cuda"), loader="auto", workers=0,
+                         rotation=0.3)
+    assert not feeder.on_device and feeder.device_batches is None
+    err = capsys.readouterr().err
+    assert "stays mapped" in err and "9.0 GiB needed" in err and len(err.strip().splitlines()) == 1
 
 
 def test_epoch_batches_split_global_batches_over_processes():

@@ -9,6 +9,7 @@ Two ways to feed a model, sharing `augment_batch`:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -194,6 +195,21 @@ class DeviceBatches:
             yield self.batch(indices)
 
 
+# Device memory a resident copy must leave free for the model, its activations and the optimiser: a
+# quarter of the GPU, at least 4 GiB (the paper-size pretraining step at batch 64 needs ~3 GiB of activations).
+DEVICE_RESERVE_FRACTION, DEVICE_RESERVE_MIN_BYTES = 0.25, 4 << 30
+
+
+def store_bytes(store: SkeletonStore) -> int:
+    """Bytes of a store's resident copy: the float32 frame table and three int64 columns."""
+    return int(np.prod(store.frames.shape)) * 4 + 3 * 8 * len(store)
+
+
+def fits_on_device(needed: int, *, free: int, total: int) -> bool:
+    """Whether a copy of `needed` bytes leaves the reserve free on a device with `free` of `total` bytes."""
+    return needed <= free - max(DEVICE_RESERVE_MIN_BYTES, DEVICE_RESERVE_FRACTION * total)
+
+
 @dataclass
 class Feeder:
     """Batches of one split, from the mapped store (CPU workers) or a copy on the device."""
@@ -206,28 +222,60 @@ class Feeder:
     on_device: bool
     workers: int
     rotation: float
+    device_batches: DeviceBatches | None = None  # a resident copy to share (another Feeder's), else made here
 
     def __post_init__(self) -> None:
         if self.on_device:
-            self._device_batches = DeviceBatches(self.store, device=self.device, frames=self.frames,
-                                                 train=self.train, seed=self.seed, rotation=self.rotation)
+            if self.device_batches is None:
+                self.device_batches = DeviceBatches(self.store, device=self.device, frames=self.frames,
+                                                    train=self.train, seed=self.seed, rotation=self.rotation)
+            else:  # the same tensors, this feeder's augmentation
+                self.device_batches = replace_fields(self.device_batches, train=self.train, frames=self.frames)
         else:
             self._dataset = SkeletonDataset(self.store, frames=self.frames, train=self.train, seed=self.seed,
                                             rotation=self.rotation)
 
+    def unaugmented(self) -> Feeder:
+        """A feeder of the same split without augmentation, sharing this one's copy on the device (the kNN
+        monitor reads the training split the training feeder already holds: one copy, not two)."""
+        return Feeder(self.store, frames=self.frames, train=False, seed=self.seed, device=self.device,
+                      on_device=self.on_device, workers=self.workers, rotation=self.rotation,
+                      device_batches=self.device_batches)
+
     def iterate(self, batches: list[list[int]], epoch: int = 0):
         if self.on_device:
-            self._device_batches.set_epoch(epoch)
-            return self._device_batches.iterate(batches)
+            self.device_batches.set_epoch(epoch)
+            return self.device_batches.iterate(batches)
         self._dataset.set_epoch(epoch)
         return iter(make_loader(self._dataset, batches, num_workers=self.workers,
                                 pin_memory=self.device.type == "cuda"))
 
 
+def replace_fields(batches: DeviceBatches, **changes) -> DeviceBatches:
+    """A DeviceBatches over the same resident tensors with other settings (train, frames)."""
+    copy = object.__new__(DeviceBatches)
+    copy.__dict__.update(batches.__dict__, **changes)
+    return copy
+
+
+def copy_fits(store: SkeletonStore, device: torch.device) -> tuple[bool, str]:
+    """Whether `store` fits on `device` beside the reserve, and the figures, in words."""
+    free, total = torch.cuda.mem_get_info(device)
+    needed = store_bytes(store)
+    words = f"{needed / 2**30:.1f} GiB needed, {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB"
+    return fits_on_device(needed, free=free, total=total), words
+
+
 def make_feeder(store: SkeletonStore, *, frames: int, train: bool, seed: int, device: torch.device, loader: str,
                 workers: int, rotation: float) -> Feeder:
-    """The feeder a run's `data.loader` asks for: `device` copies the store to the device, `cpu` maps it
-    with CPU workers, `auto` copies it when the device is a GPU."""
-    on_device = loader == "device" or (loader == "auto" and device.type == "cuda")
+    """The feeder a run's `data.loader` asks for: `device` copies the store to the device, `workers` maps it
+    with CPU workers, `auto` copies it when the device is a GPU and the copy leaves the reserve free there,
+    and otherwise maps it, saying so in one line."""
+    on_device = loader == "device"
+    if loader == "auto" and device.type == "cuda":
+        on_device, words = copy_fits(store, device)
+        if not on_device:
+            print(f"hacm: data.loader auto: {store.directory} stays mapped in host memory, read by CPU workers "
+                  f"(its copy would leave less than the reserve free on {device}: {words})", file=sys.stderr)
     return Feeder(store, frames=frames, train=train, seed=seed, device=device, on_device=on_device, workers=workers,
                   rotation=rotation)

@@ -50,11 +50,14 @@ from hacm.train.checkpoint import (
 )
 from hacm.train.config import learning_rates
 from hacm.train.engine import AUTOCAST_DTYPES, train_classifier_epoch
+from hacm.train.environment import describe
 from hacm.train.monitor import MetricsLog
+from hacm.train.progress import ProgressLines
 from hacm.train.encoder_file import LoadedEncoder, load_encoder, random_encoder
 from hacm.train.pretraining import RunError
 from hacm.train.schedules import warmup_cosine
 
+PROG = "hacm.evaluate"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 LOG = "metrics.jsonl"
@@ -144,6 +147,8 @@ class Run:
         # What this run's checkpoint and feature cache are made from: reused only with the same stores.
         self.data_identity = {"train": self.train_store.identity, "test": self.test_store.identity}
         self.log: MetricsLog | None = None  # opened by _resume: emptied for a fresh start, kept on a resume
+        self.lines: ProgressLines | None = None  # opened by _resume
+        self.environment = describe(self.device)
         self.last_checkpoint = time.monotonic()
 
     def feeder(self, store: SkeletonStore, *, train: bool, frames: int) -> Feeder:
@@ -156,16 +161,25 @@ class Run:
                              drop_last=False)
 
 
-def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimizer, scaler, generators) -> int:
-    """Load the run's checkpoint when there is one; the first epoch still to train."""
+def _resume(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimizer, scaler, generators, *,
+            epochs: int, steps_per_epoch: int, batch_size: int) -> int:
+    """Load the run's checkpoint when there is one; the first epoch still to train. Opens the run's log
+    (with a record of where this part runs) and its epoch lines."""
     state = load_resumable(run.out_dir / CHECKPOINT, resolved, restart_on_change=run.restart_on_change,
                            map_location=run.device, data=run.data_identity)
-    if state is None:
-        run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=None)
-        return 1
-    run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=int(state["epoch"]))
-    return restore_run_state(state, modules=modules, optimizer=optimizer, scaler=scaler, generators=generators,
-                             source=run.out_dir / CHECKPOINT)
+    start = 1
+    run.log = MetricsLog(run.out_dir / LOG, keep_through_epoch=None if state is None else int(state["epoch"]))
+    if state is not None:
+        start = restore_run_state(state, modules=modules, optimizer=optimizer, scaler=scaler, generators=generators,
+                                  source=run.out_dir / CHECKPOINT)
+    run.lines = ProgressLines(PROG, environment=run.environment, device=run.device, total_epochs=epochs,
+                              steps_per_epoch=steps_per_epoch, samples_per_step=batch_size,
+                              first_step=(start - 1) * steps_per_epoch, within_epochs=False,
+                              enabled=not run.show_progress)  # with a bar over the epochs, the bar says it
+    if start <= epochs:
+        run.log.write({"kind": "environment", "epoch": start, **run.environment})
+        run.lines.start(start, resumed=start > 1)
+    return start
 
 
 CHECKPOINT_EVERY_S = 30.0  # short epochs (a linear head on cached features) are not worth a file each
@@ -183,11 +197,13 @@ def _save(run: Run, resolved: dict, modules: dict[str, torch.nn.Module], optimiz
 
 
 def _log_epoch(run: Run, epoch: int, *, loss: float, train_top1: float, lr: float, test_top1) -> None:
-    """One epoch line in metrics.jsonl; the test split is scored every monitor.test_every epochs."""
+    """One epoch line in metrics.jsonl and the job's log; the test split is scored every monitor.test_every
+    epochs."""
     record = {"kind": "epoch", "epoch": epoch, "loss": loss, "train_top1": train_top1, "lr": lr}
     if run.config.monitor.test_every and epoch % run.config.monitor.test_every == 0:
         record["test_top1"] = test_top1()
     run.log.write(record)
+    run.lines.epoch(record, epoch * run.lines.steps_per_epoch)
 
 
 def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.Tensor, dict, Optimisation]:
@@ -232,7 +248,8 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
             features = pooled(encoder(item.x.to(device))).float()
         return head(features), item.labels.to(device)
 
-    start = _resume(run, resolved, {"head": head}, optimizer, None, {})
+    start = _resume(run, resolved, {"head": head}, optimizer, None, {}, epochs=settings.epochs,
+                    steps_per_epoch=steps_per_epoch, batch_size=batch_size)
     for epoch in tqdm(range(start, settings.epochs + 1), desc="linear", unit="epoch", disable=not run.show_progress,
                       initial=start - 1, total=settings.epochs):
         batches = epoch_batches(len(run.train_store), batch_size=batch_size, seed=run.config.seed, epoch=epoch,
@@ -287,7 +304,8 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict,
     train_feeder = run.feeder(run.train_store, train=True, frames=frames)
     test_feeder = run.feeder(run.test_store, train=False, frames=frames)
     torch.manual_seed(run.config.seed)
-    start = _resume(run, resolved, {"encoder": encoder, "head": head}, optimizer, scaler, {})
+    start = _resume(run, resolved, {"encoder": encoder, "head": head}, optimizer, scaler, {}, epochs=settings.epochs,
+                    steps_per_epoch=steps_per_epoch, batch_size=batch_size)
 
     def test_logits() -> torch.Tensor:
         encoder.eval()
@@ -372,6 +390,7 @@ def evaluate(run: Run) -> dict:
         "config": config.to_dict(),
         "git_commit": git_commit(),
         "seconds": round(time.perf_counter() - started, 2),
+        "environment": run.environment,
     }
     if semi is not None:
         document["semi"] = semi

@@ -44,6 +44,7 @@ METRICS_SCHEMA = {
         "seconds": {"type": "number", "minimum": 0},
         "mode": {"type": "string"},
         "dataset": {"type": "object"},
+        "environment": {"type": "object", "required": ["host", "device", "torch"]},  # where it ran (since issue 25)
         "semi": {"type": "object", "required": ["fraction", "draw", "subset_seed", "subset_size", "subset_digest"]},
     },
 }

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from hacm.train.environment import use_cuda
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -40,8 +42,9 @@ def torchrun_world() -> tuple[int, int, int] | None:
 
 
 def setup_distributed(prefer_cuda: bool = True) -> Distributed:
-    """Join the process group when torchrun started several processes (NCCL on GPUs, gloo on CPUs)."""
-    cuda = prefer_cuda and torch.cuda.is_available()
+    """Join the process group when torchrun started several processes (NCCL on GPUs, gloo on CPUs).
+    DeviceError when the job was given GPUs that PyTorch cannot use (hacm.train.environment)."""
+    cuda = prefer_cuda and use_cuda()
     world = torchrun_world()
     if world is None:
         return Distributed(device=torch.device("cuda", 0) if cuda else torch.device("cpu"))

@@ -9,20 +9,29 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from hacm.files import write_text_atomically
+
 
 class MetricsLog:
-    """Append-only JSON lines; on resume, lines past the checkpoint's epoch are dropped first, and a line
-    torn by a kill in the middle of a write (the only way a line can be incomplete) is dropped too."""
+    """Append-only JSON lines; on resume, lines past the checkpoint are dropped first (`keep_through_epoch`
+    for runs checkpointed per epoch, `keep_before_step` for pretraining, checkpointed between any two steps:
+    every record carries the global step it follows), and a line torn by a kill in the middle of a write
+    (the only way a line can be incomplete) is dropped too. `export` copies the log whole to another file
+    (pretraining keeps its log beside the checkpoint and exports the workflow's metrics.jsonl from it)."""
 
-    def __init__(self, path: Path, *, keep_through_epoch: int | None = None, enabled: bool = True) -> None:
+    def __init__(self, path: Path, *, keep_through_epoch: int | None = None, keep_before_step: int | None = None,
+                 enabled: bool = True) -> None:
         self.path = Path(path)
         self.enabled = enabled
         if not enabled:
             return
-        if keep_through_epoch is None:
+        if keep_through_epoch is None and keep_before_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [record for record in self.records() if record.get("epoch", 0) <= keep_through_epoch]
+            if keep_before_step is not None:
+                kept = [record for record in self.records() if record.get("step", -1) < keep_before_step]
+            else:
+                kept = [record for record in self.records() if record.get("epoch", 0) <= keep_through_epoch]
             self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
 
     def write(self, record: dict) -> None:
@@ -34,6 +43,11 @@ class MetricsLog:
         if not self.path.exists():
             return []
         return read_records(self.path.read_text())
+
+    def export(self, path: Path) -> None:
+        """The whole log, as it stands, written atomically to `path`."""
+        if self.enabled:
+            write_text_atomically(Path(path), self.path.read_text() if self.path.exists() else "")
 
 
 def read_records(text: str) -> list[dict]:
