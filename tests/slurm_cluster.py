@@ -4,7 +4,7 @@
 slurmctld, slurmd as plain root daemons, a placeholder GPU) and always runs
 ``tests/slurm/stop_cluster.sh`` afterwards.  ``write_test_profile(dir, base)`` writes a profile
 for snakemake-executor-plugin-slurm (written against 2.8.0) that submits to that cluster,
-optionally derived from the repository's own ``slurm/config.yaml``.
+optionally derived from one of the repository's own profiles (``slurm/``, ``slurm/no-conda/``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def require_slurm_prerequisites() -> None:
         pytest.skip("the local SLURM cluster needs root (apt-get install, daemons as root); "
                     "set CI=1 to make this a failure instead")
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.fail("snakemake-executor-plugin-slurm is not installed: pip install -e '.[dev]'")
+        pytest.fail("snakemake-executor-plugin-slurm is not installed: pip install -e '.[slurm]'")
 
 
 class SlurmStartError(RuntimeError):
@@ -53,16 +53,29 @@ class SlurmStartError(RuntimeError):
 
 @dataclass(frozen=True)
 class SacctJob:
-    job_id: str
-    name: str  # the executor plugin names every job after the run's UUID ...
+    job_id: str  # "12" for a job, "12.0" for its first step
+    name: str  # the executor plugin names every job after the run ("hacm_<uuid>" with slurm/'s prefix) ...
     state: str  # COMPLETED, FAILED, RUNNING, ... ("CANCELLED by 0" -> CANCELLED)
     alloc_tres: str  # e.g. "billing=1,cpu=1,gres/gpu=1,mem=1000M,node=1"
     comment: str  # ... and puts "rule_<rule>[_wildcards_<...>]" into the comment
+    time_limit_min: int | None  # the job's time limit (sbatch -t); None for steps and UNLIMITED
+    start: str  # ISO times, "Unknown" before the job starts or ends
+    end: str
 
     @property
     def rule(self) -> str:
+        """The rule, or for a group job "<group id>_<its rules>" (the plugin comments a group that way)."""
         m = re.match(r"rule_(.+?)(?:_wildcards_.*)?$", self.comment)
         return m.group(1) if m else self.name
+
+
+def _minutes(limit: str) -> int | None:
+    """sacct's Timelimit ("[D-]HH:MM:SS", "MM:SS", "UNLIMITED", "") in minutes."""
+    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", limit.strip())
+    if not m:
+        return None
+    days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
+    return days * 1440 + hours * 60 + minutes + (1 if seconds else 0)
 
 
 @dataclass
@@ -72,17 +85,19 @@ class LocalSlurm:
     started: str  # sacct -S value: the cluster's start time (local time)
     start_seconds: float  # how long start_cluster.sh took
 
-    def sacct_jobs(self) -> list[SacctJob]:
-        """Every job (allocations only, all users) sacct lists since the cluster started."""
+    def sacct_jobs(self, *, steps: bool = False) -> list[SacctJob]:
+        """Every job (all users) sacct lists since the cluster started; with *steps*, their steps too."""
         out = subprocess.run(
-            ["sacct", "-X", "-n", "-P", "-a", "-S", self.started, "--format=JobID,JobName,State,AllocTRES,Comment"],
+            ["sacct", "-n", "-P", "-a", "-S", self.started, *([] if steps else ["-X"]),
+             "--format=JobID,JobName,State,AllocTRES,Timelimit,Start,End,Comment"],
             env=self.env, capture_output=True, text=True, timeout=60, check=True,
         ).stdout
         jobs = []
         for line in out.splitlines():
             if line.strip():
-                job_id, name, state, tres, comment = (line.split("|", 4) + [""] * 5)[:5]
-                jobs.append(SacctJob(job_id, name, state.split()[0] if state else "", tres, comment))
+                job_id, name, state, tres, limit, start, end, comment = (line.split("|", 7) + [""] * 8)[:8]
+                jobs.append(SacctJob(job_id, name, state.split()[0] if state else "", tres, comment,
+                                     _minutes(limit), start, end))
         return jobs
 
 
@@ -136,9 +151,6 @@ def local_slurm(state_dir: Path, *, timeout: float = 900) -> Iterator[LocalSlurm
 
 # ----------------------------------------------------------------------------------- profile
 
-# top-level profile keys that would turn a software deployment method on (conda etc.)
-_DEPLOYMENT_KEYS = ("software-deployment-method", "deployment-method", "deployment", "sdm", "use-conda",
-                    "use-singularity", "use-apptainer", "use-envmodules", "conda-create-envs-only")
 # plugin settings that name things the local cluster does not have
 _SITE_KEYS = ("slurm-qos", "slurm-reservation", "slurm-partition-config", "slurm-exclude-failed-nodes",
               "slurm-no-account", "slurm-status-command")
@@ -231,10 +243,11 @@ def write_test_profile(directory: Path, base_profile: Path | None = None) -> Pat
     """Write ``directory/config.yaml``, a Snakemake profile for the local_slurm cluster.
 
     Without *base_profile*: a minimal slurm profile.  With it (a profile's config.yaml or its
-    directory, e.g. the repository's ``slurm/config.yaml``): that profile, overriding only what the
-    local cluster needs -- partition and account, conda off, status-check timing, and CPU /
-    memory / runtime / GPU requests capped to the single node -- so that per-rule ``gpu: 1``
-    requests still go through ``sbatch --gpus=1`` to the placeholder GPU.  Returns *directory*.
+    directory, e.g. the repository's ``slurm/no-conda``): that profile, overriding only what the
+    local cluster needs -- partition and account, status-check timing, and CPU / memory / runtime /
+    GPU requests capped to the single node -- so that per-rule ``gpu: 1`` requests still go through
+    ``sbatch --gpus=1`` to the placeholder GPU.  Its software deployment (conda or none), submission
+    limits and groups are kept as they are.  Returns *directory*.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -250,7 +263,7 @@ def write_test_profile(directory: Path, base_profile: Path | None = None) -> Pat
         for key, value in cfg.items():
             if isinstance(value, str) and value and (base_file.parent / value).exists():
                 cfg[key] = str((base_file.parent / value).resolve())
-    for key in _DEPLOYMENT_KEYS + _SITE_KEYS:
+    for key in _SITE_KEYS:
         cfg.pop(key, None)
 
     defaults = _fit(_as_dict(cfg.get("default-resources"), two_level=False), cpus, mem_per_cpu)
@@ -263,8 +276,6 @@ def write_test_profile(directory: Path, base_profile: Path | None = None) -> Pat
                 for rule, res in _as_dict(cfg.get("set-resources"), two_level=True).items()}
 
     jobs = cfg.get("jobs")
-    # conda (or any software deployment method) stays off: the _DEPLOYMENT_KEYS were removed
-    # above, and a missing key means none (an empty list would become a bare, invalid flag)
     cfg.update({
         "executor": "slurm",
         "jobs": min(jobs, 4) if isinstance(jobs, int) and jobs > 0 else 4,

@@ -1,5 +1,6 @@
 """The conda environment files: each parses, pins its packages, and covers the imports of every module
-that the rules using it run (followed through hacm's own imports)."""
+that the rules using it run (followed through hacm's own imports). pyproject.toml's dependencies are
+ranges; envs/constraints.txt pins the versions CI installs and tests, which the env files pin too."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
@@ -121,30 +125,77 @@ def test_the_import_scan_sees_through_hacm():
     assert {"py7zr", "inflate64"} <= third_party_imports("hacm.fetch")
 
 
-def pyproject_pins() -> dict[str, str | None]:
-    """package -> the version pyproject.toml pins it to (None for a range)."""
-    document = tomllib.loads((REPO / "pyproject.toml").read_text())
+CONSTRAINTS = REPO / "envs" / "constraints.txt"
+
+
+def constraints() -> dict[str, str]:
+    """package -> the version envs/constraints.txt pins it to (what CI installs and tests)."""
     pins = {}
-    for requirement in document["project"]["dependencies"]:
-        name, _, version = requirement.partition("==")
-        pins[re.split(r"[<>=!~ ]", name)[0].lower()] = version.strip() or None
+    for line in CONSTRAINTS.read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            name, separator, version = requirement.partition("==")
+            assert separator and re.fullmatch(r"[\w.]+", version.strip()), f"constraints.txt: {line!r} is not name==version"
+            pins[name.strip().lower()] = version.strip()
     return pins
 
 
+def pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def pyproject_requirements() -> list[Requirement]:
+    """Every requirement pyproject.toml states: dependencies and extras (the extras' own `hacm[...]` aside)."""
+    project = pyproject()
+    listed = project["dependencies"] + [item for extra in project["optional-dependencies"].values() for item in extra]
+    return [requirement for requirement in map(Requirement, listed) if requirement.name != project["name"]]
+
+
 @pytest.mark.parametrize("path", ENVS, ids=lambda p: p.name)
-def test_every_env_installs_the_versions_pyproject_pins(path):
+def test_every_env_installs_the_versions_ci_tests(path):
     """One torch (and one of everything else) everywhere: a rule's env installs what CI tests."""
-    pins = pyproject_pins()
+    pins = constraints()
     for package, version in env_packages(path).items():
         if package in ("python", "pip"):
             continue
-        assert package in pins, f"{path.name}: {package} is not a dependency in pyproject.toml"
-        assert pins[package] == version, f"{path.name}: {package}=={version}, pyproject.toml pins {pins[package]}"
+        assert package in pins, f"{path.name}: {package} is not in envs/constraints.txt"
+        assert pins[package] == version, f"{path.name}: {package}=={version}, envs/constraints.txt pins {pins[package]}"
+
+
+def test_dependencies_are_ranges_that_admit_the_tested_versions():
+    """pyproject.toml states ranges (a cluster's own PyTorch build is kept), each bounded below and
+    below the next major, each admitting the version CI tests, which envs/constraints.txt names."""
+    pins = constraints()
+    for requirement in pyproject_requirements():
+        name = requirement.name.lower()
+        operators = {spec.operator for spec in requirement.specifier}
+        assert operators == {">=", "<"}, f"pyproject.toml: {requirement} is not a range >=lower,<upper"
+        assert name in pins, f"{name} is a dependency but envs/constraints.txt does not pin it"
+        assert requirement.specifier.contains(pins[name]), f"{requirement} excludes the tested {name}=={pins[name]}"
+
+
+def test_the_torch_range_keeps_a_clusters_torch():
+    torch = next(requirement for requirement in pyproject_requirements() if requirement.name == "torch")
+    for version in ("2.4.0", "2.5.1+cu121", "2.7.0+cu128", constraints()["torch"]):
+        assert torch.specifier.contains(version), f"{torch} would replace a cluster's torch {version}"
+
+
+def test_requires_python_admits_only_what_the_dependencies_run_on():
+    """requires-python's lower bound is one that snakemake and the SLURM plugin (as installed) run on."""
+    floor = Version(re.fullmatch(r">=\s*([\d.]+)", pyproject()["requires-python"]).group(1))
+    for package in ("snakemake", "snakemake-executor-plugin-slurm"):
+        needs = importlib.metadata.metadata(package)["Requires-Python"]
+        assert SpecifierSet(needs).contains(floor), f"requires-python >={floor}, but {package} needs {needs}"
+
+
+def test_ci_installs_with_the_constraints_file():
+    install = next(line for line in (REPO / ".ci" / "run").read_text().splitlines() if "pip install" in line)
+    assert "-c envs/constraints.txt" in install
+    assert f"torch=={constraints()['torch']}" in install, "CI's explicit torch is the constrained one"
 
 
 def test_the_tested_environment_has_the_pinned_versions():
-    """What these tests run on is what pyproject pins (torch's local build tag, +cpu here, aside)."""
-    for package, version in pyproject_pins().items():
-        if version is not None:
-            installed = importlib.metadata.version(package).split("+")[0]
-            assert installed == version, f"{package} {installed} is installed, pyproject.toml pins {version}"
+    """What these tests run on is what envs/constraints.txt pins (torch's local build tag, +cpu here, aside)."""
+    for package, version in constraints().items():
+        installed = importlib.metadata.version(package).split("+")[0]
+        assert installed == version, f"{package} {installed} is installed, envs/constraints.txt pins {version}"

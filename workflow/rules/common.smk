@@ -10,10 +10,24 @@ directory (`--directory` moves them); threads and resources are the rules' defau
 
 import copy
 import json
+import shutil
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
+
+
+# Conda deployment (--profile slurm) without a `conda` command would fail only after the DAG is built,
+# inside Snakemake's `conda info`: say in one line what is wrong and what to run instead. Under apptainer
+# conda runs inside the container, so the host needs none.
+DEPLOYMENT = workflow.deployment_settings.deployment_method
+if DeploymentMethod.CONDA in DEPLOYMENT and DeploymentMethod.APPTAINER not in DEPLOYMENT and not shutil.which("conda"):
+    raise WorkflowError(
+        "software deployment is conda (--profile slurm or --sdm conda) but no `conda` command is on PATH: "
+        "activate a conda installation (e.g. Miniforge), or run every job in this Python environment with "
+        "--profile slurm/no-conda instead (after `pip install -e \".[slurm]\"`; locally, leave out --sdm conda)"
+    )
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
 
@@ -39,8 +53,13 @@ from hacm.tables.plan import build_plan, plan_inputs, pretraining_runs  # noqa: 
 from hacm.train.config import PretrainConfig  # noqa: E402
 
 # Jobs run `python -m hacm.<stage>` from this checkout in whatever environment the rule gets (a conda
-# env holds only the dependencies) and whatever the working directory.
-shell.prefix(f"export PYTHONPATH={workflow.basedir}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+# env holds only the dependencies) and whatever the working directory. `job_log LOG` appends a stage's
+# output to its log, and inside a SLURM job also shows it in the job's own output file, so that the file
+# SLURM writes says what the job is doing (one line per epoch); continuations of a job append.
+shell.prefix(
+    f"export PYTHONPATH={workflow.basedir}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    'job_log() {{ if [ -n "${{SLURM_JOB_ID:-}}" ]; then tee -a "$1"; else cat >> "$1"; fi; }}; '
+)
 
 PATHS = config["paths"]
 ABLATIONS = config["ablations"]["variants"]
@@ -90,6 +109,11 @@ def imported_file(wildcards):
 
 def data_dir(benchmark):
     return f"{PATHS['data']}/{dataset_of(benchmark)}/{benchmark}"
+
+
+def staging_option():
+    """The pretraining's --stage-data option (paths.scratch; quoted so that the node expands $TMPDIR)."""
+    return f' --stage-data "{PATHS["scratch"]}"' if PATHS.get("scratch") else ""
 
 
 # --- run configurations -----------------------------------------------------------------------------

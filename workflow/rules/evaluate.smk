@@ -55,4 +55,4 @@ rule evaluate:
     shell:
         "OMP_NUM_THREADS={threads} python -m hacm.evaluate --protocol {params.kind} --config {input.config}"
         " --data {params.data} --encoder {params.encoder} --out {params.out} --restart-on-change --no-progress"
-        " > {log} 2>&1"
+        " 2>&1 | job_log {log}"

@@ -39,6 +39,7 @@ rule pretrain:
         data=lambda wildcards: data_dir(benchmark_of_folder(wildcards.bench)),
         out=lambda wildcards, output: str(Path(output.encoder).parent),
         launch=lambda wildcards, threads, resources: pretrain_launcher(threads, resources),
+        stage=staging_option(),
     log:
         "results/logs/{bench}/{method}/pretrain/seed{seed}.log",
     conda:
@@ -49,6 +50,8 @@ rule pretrain:
         mem_mb=8000,
         runtime=60,
     shell:
-        # The checkpoint is not an output, so a job killed at its time limit resumes when run again.
+        # The checkpoint and the run's history are not outputs, so a job stopped at its time limit resumes
+        # when run again, its log whole. Near the limit it saves and requeues its own SLURM job (--requeue);
+        # where SLURM refuses that, it exits 75 and the profile's retries continue it.
         "{params.launch} -m hacm.pretrain --config {input.config} --data {params.data}"
-        " --out {params.out} --restart-on-change --no-progress > {log} 2>&1"
+        " --out {params.out} --restart-on-change --no-progress --requeue{params.stage} 2>&1 | job_log {log}"
