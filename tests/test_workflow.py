@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE_CONFIG = REPO / "tests" / "data" / "smoke_config.yaml"
+SMOKE_CONFIG = REPO / "config" / "smoke.yaml"
 TABLES = ("linear", "finetune", "semi", "transfer", "ablations")
 
 

@@ -4,7 +4,8 @@ One home for "a paper table": which tables there are, their columns (the paper's
 what a config did not run says "not run"), their column keys (which config/published.yaml uses too),
 rows and the run files of each cell. The workflow calls `build_plan` while it parses (its rules give the
 file patterns) and writes the result with `python -m hacm.tables.plan`; `python -m hacm.tables` reads it
-with `load_plan`. Torch-free.
+with `load_plan`. `plan_inputs` lists every file a plan reads, `subset_inputs` those of a part of it (the
+workflow's benchmark_<key> and protocol_<kind> targets). Torch-free.
 
 Plan (JSON)::
 
@@ -180,14 +181,41 @@ def build_plan(config: dict, *, metrics: str, pretrain_log: str) -> dict:
             "curves": curves, "accuracy_figure": "linear"}
 
 
+def _with_predictions(files: list[str]) -> list[str]:
+    """The files with the predictions.csv beside each metrics.json (the tables' bootstrap intervals
+    resample each run's predictions), sorted, each once."""
+    files = files + [str(Path(f).with_name("predictions.csv")) for f in files if f.endswith("metrics.json")]
+    return sorted(set(files))
+
+
 def plan_inputs(plan: dict) -> list[str]:
     """Every file a plan reads: metrics.json files with the predictions.csv beside each, and logs."""
     files = [f for table in plan["tables"] for row in table["rows"] for cell in row["cells"].values() for f in cell]
     files += [curve["log"] for curve in plan.get("curves") or []]
     files += [log for table in plan["tables"] for row in table["rows"] for log in row.get("pretrain_logs", [])]
-    # The tables' bootstrap intervals resample each run's predictions.
-    files += [str(Path(f).with_name("predictions.csv")) for f in files if f.endswith("metrics.json")]
-    return sorted(set(files))
+    return _with_predictions(files)
+
+
+# The tables a benchmark's own runs fill (the workflow's benchmark_<key> targets): the transfer table pairs
+# two benchmarks (protocol_transfer builds it) and the ablations have their own targets (ablation_<name>).
+BENCHMARK_TABLES = ("linear", "finetune", "semi")
+# The tables of one protocol each (the workflow's protocol_<kind> targets); the ablations table, linear
+# evaluations too, is built by the ablation targets.
+PROTOCOL_TABLES = ("linear", "finetune", "semi", "transfer")
+
+
+def subset_inputs(plan: dict, *, tables: tuple[str, ...], benchmark: str | None = None) -> list[str]:
+    """The run files of a part of a plan: the cells of the named tables (with `benchmark`, only its
+    columns, and the pretraining logs of its curves), metrics.json with predictions.csv beside each."""
+    def on_benchmark(column: dict) -> bool:
+        return benchmark is None or column.get("benchmark") == benchmark
+
+    files = [file for table in plan["tables"] if table["name"] in tables
+             for column in table["columns"] if on_benchmark(column)
+             for row in table["rows"] for file in row["cells"].get(column["key"], [])]
+    if benchmark is not None:
+        files += [curve["log"] for curve in plan.get("curves") or [] if curve["benchmark"] == benchmark]
+    return _with_predictions(files)
 
 
 # ------------------------------------------------------------------------------------- checked plans
