@@ -5,7 +5,9 @@
 
 Steps, each with its own time limit; a failed step is recorded and the others still run:
 1. tests: `pytest -m gpu` (tests/test_gpu.py: bf16 autocast steps on CUDA, the device-resident loader,
-   NCCL with one process); without CUDA they are skipped, which the summary says.
+   NCCL with one process; steps that do not wait for the GPU between logged steps, under CUDA's sync debug
+   mode; fused AdamW; one device copy of the training split for training and the kNN monitor; the
+   mapped loader when the copy would not fit); without CUDA they are skipped, which the summary says.
 2. pretrain: `python -m hacm.bench pretrain` of the paper-size model (D 256, depth 8, T 72) in fp32 and
    bf16 at batch 64 and 256, and bf16 with `--compile` (--quick: T 12, batch 4, one step, eager only);
    each run's hours for the release's NTU-60 x-sub pretraining (500 epochs of 40,091 samples) at its speed.

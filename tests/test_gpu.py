@@ -47,3 +47,68 @@ def test_nccl_all_reduce_with_one_process(monkeypatch):
         assert value.tolist() == [1.0] * 4
     finally:
         dist.destroy_process_group()
+
+
+SMALL = {"frames": 24, "t_patch": 3, "dim": 64, "depth": 2, "heads": 4, "decoder_dim": 64, "decoder_depth": 1,
+         "decoder_heads": 4}
+
+
+def test_a_pretraining_step_does_not_wait_for_the_gpu_between_logged_steps():
+    """Issue 25, point 8: with CUDA's sync debug mode set to error, steps that are not logged run through
+    (the CPU test in test_training_step.py counts read-backs; this catches what only CUDA syncs on)."""
+    import numpy as np
+
+    from hacm.data.loader import Batch
+    from hacm.model.config import ModelConfig
+    from hacm.model.pretrainer import HACMPretrainer
+    from hacm.train.engine import EpochProgress, train_one_epoch
+    from hacm.train.pretraining import parameter_groups
+
+    device = torch.device("cuda")
+    model = HACMPretrainer(ModelConfig.from_dict(SMALL)).to(device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.05), lr=0.0, fused=True)
+    batches = [Batch(torch.randn(8, 3, 24, 25, 2, device=device), torch.zeros(8, dtype=torch.long, device=device),
+                     torch.arange(8, device=device)) for _ in range(6)]
+    generator = torch.Generator(device=device).manual_seed(0)
+    progress = EpochProgress(1)
+    run = dict(optimizer=optimizer, lr_schedule=np.full(100, 1e-4), device=device, precision="bf16", scaler=None,
+               clip_grad=1.0, generator=generator, sequence_slice=lambda n: (0, n), on_step=lambda r: None,
+               steps=6, show_progress=False)
+    train_one_epoch(model, batches[:1], progress=progress, first_step=1, log_every=1000, **run)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        train_one_epoch(model, batches[1:], progress=progress, first_step=1, log_every=1000, **run)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert progress.steps_done == 6 and torch.isfinite(progress.sums).all()
+
+
+def test_pretraining_on_cuda_uses_fused_adamw_and_one_copy_of_the_training_split(synthetic_stores):
+    from hacm.data.loader import make_feeder, store_bytes
+    from hacm.train.config import PretrainConfig
+    from hacm.train.distributed import Distributed
+    from hacm.train.pretraining import PretrainingRun
+
+    config = PretrainConfig.from_dict({"model": SMALL, "data": {"batch_size": 16}})
+    run = PretrainingRun(config, data_dir=synthetic_stores / "ntu60-xsub", out_dir=synthetic_stores.parent / "gpu_run",
+                         context=Distributed(device=torch.device("cuda", 0)))
+    assert run.optimizer.defaults["fused"] is True
+    feed = dict(frames=24, seed=0, device=torch.device("cuda", 0), loader="auto", workers=0, rotation=0.3)
+    before = torch.cuda.memory_allocated()
+    training = make_feeder(run.train_store, train=True, **feed)
+    copied = torch.cuda.memory_allocated() - before
+    assert training.on_device and copied >= store_bytes(run.train_store) * 0.9
+    monitor = training.unaugmented()
+    assert monitor.device_batches.table is training.device_batches.table
+    assert torch.cuda.memory_allocated() - before == copied  # the monitor's view copied nothing
+
+
+def test_auto_keeps_the_store_mapped_when_the_gpu_lacks_room(synthetic_stores, monkeypatch, capsys):
+    import hacm.data.loader as loader
+    from hacm.data.storage import SkeletonStore
+
+    monkeypatch.setattr(loader, "fits_on_device", lambda needed, *, free, total: False)
+    feeder = loader.make_feeder(SkeletonStore(synthetic_stores / "ntu60-xsub" / "train"), frames=24, train=True,
+                                seed=0, device=torch.device("cuda", 0), loader="auto", workers=0, rotation=0.3)
+    assert not feeder.on_device and "stays mapped" in capsys.readouterr().err
