@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hacm.cli import EXIT_RUN_ERROR, EXIT_USAGE, run_parser, run_stage, start_process, start_run
+from hacm.cli import EXIT_USAGE, run_parser, run_stage, start_process, start_run
 
 PROG = "hacm.evaluate"
 if __name__ == "__main__":  # before the heavy imports below: allocator settings, a quiet Ctrl-C while they load
@@ -23,7 +23,7 @@ from hacm.eval.config import PROTOCOLS, load_eval_config  # noqa: E402
 from hacm.eval.protocols import Run, evaluate  # noqa: E402
 from hacm.train.checkpoint import RunFolderLock  # noqa: E402
 from hacm.train.distributed import requested_device  # noqa: E402
-from hacm.train.environment import DeviceError, use_cuda  # noqa: E402
+from hacm.train.environment import use_cuda  # noqa: E402
 from hacm.train.pretraining import RUN_ERRORS  # noqa: E402
 
 
@@ -44,15 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     encoder = None if args.encoder.lower() == "none" else Path(args.encoder)
     try:
-        device = requested_device(args.device) if args.device else torch.device("cuda" if use_cuda() else "cpu")
+        asked = requested_device(args.device) if args.device else None
     except ValueError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except DeviceError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_RUN_ERROR
 
     def run_protocol() -> int:
+        # DeviceError (a SLURM job's GPUs that PyTorch cannot use) is one of RUN_ERRORS: one line, exit 1
+        device = asked if asked is not None else torch.device("cuda" if use_cuda() else "cpu")
         with RunFolderLock(args.out):
             run = Run(protocol=args.protocol, config=config, data_dir=args.data, out_dir=args.out,
                       encoder_path=encoder, device=device, show_progress=not args.no_progress,

@@ -288,8 +288,7 @@ class PretrainingRun:
             speed = round(trained * local_batch * context.world_size / max(seconds, 1e-9), 2)
             step_done = (epoch - 1) * spe + progress.steps_done
             if not whole:  # asked to stop after a step: saved there
-                check_finite(progress.sums if progress.sums is not None else torch.zeros(1), epoch=epoch,
-                             step=step_done - 1)
+                check_finite(progress.sums, epoch=epoch, step=step_done - 1)  # a step was done: sums exist
                 if main:
                     self.save(epoch=epoch - 1, step=step_done, unfinished=progress, stop=stop)
                 if context.enabled:
