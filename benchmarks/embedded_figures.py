@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECORD = REPO / "benchmarks" / "results" / "embedded.json"
 README = REPO / "README.md"
 START, END = "<!-- embedded-figures:start -->", "<!-- embedded-figures:end -->"
-COMMAND = "python -m pip install torch==2.13.0 -e . && python -m snakemake --cores 2 all_tables"
+COMMAND = "python -m pip install torch==2.13.0 -c envs/constraints.txt -e . && python -m snakemake --cores 2 all_tables"
 TABLES = ("linear", "finetune", "semi", "transfer", "ablations")
 
 
