@@ -9,6 +9,7 @@ Two ways to feed a model, sharing `augment_batch`:
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -194,6 +195,12 @@ class DeviceBatches:
         for indices in batches:
             yield self.batch(indices)
 
+    def view(self, *, train: bool, frames: int) -> DeviceBatches:
+        """Batches over the same resident tensors with other settings (no second copy on the device)."""
+        view = copy.copy(self)
+        view.train, view.frames = train, frames
+        return view
+
 
 # Device memory a resident copy must leave free for the model, its activations and the optimiser: a
 # quarter of the GPU, at least 4 GiB (the paper-size pretraining step at batch 64 needs ~3 GiB of activations).
@@ -230,7 +237,7 @@ class Feeder:
                 self.device_batches = DeviceBatches(self.store, device=self.device, frames=self.frames,
                                                     train=self.train, seed=self.seed, rotation=self.rotation)
             else:  # the same tensors, this feeder's augmentation
-                self.device_batches = replace_fields(self.device_batches, train=self.train, frames=self.frames)
+                self.device_batches = self.device_batches.view(train=self.train, frames=self.frames)
         else:
             self._dataset = SkeletonDataset(self.store, frames=self.frames, train=self.train, seed=self.seed,
                                             rotation=self.rotation)
@@ -249,13 +256,6 @@ class Feeder:
         self._dataset.set_epoch(epoch)
         return iter(make_loader(self._dataset, batches, num_workers=self.workers,
                                 pin_memory=self.device.type == "cuda"))
-
-
-def replace_fields(batches: DeviceBatches, **changes) -> DeviceBatches:
-    """A DeviceBatches over the same resident tensors with other settings (train, frames)."""
-    copy = object.__new__(DeviceBatches)
-    copy.__dict__.update(batches.__dict__, **changes)
-    return copy
 
 
 def copy_fits(store: SkeletonStore, device: torch.device) -> tuple[bool, str]:
