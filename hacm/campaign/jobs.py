@@ -6,7 +6,9 @@ collects the record Snakemake logs for every planned job (`LogEvent.JOB_INFO`, s
 `set-resources` / `set-threads`, and the shell command with its parameters filled in. Jobs that a
 profile's `groups` gather into one cluster job come with that group (`LogEvent.GROUP_INFO`) and the
 resources Snakemake gives it (its runtime is what SLURM enforces on them). Nothing is printed: arguments Snakemake rejects raise `CampaignError`, a workflow that fails to plan raises
-`PlanningError`, each with Snakemake's first error line.
+`PlanningError`, each with Snakemake's first error line. Jobs that Snakemake runs beside the cluster
+(`localrules`, rules without a command) are marked local. `dag_plan(workflow)` reads the same record from
+a running workflow's DAG (a Snakefile's `onstart` handler, before anything is submitted).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class PlannedJob:
     shellcmd: str | None
     jobid: int
     group: int | None = None  # index of its PlannedGroup in Plan.groups, when a profile groups it
+    local: bool = False  # run by Snakemake itself, never submitted
 
     def argument(self, flag: str) -> str | None:
         """The value after `flag` in the shell command (`--config`, `--data`, `--json`), or None."""
@@ -76,16 +79,28 @@ class Plan:
 
 
 def _group_resources(group_id: str, members: list) -> dict | None:
-    """The resources Snakemake's executor gives a group job (snakemake/jobs.py GroupJob.resources: runtime
-    summed over jobs that cannot run side by side), or None where this Snakemake's internals differ."""
+    """The resources Snakemake's cluster executor gives a group job (snakemake/jobs.py GroupJob.resources:
+    runtime summed over jobs that cannot run side by side, the rest the largest layer's), or None where
+    this Snakemake's internals differ. Computed as for a submission: a dry run's executor is local, and a
+    local group sums every resource over its jobs' levels."""
     try:
         from snakemake.jobs import GroupJob
+        from snakemake.resources import GroupResources
 
         group = GroupJob(group_id, frozenset(members), members[0].dag.workflow.global_resources)
         group.finalize()
-        return dict(group.resources.items())
+        return dict(GroupResources.basic_layered(toposorted_jobs=group.toposorted, constraints=group.global_resources,
+                                                 run_local=False, additive_resources=["runtime"], sortby=["runtime"]))
     except Exception:  # internals of another Snakemake version: the group is still listed, without totals
         return None
+
+
+def local_rules(workflow) -> frozenset[str]:
+    """Rules whose jobs a cluster run executes in Snakemake's own process (snakemake/workflow.py
+    Workflow.is_local: `localrules`, rules without a command, template engines; a rule with a `group:` is
+    submitted)."""
+    return frozenset(rule.name for rule in workflow.rules if rule.group is None and (
+        rule.name in workflow._localrules or rule.norun or rule.is_template_engine))
 
 
 class _JobRecords(logging.Handler):
@@ -118,9 +133,9 @@ class _JobRecords(logging.Handler):
         except Exception as error:
             self.unreadable.append(f"{event}: {type(error).__name__}: {error}")
 
-    def grouped_jobs(self) -> list[PlannedJob]:
+    def grouped_jobs(self, local: frozenset[str]) -> list[PlannedJob]:
         where = {jobid: index for index, group in enumerate(self.groups) for jobid in group.jobids}
-        return [replace(job, group=where.get(job.jobid)) for job in self.jobs]
+        return [replace(job, group=where.get(job.jobid), local=job.rule in local) for job in self.jobs]
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_.]*(Error|Exception): \S")
@@ -145,14 +160,15 @@ def _first_error_line(messages: list[str], output: str) -> str:
     return "snakemake failed without an error message"
 
 
-def _parsed(argv: list[str]):
-    """Snakemake's own reading of the arguments, profiles applied; its usage errors as CampaignError."""
+def parsed_arguments(argv: list[str]):
+    """Snakemake's own reading of the arguments, profiles applied: its parser (which knows where each
+    setting came from) and the arguments; its usage errors as CampaignError."""
     from snakemake.cli import parse_args
 
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
-            return parse_args(argv)[1]
+            return parse_args(argv)
     except SystemExit:  # argparse's usage error: its last line says what is wrong
         lines = captured.getvalue().strip().splitlines()
         problem = lines[-1].split("error: ", 1)[-1] if lines else "the arguments were rejected"
@@ -188,8 +204,10 @@ def planned_jobs(argv: list[str], *, forceall: bool = False) -> Plan:
     """Every job a submission of `snakemake ARGV` would run (with --forceall: every job of the targets),
     from a dry run in this process."""
     import snakemake.cli
+    import snakemake.workflow
 
-    args = _parsed(argv)
+    args = parsed_arguments(argv)[1]
+    before = getattr(snakemake.workflow, "workflow", None)
     workdir = Path(args.directory or os.getcwd()).resolve()
     records = _JobRecords()
     # Snakemake's logger manager replaces the handlers of its own logger ("snakemake.logging") when it
@@ -212,5 +230,34 @@ def planned_jobs(argv: list[str], *, forceall: bool = False) -> Plan:
         raise PlanningError(f"snakemake: {_first_error_line(records.errors, captured.getvalue())}")
     if records.unreadable:
         raise PlanningError(f"this Snakemake logs its planned jobs differently: {records.unreadable[0]}")
-    return Plan(jobs=records.grouped_jobs(), workdir=workdir, executor=args.executor or "local",
+    # the dry run's workflow (snakemake/workflow.py keeps the latest in its module) knows the local rules
+    workflow = getattr(snakemake.workflow, "workflow", None)
+    try:
+        if workflow is None or workflow is before:
+            raise AttributeError("no workflow in snakemake.workflow")
+        local = local_rules(workflow)
+    except AttributeError as error:
+        raise PlanningError(f"this Snakemake keeps its local rules differently: {error}") from None
+    return Plan(jobs=records.grouped_jobs(local), workdir=workdir, executor=args.executor or "local",
                 retries=int(args.retries or 0), argv=list(argv), forceall=forceall, groups=records.groups)
+
+
+def dag_plan(workflow) -> Plan:
+    """The jobs a running workflow is about to run, read from its DAG as planned_jobs reads a dry run's
+    (for a Snakefile's `onstart` handler, which runs before the first submission): each job's resources and
+    threads, whether it is local, and each group with the resources its submission asks for."""
+    dag = workflow.dag
+    groups: list[PlannedGroup] = []
+    where: dict[int, int] = {}  # id of a GroupJob -> its index in groups
+    jobs = []
+    for job in dag.needrun_jobs():
+        group = dag.get_job_group(job)
+        if group is not None and id(group) not in where:
+            where[id(group)] = len(groups)
+            jobids = tuple(sorted(dag.jobid(each) for each in group.jobs))
+            groups.append(PlannedGroup(name=str(group.groupid), jobids=jobids, resources=dict(group.resources.items())))
+        jobs.append(PlannedJob(rule=job.rule.name, wildcards=dict(job.wildcards_dict), threads=int(job.threads),
+                               resources=dict(job.resources.items()), shellcmd=None, jobid=int(dag.jobid(job)),
+                               group=None if group is None else where[id(group)], local=bool(job.is_local)))
+    return Plan(jobs=jobs, workdir=Path(os.getcwd()), executor=workflow.executor_plugin.name,
+                retries=int(workflow.execution_settings.retries or 0), groups=groups)

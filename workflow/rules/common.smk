@@ -31,6 +31,16 @@ if DeploymentMethod.CONDA in DEPLOYMENT and DeploymentMethod.APPTAINER not in DE
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"), set_default=True)
 
+
+# A SLURM run checks its jobs against the cluster before the first sbatch (hacm/campaign/onstart.py): a job
+# that no partition can run would be refused at sbatch or pend for ever while Snakemake waits without a
+# word. Local runs and dry runs skip it, and so does --no-hooks.
+onstart:
+    from hacm.campaign.onstart import check_before_submitting
+
+    check_before_submitting(workflow)
+
+
 # hacm's torch-free modules name the datasets and benchmarks, the run folders, the stage configs and the
 # paper's tables.
 sys.path.insert(0, str(Path(workflow.basedir)))
