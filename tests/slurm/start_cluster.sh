@@ -14,6 +14,8 @@
 #   PARTITION=NAME     the single partition's name (default "local")
 #   SLURM_PORT_BASE=P  slurmctld P, slurmd P+1, slurmdbd P+2 (default 6817)
 #   MYSQL_PORT=P       MariaDB TCP port on 127.0.0.1 (default 3307)
+#   CRED_EXPIRE=S      job credential lifetime, and so a requeued job's hold, in seconds (default 10;
+#                      SLURM's own default is 120)
 #
 # On success the last line printed is `export SLURM_CONF=STATE_DIR/etc/slurm.conf`.
 # On failure one line `start_cluster.sh: FAILED: <reason>` goes to stderr, exit status 1.
@@ -32,6 +34,7 @@ FAKE_GPUS=${FAKE_GPUS:-1}
 PARTITION=${PARTITION:-local}
 PORT=${SLURM_PORT_BASE:-6817}
 MYSQL_PORT=${MYSQL_PORT:-3307}
+CRED_EXPIRE=${CRED_EXPIRE:-10}
 ETC=$DIR/etc RUN=$DIR/run LOG=$DIR/log SPOOL=$DIR/spool
 MUNGE_SOCK=$RUN/munge.socket
 MYSQL_SOCK=$RUN/mysqld.sock
@@ -39,6 +42,7 @@ export SLURM_CONF=$ETC/slurm.conf
 export PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH
 
 [[ $FAKE_GPUS =~ ^[0-9]+$ ]] || fail "FAKE_GPUS must be a non-negative integer, got '$FAKE_GPUS'"
+[[ $CRED_EXPIRE =~ ^[0-9]+$ ]] || fail "CRED_EXPIRE must be a number of seconds, got '$CRED_EXPIRE'"
 # unix socket paths are limited to 107 bytes
 ((${#MYSQL_SOCK} < 100)) || fail "state directory path too long for unix sockets: $DIR"
 
@@ -133,7 +137,10 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCK
+# cred_expire: the job credential's lifetime, 120 s by default, is also how long SLURM holds a requeued
+# job before starting it again (the node refuses the old instance's revoked credential until then); a
+# short one lets the tests see a job requeue itself several times in a minute or two
+AuthInfo=socket=$MUNGE_SOCK,cred_expire=$CRED_EXPIRE
 SlurmctldPort=$PORT
 SlurmdPort=$((PORT + 1))
 StateSaveLocation=$SPOOL/ctld
@@ -150,8 +157,9 @@ SelectTypeParameters=CR_Core_Memory
 # a job without --mem would otherwise get the whole node's memory
 DefMemPerCPU=1000
 SchedulerType=sched/backfill
-# schedule a freshly submitted job at once instead of at the next backfill cycle
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+# schedule a freshly submitted job at once instead of at the next backfill cycle, and a requeued one
+# within seconds of its hold ending (the main loop and backfill run every 5 s, not every 60 / 30 s)
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=5,bf_interval=5
 MpiDefault=none
 MailProg=/bin/true
 ReturnToService=2
