@@ -5,6 +5,7 @@ dataclass -> plain dict. Each stage keeps only its own dataclasses (model/, trai
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 
@@ -43,6 +44,16 @@ def require(condition: bool, key: str, message: str, *, got=_UNSET) -> None:
     """ConfigError `key: message (got value)` unless `condition` holds."""
     if not condition:
         raise ConfigError(f"{key}: {message}" + ("" if got is _UNSET else f" (got {got!r})"))
+
+
+def require_rates(section: str, lr: float, min_lr: float) -> None:
+    """A warm-up + cosine schedule's bounds: 0 <= min_lr <= lr, both finite. A min_lr above lr would make
+    the "decay" climb towards it (a typo such as 1e-1 for 1e-4 trains at a growing rate, exit 0)."""
+    require(math.isfinite(lr) and lr > 0, f"{section}.lr", "must be a positive finite number", got=lr)
+    require(math.isfinite(min_lr) and min_lr >= 0, f"{section}.min_lr", "must be a non-negative finite number",
+            got=min_lr)
+    require(min_lr <= lr, f"{section}.min_lr", f"must not exceed {section}.lr ({lr!r}): the cosine decays from lr "
+                                               f"to min_lr", got=min_lr)
 
 
 def adam_betas(value, key: str) -> tuple[float, float]:

@@ -47,3 +47,24 @@ def test_learning_rates_are_stated_at_lr_batch_and_scaled_linearly():
     assert PretrainConfig.from_dict({}).optim.scaled_lr(256) == pytest.approx((1.5e-4, 0.0))  # per 256 by default
     with pytest.raises(ConfigError, match="optim.lr_batch"):
         PretrainConfig.from_dict({"optim": {"lr_batch": 0}})
+
+
+@pytest.mark.parametrize("document,key", [
+    # Reliability probe 2 (N30): min_lr 10 with lr 0.05 made the "decay" climb from 0.0057 to 1.19, exit 0.
+    ({"optim": {"lr": 0.05, "min_lr": 10}}, "optim.min_lr: must not exceed optim.lr"),
+    ({"finetune": {"lr": 3e-4, "min_lr": 1e-1}}, "finetune.min_lr: must not exceed finetune.lr"),
+    ({"optim": {"min_lr": float("nan")}}, "optim.min_lr"),
+    ({"optim": {"lr": float("inf")}}, "optim.lr"),
+    ({"finetune": {"lr": float("nan")}}, "finetune.lr"),
+    ({"linear": {"lr": -0.1}}, "linear.lr"),
+    ({"finetune": {"warmup_epochs": 2.5}}, "finetune.warmup_epochs"),
+])
+def test_a_schedule_whose_bounds_are_wrong_is_refused_when_configured(document, key):
+    parse = EvalConfig.from_dict if {"linear", "finetune"} & set(document) else PretrainConfig.from_dict
+    with pytest.raises(ConfigError, match=key):
+        parse(document)
+
+
+def test_a_constant_rate_is_a_valid_schedule():
+    assert PretrainConfig.from_dict({"optim": {"lr": 1e-3, "min_lr": 1e-3}}).optim.min_lr == 1e-3
+    assert EvalConfig.from_dict({"finetune": {"lr": 1e-3, "min_lr": 1e-3}}).finetune.min_lr == 1e-3

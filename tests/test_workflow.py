@@ -89,6 +89,14 @@ def test_a_config_must_state_its_stages_and_booleans_are_booleans(tmp_path):
     result = snakemake("-n", "--configfile", str(write_config(tmp_path / "text.yaml", text)), workdir=tmp_path)
     assert result.returncode != 0 and "expected true or false" in result.stdout + result.stderr
 
+    # Reliability probe 2 (N30): a min_lr above lr passed the DAG-time check, for pretraining and evaluation
+    for stage, section in (("pretrain", "optim"), ("evaluate", "finetune")):
+        climbing = yaml.safe_load(SMOKE_CONFIG.read_text())
+        climbing[stage].setdefault(section, {})["min_lr"] = 10
+        result = snakemake("-n", "--configfile", str(write_config(tmp_path / f"{stage}.yaml", climbing)),
+                           workdir=tmp_path)
+        assert result.returncode != 0 and f"{section}.min_lr: must not exceed" in result.stdout + result.stderr
+
 
 def test_an_ablation_target_builds_only_its_row(tmp_path):
     jobs = planned_jobs(snakemake("-n", "ablation_euclidean", workdir=tmp_path))

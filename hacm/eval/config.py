@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hacm.config import adam_betas, apply_overrides, load_yaml, require, to_plain_dict
+from hacm.config import adam_betas, apply_overrides, load_yaml, require, require_rates, to_plain_dict
 from hacm.model.config import ModelConfig
 from hacm.train.config import PRECISIONS, DataConfig, scaled_to_batch, stage_config_from_dict
 
@@ -42,7 +42,9 @@ class LinearConfig:
 
     def __post_init__(self) -> None:
         require(isinstance(self.epochs, int) and self.epochs > 0, "linear.epochs", "must be a positive integer")
-        require(self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0, "linear", "lr > 0, momentum in [0, 1)")
+        require_rates("linear", self.lr, 0.0)  # its cosine ends at 0
+        require(0 <= self.momentum < 1, "linear.momentum", "must lie in [0, 1)")
+        require(self.weight_decay >= 0, "linear.weight_decay", "must be non-negative")
         require_batch_keys("linear", self.batch_size, self.lr_batch)
 
 
@@ -67,8 +69,10 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", adam_betas(self.betas, "finetune.betas"))
         require(isinstance(self.epochs, int) and self.epochs > 0, "finetune.epochs", "must be a positive integer")
-        require(0 <= self.warmup_epochs <= self.epochs, "finetune.warmup_epochs", "must lie in [0, epochs]")
-        require(self.lr > 0 and self.min_lr >= 0 and self.weight_decay >= 0, "finetune.lr", "must be positive")
+        require(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs <= self.epochs,
+                "finetune.warmup_epochs", "must be an integer in [0, epochs]")
+        require_rates("finetune", self.lr, self.min_lr)
+        require(self.weight_decay >= 0, "finetune.weight_decay", "must be non-negative")
         require(0 < self.layer_decay <= 1, "finetune.layer_decay", "must lie in (0, 1]")
         require(0 <= self.drop_path < 1 and 0 <= self.dropout < 1, "finetune.drop_path", "rates must lie in [0, 1)")
         require(0 <= self.label_smoothing < 1, "finetune.label_smoothing", "must lie in [0, 1)")

@@ -17,6 +17,7 @@ from hacm.config import (
     load_yaml,
     require,
     require_mapping,
+    require_rates,
     section_from_dict,
     to_plain_dict,
 )
@@ -62,7 +63,7 @@ class OptimConfig:
         require(isinstance(self.epochs, int) and self.epochs > 0, "optim.epochs", "must be a positive integer")
         require(isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs <= self.epochs, "optim.warmup_epochs",
               "must lie in [0, epochs]")
-        require(self.lr > 0 and self.min_lr >= 0, "optim.lr", "lr must be positive and min_lr non-negative")
+        require_rates("optim", self.lr, self.min_lr)
         require(isinstance(self.lr_batch, int) and self.lr_batch > 0, "optim.lr_batch", "must be a positive integer")
         require(self.weight_decay >= 0, "optim.weight_decay", "must be non-negative")
         require(self.clip_grad is None or self.clip_grad > 0, "optim.clip_grad", "must be positive or null")
