@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePath
 
 PRETRAINED_METHODS = ("hacm", "mae", "mamp")
 RANDOM = "random"  # the randomly initialised encoder: the "no pretraining" rows
@@ -38,6 +39,15 @@ def bench_folder(benchmark: str) -> str:
 def benchmark_of_folder(folder: str) -> str:
     """ntu60_xsub -> ntu60-xsub."""
     return folder.replace("_", "-")
+
+
+def encoder_run_method(path: str | None) -> str | None:
+    """The <method> folder of an encoder file at its workflow place (results/<bench>/<method>/pretrain/
+    seed<k>/encoder.pt); None for a file elsewhere (an encoder given by hand)."""
+    parts = PurePath(path).parts if path else ()
+    if len(parts) >= 4 and parts[-3] == "pretrain" and re.fullmatch(r"seed[0-9]+", parts[-2]):
+        return parts[-4]
+    return None
 
 
 def ablation_method(name: str) -> str:

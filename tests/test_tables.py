@@ -21,7 +21,7 @@ from hacm.tables import ReportError
 from hacm.tables.figures import read_epoch_losses
 from hacm.tables.plan import TABLE_COLUMNS, PlanError, load_plan
 from hacm.tables.published import SOURCE_FIELDS, PublishedError, format_published, load_published, validate_published
-from hacm.tables.report import Cell, latex_escape, make_report
+from hacm.tables.report import Cell, encoder_mismatch, latex_escape, make_report
 from tests.conftest import REPO, TINY_ARCHITECTURE
 
 PUBLISHED = REPO / "config" / "published.yaml"
@@ -461,6 +461,9 @@ def _not_metrics(document):
     # A metrics.json of another protocol or benchmark in a cell (reliability probe, case 69).
     (lambda d: d["tables"][0].update(protocol="finetune"), "is a protocol 'linear' result, but this cell is protocol 'finetune'"),
     (lambda d: d["tables"][0]["columns"][0].update(benchmark="pku1-xsub"), "is a benchmark 'ntu60-xsub' result"),
+    # A random encoder's metrics.json in the HA-CM folder (reliability probe 2, S10): the hand-made runs are random.
+    (lambda d: d["tables"][0]["rows"][0].update(method="hacm"),
+     "is the result of a randomly initialised encoder ('hacm'), but this row is 'hacm'"),
 ])
 def test_a_bad_plan_is_one_line_on_stderr(handmade, change, names):
     plan = _bad_plan(handmade, change)
@@ -469,6 +472,24 @@ def test_a_bad_plan_is_one_line_on_stderr(handmade, change, names):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hacm.tables:"), result.stderr
     assert names in lines[0] and "Traceback" not in result.stderr
+
+
+PRETRAINED = {"path": "/x/results/ntu60_xsub/hacm/pretrain/seed0/encoder.pt", "sha256": "ab" * 32, "method": "hacm"}
+
+
+@pytest.mark.parametrize("encoder, method, wrong", [
+    (PRETRAINED, "hacm", None),
+    (PRETRAINED, "random", "is the result of a pretrained 'hacm' encoder"),
+    ({"path": None, "sha256": None, "method": "hacm (random init)"}, "random", None),
+    ({"path": None, "sha256": None, "method": "hacm (random init)"}, "hacm", "randomly initialised"),
+    ({**PRETRAINED, "method": "mae"}, "hacm", "a 'mae' encoder, but this row is 'hacm'"),
+    (PRETRAINED, "hacm-euclidean", "(run 'hacm'), but this row is 'hacm-euclidean'"),
+    ({**PRETRAINED, "path": "results/ntu60_xsub/hacm-euclidean/pretrain/seed2/encoder.pt"}, "hacm-euclidean", None),
+    ({**PRETRAINED, "path": "/home/me/weights/encoder.pt"}, "hacm", None),  # an encoder given by hand: no folder
+])
+def test_a_cell_takes_only_its_rows_encoder(encoder, method, wrong):
+    found = encoder_mismatch(encoder, method)
+    assert found is None if wrong is None else wrong in found
 
 
 def test_invalid_json_and_usage_errors_are_one_line(handmade, tmp_path):

@@ -13,7 +13,7 @@ Plan (JSON)::
      "statistic": "best" | "last",
      "tables": [{"name": "linear", "title": "...", "metric": "top1", "protocol": "linear",
                  "columns": [{"key": "ntu60-xsub", "label": "NTU-60 x-sub", "benchmark": "ntu60-xsub"}, ...],
-                 "rows": [{"key": "hacm", "label": "HA-CM",
+                 "rows": [{"key": "hacm", "label": "HA-CM", "method": "hacm",
                            "cells": {"ntu60-xsub": ["results/.../metrics.json", ...], ...},
                            "pretrain_logs": [".../metrics.jsonl", ...]}, ...],
                  "published": "linear" | null}, ...],
@@ -21,8 +21,9 @@ Plan (JSON)::
      "accuracy_figure": "linear" | null}
 
 `statistic`, `curves`, `accuracy_figure`, a table's `protocol` and `published`, a column's
-`benchmark` and a row's `pretrain_logs` may be left out (PLAN_SCHEMA). A table's `protocol` and a
-column's `benchmark`, when given, are what every metrics.json there must be of. Relative file names
+`benchmark` and a row's `method` and `pretrain_logs` may be left out (PLAN_SCHEMA). A table's `protocol`,
+a column's `benchmark` and a row's `method` (its run folder: hacm, mae, mamp, random or hacm-<ablation>),
+when given, are what every metrics.json there must be of. Relative file names
 are taken from the current directory, or else from the plan file's folder.
 """
 
@@ -111,8 +112,9 @@ def build_plan(config: dict, *, metrics: str, pretrain_log: str) -> dict:
     def logs(benchmark: str, method: str) -> list[str]:
         return [pretrain_log.format(bench=bench_folder(benchmark), method=method, seed=seed) for seed in seeds]
 
-    def row(key: str, label: str, cells: dict) -> dict:
-        return {"key": key, "label": label, "cells": {column: files for column, files in cells.items() if files}}
+    def row(key: str, label: str, cells: dict, method: str | None = None) -> dict:
+        return {"key": key, "label": label, "method": method or key,
+                "cells": {column: files for column, files in cells.items() if files}}
 
     def has_encoder(method: str, benchmark: str) -> bool:
         return method == RANDOM or benchmark in trained.get(method, [])
@@ -162,11 +164,12 @@ def build_plan(config: dict, *, metrics: str, pretrain_log: str) -> dict:
         benchmark, variants = config["ablations"]["benchmark"], config["ablations"]["variants"]
         columns = [{"key": benchmark, "label": BENCHMARKS[benchmark].label, "benchmark": benchmark}]
         rows = [row("hacm", "HA-CM (full)", {benchmark: seed_files(benchmark, "hacm", "linear")})]
-        rows += [row(name, variant["label"], {benchmark: seed_files(benchmark, ablation_method(name), "linear")})
+        rows += [row(name, variant["label"], {benchmark: seed_files(benchmark, ablation_method(name), "linear")},
+                     ablation_method(name))
                  for name, variant in variants.items()]
         # Each row's masking agreement with random masking, as its pretraining monitor logged it.
         for entry in rows:
-            entry["pretrain_logs"] = logs(benchmark, "hacm" if entry["key"] == "hacm" else ablation_method(entry["key"]))
+            entry["pretrain_logs"] = logs(benchmark, entry["method"])
         return table("ablations", TABLE_TITLES["ablations"], columns, rows, "linear")
 
     def table(name: str, title: str, columns: list, rows: list, protocol: str) -> dict:
@@ -230,7 +233,7 @@ PLAN_SCHEMA = closed(["dataset", "tables"], {
         "columns": {"type": "array", "minItems": 1,
                     "items": closed(["key", "label"], {"key": TEXT, "label": TEXT, "benchmark": TEXT})},
         "rows": {"type": "array", "items": closed(["key", "label", "cells"], {
-            "key": TEXT, "label": TEXT, "cells": {"type": "object", "additionalProperties": _FILES},
+            "key": TEXT, "label": TEXT, "method": TEXT, "cells": {"type": "object", "additionalProperties": _FILES},
             "pretrain_logs": _FILES})},
     })},
     "curves": {"type": ["array", "null"], "items": closed(["label", "method", "benchmark", "log"], {
@@ -256,6 +259,7 @@ class RowSpec:
     label: str
     cells: dict[str, tuple[Path, ...]]
     pretrain_logs: tuple[Path, ...] = ()
+    method: str | None = None  # when given, every metrics.json of the row must be of this run folder's encoder
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,7 @@ def _table(raw: dict, where: str, plan_dir: Path, published: Published | None) -
             if column not in columns:
                 raise PlanError(f"{here}.cells[{column!r}]: no such column in this table (columns: {', '.join(columns)})")
             cells[column] = _files(names, f"{here}.cells[{column!r}]", plan_dir)
-        rows.append(RowSpec(key=row["key"], label=row["label"], cells=cells,
+        rows.append(RowSpec(key=row["key"], label=row["label"], cells=cells, method=row.get("method"),
                             pretrain_logs=_files(row.get("pretrain_logs", []), f"{here}.pretrain_logs", plan_dir)))
     reference = raw.get("published")
     if reference is not None and published is not None and reference not in published.tables:

@@ -66,6 +66,7 @@ from pathlib import Path
 import numpy as np
 
 from hacm.cli import one_line
+from hacm.runs import RANDOM, base_method, encoder_run_method
 from hacm.tables import ReportError
 from hacm.tables.bootstrap import CONFIDENCE, RESAMPLES, SEED, Interval, percentile_interval, resampled_means
 from hacm.tables.logs import MASKING_GROUPS, last_masking_agreement
@@ -410,6 +411,23 @@ def _metrics(path: Path, where: str, cache: dict) -> dict:
     return cache[path.resolve()]
 
 
+def encoder_mismatch(encoder: dict, method: str) -> str | None:
+    """Why a run's encoder (metrics.json `encoder`) is not the `method` row's, or None: a random
+    encoder's result in a pretrained row, another method's, or another run folder's (an ablation's)."""
+    pretrained = encoder.get("sha256") is not None
+    if method == RANDOM:
+        return None if not pretrained else (f"is the result of a pretrained {encoder.get('method')!r} encoder "
+                                            f"({encoder.get('path')}), but this row is the random encoder")
+    if not pretrained:
+        return f"is the result of a randomly initialised encoder ({encoder.get('method')!r}), but this row is {method!r}"
+    if encoder.get("method") != base_method(method):
+        return f"is the result of a {encoder.get('method')!r} encoder, but this row is {method!r}"
+    folder = encoder_run_method(encoder.get("path"))
+    if folder is not None and folder != method:
+        return f"is the result of the encoder {encoder.get('path')} (run {folder!r}), but this row is {method!r}"
+    return None
+
+
 def _our_cells(spec: TableSpec, row: RowSpec, column: ColumnSpec, plan: Plan, cache: dict) -> dict[str, Cell | None]:
     """One cell of ours at each statistic: the plan's must be in every file, the other may be missing (None)."""
     documents = []
@@ -421,6 +439,8 @@ def _our_cells(spec: TableSpec, row: RowSpec, column: ColumnSpec, plan: Plan, ca
                                       ("benchmark", column.benchmark, document.get("dataset", {}).get("benchmark"))):
             if expected is not None and found != expected:
                 raise PlanError(f"{where}: {path} is a {what} {found!r} result, but this cell is {what} {expected!r}")
+        if row.method is not None and (wrong := encoder_mismatch(document.get("encoder") or {}, row.method)):
+            raise PlanError(f"{where}: {path} {wrong}")
         documents.append((path, where, document))
     cells = {}
     for statistic in STATISTICS:
