@@ -116,6 +116,11 @@ def run_stage(prog: str, body, *, errors: tuple[type[BaseException], ...], out) 
     except errors as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_RUN_ERROR
+    except OSError as error:  # a full disk, a quota, a file system gone: what and where, then how to go on
+        where = error.filename or f"the run folder {out}"
+        print(f"{prog}: error: {where}: {error.strerror or error}; once that is fixed, run the same command again "
+              f"to resume {out} from its last checkpoint", file=sys.stderr)
+        return EXIT_RUN_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run the same command again to resume {out} from its last checkpoint",
               file=sys.stderr)

@@ -144,3 +144,42 @@ def test_unusable_checkpoints_say_what_they_are_and_what_to_do(tmp_path, capsys)
         # Workflow mode: the unusable file is left to be overwritten by the new run.
         assert load_resumable(tmp_path / f"{name}.pt", {}, restart_on_change=True) is None
     assert "starting over" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device every write to fails with ENOSPC)")
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_last(tmp_path, monkeypatch):
+    """Reliability probe 2 (N25): a full disk during a checkpoint write was 35 lines of torch's "unexpected pos"
+    with no "no space"; the checkpoint itself survived. The writes go to /dev/full here, through torch.save."""
+    import builtins
+
+    import torch
+
+    from hacm.train import checkpoint
+    from hacm.train.checkpoint import CheckpointError, atomic_save, load_state
+
+    path = tmp_path / "checkpoint.pt"
+    atomic_save({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def full(file, mode="r", *args, **kwargs):
+        return builtins.open("/dev/full" if "w" in mode else file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "open", full, raising=False)
+    with pytest.raises(CheckpointError) as error:
+        atomic_save({"epoch": 2, "w": torch.zeros(100_000)}, path)
+    message = str(error.value)
+    assert "No space left on device" in message and "MiB free" in message and str(path) in message, message
+    assert "previous one is kept" in message and "\n" not in message
+    assert load_state(path)["epoch"] == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_an_os_error_of_a_stage_is_one_line_naming_the_file(tmp_path, capsys):
+    import errno
+
+    from hacm.cli import EXIT_RUN_ERROR, run_stage
+
+    def body():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "history.jsonl"))
+
+    assert run_stage("hacm.pretrain", body, errors=(ValueError,), out=tmp_path) == EXIT_RUN_ERROR
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "history.jsonl: No space left on device" in lines[0] and "resume" in lines[0]

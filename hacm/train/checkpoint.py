@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,11 +76,29 @@ def atomic_save(state: dict, path: Path) -> None:
     os.close(handle)
     os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it 0600; a shared results folder needs the usual mode
     try:
-        torch.save(state, temporary)
+        # Through a Python file, not a path: torch's own writer reports a full disk as "unexpected pos 324480
+        # vs 324368"; a file object's write raises the OSError that says what happened.
+        with open(temporary, "wb") as stream:
+            torch.save(state, stream)
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        kept = "the previous one is kept" if path.exists() else "nothing was written"
+        raise CheckpointError(f"cannot write {path}: {write_failure(error, path.parent)}; {kept}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_failure(error: OSError, folder: Path) -> str:
+    """An OSError of a write as a few words: its reason, and how much space is left where it wrote."""
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            reason += f" ({shutil.disk_usage(folder).free / 2 ** 20:.1f} MiB free on its file system)"
+        except OSError:
+            pass
+    return reason
 
 
 def load_state(path: Path, *, map_location="cpu") -> dict:
