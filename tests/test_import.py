@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 
 from hacm.data.kinect import CENTRE_JOINT
+from hacm.data.raw import NON_FINITE
 from hacm.data.splits import assign_split
 from hacm.data.storage import SkeletonStore
 from hacm.prepare import main as prepare_main
@@ -129,3 +131,205 @@ def test_import_takes_from_not_raw(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         prepare_main(["import", "--raw", str(tmp_path), "--out", str(tmp_path / "data")])
     assert exit_.value.code == 2 and "import takes --from FILE" in capsys.readouterr().err
+
+
+# --- every sample it cannot use is a bad sample, named; pyskl's own files import -----------------------
+
+
+def import_(path, out, *more):
+    return prepare_main(["import", "--from", str(path), "--out", str(out), *more])
+
+
+def problems(out):
+    return {problem["path"].split("::")[-1]: problem["reason"]
+            for part in json.loads((out / "report.json").read_text())["parts"] for problem in part["problems"]}
+
+
+def npz_with(tmp_path, *, x=None, y=None, dtype=np.float32):
+    """NTU60_XSub.npz with 4 good train and 1 good test samples, unless x / y say otherwise."""
+    path = tmp_path / "NTU60_XSub.npz"
+    x = padded([5, 6, 7, 8], 0).astype(dtype) if x is None else x
+    np.savez(path, x_train=x, y_train=one_hot([1, 2, 3, 4]) if y is None else y, x_test=padded([4], 1),
+             y_test=one_hot([5]))
+    return path
+
+
+@pytest.mark.parametrize("value, dtype", [(np.nan, np.float32), (np.inf, np.float32), (1e39, np.float64)])
+def test_an_npz_value_not_finite_in_float32_is_a_bad_sample_as_in_the_raw_readers(tmp_path, capsys, value, dtype):
+    """1e39 is finite in float64 and inf in float32, the stores' dtype: checked after the cast, silently."""
+    x = padded([5, 6, 7, 8], 0).astype(dtype)
+    x[1, 2, 7] = value
+    path = npz_with(tmp_path, x=x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "overflow encountered in cast" for the user
+        assert import_(path, tmp_path / "strict") == 1
+        assert import_(path, tmp_path / "data", "--max-bad-fraction", "0.25") == 0
+    assert problems(tmp_path / "data") == {"train-000001": NON_FINITE}
+    store = SkeletonStore(tmp_path / "data" / "ntu60-xsub" / "train")
+    assert store.names.tolist() == ["train-000000", "train-000002", "train-000003"]
+    assert np.isfinite(np.asarray(store.frames)).all()
+    assert "1 bad" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("row, why", [
+    (np.zeros(60, np.float32), "all zero"),
+    (np.eye(60, dtype=np.float32)[[3, 7]].sum(axis=0), "2 ones"),
+    (np.eye(60, dtype=np.float32)[3] * 0.9, "values other than 0 and 1"),
+    (np.where(np.eye(60)[3] == 1, 1.0, np.nan).astype(np.float32), "values other than 0 and 1"),
+])
+def test_a_label_row_that_is_not_one_hot_is_a_bad_sample_not_class_0(tmp_path, row, why):
+    y = one_hot([1, 2, 3, 4])
+    y[2] = row
+    assert import_(npz_with(tmp_path, y=y), tmp_path / "data", "--max-bad-fraction", "0.25") == 0
+    assert problems(tmp_path / "data") == {"train-000002": f"its y_train row is not one-hot ({why})"}
+    store = SkeletonStore(tmp_path / "data" / "ntu60-xsub" / "train")
+    assert store.names.tolist() == ["train-000000", "train-000001", "train-000003"]
+    assert store.labels.tolist() == [1, 2, 4]
+
+
+def test_float_and_integer_one_hot_rows_give_their_class(tmp_path):
+    y = one_hot([1, 2, 3, 4]).astype(np.float64)
+    assert import_(npz_with(tmp_path, y=y), tmp_path / "f64") == 0
+    assert import_(npz_with(tmp_path, y=y.astype(np.uint8)), tmp_path / "u8") == 0
+    for out in ("f64", "u8"):
+        assert SkeletonStore(tmp_path / out / "ntu60-xsub" / "train").labels.tolist() == [1, 2, 3, 4]
+
+
+PYSKL_NAMES = ("S001C001P001R001A001", "S001C001P002R001A002")
+
+
+def pyskl_file(folder, *, protocol=2, annotations=None, split=None, **document):
+    """ntu60_3danno.pkl as pyskl's tools/data/ntu_preproc.py writes it: mmcv.dump, pickle protocol 2."""
+    names = PYSKL_NAMES
+    if annotations is None:
+        annotations = [{"frame_dir": name, "label": index, "total_frames": 30,
+                        "keypoint": np.ones((1, 30, 25, 3), np.float16) * (index + 1)}
+                       for index, name in enumerate(names)]
+    split = {"xsub_train": [names[0]], "xsub_val": [names[1]]} if split is None else split
+    path = folder / "ntu60_3danno.pkl"
+    with open(path, "wb") as stream:
+        pickle.dump({"split": split, "annotations": annotations, **document}, stream, protocol=protocol)
+    return path
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_pyskl_files_of_the_old_pickle_protocols_import(tmp_path, protocol):
+    """At protocols 0-2 an array's bytes are rebuilt by _codecs.encode(text, 'latin1'); pyskl writes 2."""
+    assert import_(pyskl_file(tmp_path, protocol=protocol), tmp_path / "data") == 0
+    for split, name, label in (("train", PYSKL_NAMES[0], 0), ("test", PYSKL_NAMES[1], 1)):
+        store = SkeletonStore(tmp_path / "data" / "ntu60-xsub" / split)
+        assert store.names.tolist() == [name] and store.labels.tolist() == [label]
+        assert store.lengths.tolist() == [30]
+
+
+class Encoder:
+    """_codecs.encode called as no array calls it."""
+
+    def __reduce__(self):
+        import codecs
+
+        return (codecs.encode, ("abc", "rot13"))
+
+
+class Command:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+class Evaluator:
+    def __reduce__(self):
+        return (eval, ("1 + 1",))
+
+
+@pytest.mark.parametrize("payload, words", [
+    (lambda marker: Command(marker), "refers to posix.system, which an annotation file does not need"),
+    (lambda marker: Evaluator(), "refers to __builtin__.eval"),
+    (lambda marker: Encoder(), "calls _codecs.encode otherwise than to rebuild an array's bytes"),
+])
+def test_a_protocol_2_pickle_calling_anything_else_is_still_refused_and_nothing_runs(tmp_path, capsys, payload,
+                                                                                      words):
+    marker = tmp_path / "ran"
+    annotations = [{"frame_dir": PYSKL_NAMES[0], "label": 0, "keypoint": payload(marker)}]
+    path = pyskl_file(tmp_path, annotations=annotations)
+    assert import_(path, tmp_path / "data") == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and words in error[0], error
+    assert not marker.exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("document, words", [
+    ({"split": ["xsub_train"]}, "'split' is a list, expected a dict of sample-name lists"),
+    ({"split": {"xsub_train": "S001C001P001R001A001"}}, "split 'xsub_train' is a str, expected a list"),
+    ({"annotations": 5}, "'annotations' is a int, expected a list of dicts"),
+])
+def test_a_malformed_pyskl_file_is_one_line_naming_the_file(tmp_path, capsys, document, words):
+    path = pyskl_file(tmp_path, **document)
+    assert import_(path, tmp_path / "data") == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and str(path) in error[0] and words in error[0], error
+    assert not (tmp_path / "data").exists()
+
+
+def annotation(**fields):
+    good = {"frame_dir": PYSKL_NAMES[1], "label": 1, "keypoint": np.ones((1, 30, 25, 3), np.float32)}
+    return {key: value for key, value in {**good, **fields}.items() if value is not ...}
+
+
+@pytest.mark.parametrize("bad, place, why", [
+    (annotation(label=None), PYSKL_NAMES[1], "label None is not a class index (0..59)"),
+    (annotation(label="walk"), PYSKL_NAMES[1], "label 'walk' is not a class index (0..59)"),
+    (annotation(label=2.0), PYSKL_NAMES[1], "label 2.0 is not a class index (0..59)"),
+    (annotation(label=...), PYSKL_NAMES[1], "no 'label'"),
+    (annotation(label=60), PYSKL_NAMES[1], "label 60 outside 0..59"),
+    (annotation(keypoint="abc"), PYSKL_NAMES[1], "keypoint is a str, not an array of numbers"),
+    (annotation(keypoint=np.array([["1.5"]])), PYSKL_NAMES[1], "keypoint is an array of <U3, not an array of numbers"),
+    (annotation(keypoint=[[1.0], [1.0, 2.0]]), PYSKL_NAMES[1],
+     "keypoint is not an array of numbers (its rows differ in length)"),
+    (annotation(keypoint=...), PYSKL_NAMES[1], "no 'keypoint'"),
+    (annotation(keypoint=np.full((1, 30, 25, 3), np.nan, np.float32)), PYSKL_NAMES[1], NON_FINITE),
+    (annotation(keypoint=np.full((1, 30, 25, 3), 1e39)), PYSKL_NAMES[1], NON_FINITE),
+    (annotation(frame_dir=...), "annotations[1]", "no sample name: 'frame_dir' is missing"),
+    (annotation(frame_dir=7), "annotations[1]", "'frame_dir' is a int, expected the sample name"),
+    ("S001C001P002R001A002", "annotations[1]", "an annotation is a str, expected a dict"),
+])
+def test_a_malformed_pyskl_annotation_is_a_bad_sample_named_in_one_line(tmp_path, capsys, bad, place, why):
+    good = annotation(frame_dir=PYSKL_NAMES[0], label=0)
+    path = pyskl_file(tmp_path, annotations=[good, bad, annotation(frame_dir="S001C001P003R001A003", label=2)],
+                      split={"xsub_train": [PYSKL_NAMES[0]], "xsub_val": ["S001C001P003R001A003", PYSKL_NAMES[1]]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert import_(path, tmp_path / "data", "--max-bad-fraction", "1") == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("hacm.prepare: skipped ") for line in lines), lines
+    found = problems(tmp_path / "data")
+    assert found[place] == why
+    if place != PYSKL_NAMES[1]:  # the split list still names the sample nothing annotates
+        assert found[PYSKL_NAMES[1]] == "in the ntu60-xsub split lists, not annotated"
+    assert SkeletonStore(tmp_path / "data" / "ntu60-xsub" / "test").names.tolist() == ["S001C001P003R001A003"]
+
+
+def test_a_bad_pyskl_sample_in_two_benchmarks_is_reported_once(tmp_path, capsys):
+    annotations = [annotation(frame_dir=PYSKL_NAMES[0], label=0), annotation(label=None),
+                   annotation(frame_dir="S001C002P003R001A003", label=2)]
+    split = {"xsub_train": [PYSKL_NAMES[0]], "xsub_val": [PYSKL_NAMES[1], "S001C002P003R001A003"],
+             "xview_train": [PYSKL_NAMES[1], "S001C002P003R001A003"], "xview_val": [PYSKL_NAMES[0]]}
+    assert import_(pyskl_file(tmp_path, annotations=annotations, split=split), tmp_path / "data",
+                   "--max-bad-fraction", "0.5") == 0
+    assert capsys.readouterr().err.count(PYSKL_NAMES[1]) == 1
+
+
+def test_a_value_that_overflows_when_centred_is_a_bad_sample(tmp_path):
+    """Finite in float32 as read, but 3e38 - (-3e38) is inf: the rule holds for what is stored."""
+    x = padded([5, 6, 7, 8], 0)
+    x[3] = 0.0
+    x[3, :4] = -3e38  # the centre joint of the first frame is the origin
+    x[3, 2, 80] = 3e38
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert import_(npz_with(tmp_path, x=x), tmp_path / "data", "--max-bad-fraction", "0.25") == 0
+    assert problems(tmp_path / "data") == {"train-000003": NON_FINITE}

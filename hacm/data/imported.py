@@ -13,10 +13,14 @@ Two formats:
   names, `xsub_train` / `xsub_val`, `xview_*` or `xset_*`) and `annotations` (`frame_dir`, 0-based
   `label`, `keypoint` of shape bodies x frames x 25 x 3). pyskl kept Kinect coordinates after its own
   denoising; names are kept, so our split rules can be checked against theirs (hacm.data.splits).
-  Read with an unpickler that accepts only numpy arrays and plain containers.
+  Read with an unpickler that accepts only numpy arrays and plain containers, at any pickle protocol
+  (pyskl's own files are protocol 2, mmcv's default).
 
 Either way the lengths are recovered from the zero padding (trailing all-zero frames dropped) and each
-sequence is centred as our conversion centres it (hacm.data.normalise; a no-op on CTR-GCN's frames).
+sequence is centred as our conversion centres it (hacm.data.normalise; a no-op on CTR-GCN's frames). A
+sample that cannot be used (a NaN or a value beyond float32, a label that is not a class, a malformed
+annotation) is a problem named by its place in the file and counts against --max-bad-fraction, as a bad
+raw file does; a file that is not of the format at all is one error line.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from hacm.benchmarks import BENCHMARKS, DATASETS
 from hacm.data.convert import ConversionError, ConversionReport, Problem, StoreSet
 from hacm.data.normalise import EmptySequenceError, normalise_sequence
 from hacm.data.kinect import FRAME_SHAPE
-from hacm.data.storage import SampleMeta
 from hacm.data.ntu import NTU_NAME, parse_ntu_name
+from hacm.data.raw import SkeletonFormatError, store_coordinates
+from hacm.data.storage import SampleMeta
 
 FORMATS = (".npz", ".pkl")
 _NPZ_BENCHMARK = re.compile(r"(ntu60|ntu120)_(xsub|xview|xset)", re.IGNORECASE)
@@ -43,6 +48,14 @@ _PICKLE_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multia
                    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
                    ("numpy._core.multiarray", "scalar"), ("collections", "OrderedDict"),
                    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer")}
+
+
+class BadSample(ValueError):
+    """One sample of an imported file that cannot be used; the message says why."""
+
+
+# Why a sample is left out: its own defects, the stores' finiteness rule, or no frame at all.
+UNUSABLE = (BadSample, SkeletonFormatError, EmptySequenceError)
 
 
 def import_file(path: Path, out: Path, *, report: ConversionReport, benchmark: str | None = None) -> None:
@@ -70,18 +83,13 @@ def sample_place(path: Path, name: str) -> str:
     return f"{path}::{name}"
 
 
-def _add(stores: StoreSet, report: ConversionReport, *, benchmark: str, split: str, sequence: np.ndarray,
-         meta: SampleMeta, path: Path) -> bool:
-    """Whether the sample went into the store; else its problem is in the report."""
-    sequence = trimmed(sequence)
-    try:
-        if len(sequence) == 0:
-            raise EmptySequenceError("every frame is zero")
-        stores.add(benchmark, split, normalise_sequence(sequence), meta)
-        return True
-    except EmptySequenceError as error:
-        report.problems.append(Problem(sample_place(path, meta.name), str(error)))
-        return False
+def stored_frames(sequence: np.ndarray) -> np.ndarray:
+    """(T, 2, 25, 3) as read, of any numeric dtype -> the float32 frames a store keeps: padding dropped,
+    centred. Raises one of UNUSABLE, saying why the sample cannot be kept."""
+    sequence = trimmed(store_coordinates(sequence))  # the raw readers' rule: finite in float32
+    if len(sequence) == 0:
+        raise EmptySequenceError("every frame is zero")
+    return normalise_sequence(sequence)
 
 
 # ---------------------------------------------------------------------------------------------- .npz
@@ -105,7 +113,7 @@ def _npy_rows(archive: zipfile.ZipFile, member: str, path: Path):
     version = np.lib.format.read_magic(stream)
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran, dtype = read_header(stream)
-    if fortran or dtype.hasobject:
+    if fortran or dtype.kind not in "biuf":  # strings would be parsed as numbers, complex values halved
         raise ConversionError(f"{path}: {member} is not a plain C-ordered numeric array")
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
 
@@ -137,41 +145,97 @@ def _import_npz(path: Path, out: Path, *, report: ConversionReport, benchmark: s
                                               "imported_from": path.name, "format": "npz (MAMP / CTR-GCN)"})
         try:
             for split in ("train", "test"):
-                labels = _npz_labels(archive, f"y_{split}", path, num_classes)
+                labels, bad_labels = _npz_labels(archive, f"y_{split}", path, dataset=dataset)
                 shape, rows = _npy_rows(archive, f"x_{split}.npy", path)
                 if len(shape) != 3 or shape[2] != int(np.prod(FRAME_SHAPE)) or shape[0] != len(labels):
                     raise ConversionError(f"{path}: x_{split} has shape {shape}; expected ({len(labels)}, frames, "
                                           f"{int(np.prod(FRAME_SHAPE))}) to go with y_{split}")
                 report.files_found += shape[0]
                 for index, row in enumerate(rows):
-                    sequence = row.reshape(shape[1], *FRAME_SHAPE).astype(np.float32)
-                    meta = SampleMeta(name=f"{split}-{index:06d}", label=int(labels[index]))
-                    report.files_converted += _add(stores, report, benchmark=benchmark, split=split,
-                                                   sequence=sequence, meta=meta, path=path)
+                    name = f"{split}-{index:06d}"
+                    try:
+                        if index in bad_labels:
+                            raise BadSample(bad_labels[index])
+                        frames = stored_frames(row.reshape(shape[1], *FRAME_SHAPE))
+                    except UNUSABLE as error:
+                        report.problems.append(Problem(sample_place(path, name), str(error)))
+                        continue
+                    stores.add(benchmark, split, frames, SampleMeta(name=name, label=int(labels[index])))
+                    report.files_converted += 1
             stores.close(report)
         except BaseException:
             stores.abort()
             raise
 
 
-def _npz_labels(archive: zipfile.ZipFile, name: str, path: Path, num_classes: int) -> np.ndarray:
-    with archive.open(f"{name}.npy") as stream:
-        labels = np.lib.format.read_array(io.BytesIO(stream.read()), allow_pickle=False)
-    if labels.ndim == 2:  # one-hot
-        labels = labels.argmax(axis=1)
-    labels = labels.astype(np.int64)
-    if labels.ndim != 1 or (len(labels) and not 0 <= labels.min() <= labels.max() < num_classes):
-        raise ConversionError(f"{path}: {name} must hold classes 0..{num_classes - 1} (indices or one-hot)")
-    return labels
+def _npz_labels(archive: zipfile.ZipFile, name: str, path: Path, *, dataset: str) -> tuple[np.ndarray, dict[int, str]]:
+    """The class of every sample, and why a sample has none (its one-hot row is not one-hot).
+
+    A bad one-hot row is one bad sample. Class indices are checked as a whole: 1-based indices would
+    fail only at the last class, and every other sample would silently get the next class."""
+    num_classes = DATASETS[dataset].num_classes
+    try:
+        with archive.open(f"{name}.npy") as stream:
+            labels = np.lib.format.read_array(io.BytesIO(stream.read()), allow_pickle=False)
+    except ValueError as error:
+        raise ConversionError(f"{path}: {name} is not a plain numeric array ({error})") from None
+    expected = f"{path}: {name} must hold classes 0..{num_classes - 1} (indices or one-hot)"
+    if labels.dtype.kind not in "biuf" or labels.ndim not in (1, 2):
+        raise ConversionError(expected)
+    if labels.ndim == 2:
+        if labels.shape[1] != num_classes:
+            raise ConversionError(f"{path}: {name} is one-hot over {labels.shape[1]} classes; {dataset} has "
+                                  f"{num_classes}")
+        hot = labels == 1  # exactly: a one-hot file has no label smoothing
+        ones = hot.sum(axis=1).tolist()
+        zero_or_one = (hot | (labels == 0)).all(axis=1).tolist()
+        bad = {index: f"its {name} row is not one-hot ({_one_hot_fault(ones[index], zero_or_one[index])})"
+               for index in range(len(labels)) if ones[index] != 1 or not zero_or_one[index]}
+        return hot.argmax(axis=1), bad
+    if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
+        raise ConversionError(expected)
+    if len(labels) and not 0 <= labels.min() <= labels.max() < num_classes:
+        raise ConversionError(expected)
+    return labels.astype(np.int64), {}
+
+
+def _one_hot_fault(ones: int, zero_or_one: bool) -> str:
+    if not zero_or_one:
+        return "values other than 0 and 1"
+    return "all zero" if ones == 0 else f"{ones} ones"
 
 
 # ---------------------------------------------------------------------------------------------- .pkl
+
+
+def _latin1_bytes(*args) -> bytes:
+    """`_codecs.encode` as pickle protocols 0-2 use it: bytes (a numpy array's data) travel as latin-1 text,
+    rebuilt by encode(text, 'latin1'). That call and no other: anything else is refused."""
+    if len(args) != 2 or not isinstance(args[0], str) or not isinstance(args[1], str) or args[1] != "latin1":
+        raise pickle.UnpicklingError("it calls _codecs.encode otherwise than to rebuild an array's bytes")
+    return args[0].encode("latin1")
+
+
+def _empty_bytes(*args) -> bytes:
+    """`bytes()` as protocols 0-2 write empty bytes (a zero-size array's data); bytes(n) with an argument
+    would allocate n bytes, and is refused."""
+    if args:
+        raise pickle.UnpicklingError("it calls bytes() otherwise than to make empty bytes")
+    return b""
+
+
+# Callables that old protocols name, replaced by versions that accept only the arguments they are given
+# there (Python 3 writes builtins as __builtin__ at protocols 0-2).
+_PICKLE_CALLS = {("_codecs", "encode"): _latin1_bytes, ("__builtin__", "bytes"): _empty_bytes,
+                 ("builtins", "bytes"): _empty_bytes}
 
 
 class _ArraysOnly(pickle.Unpickler):
     """Numpy arrays and plain containers only: a pickle naming anything else is refused, not run."""
 
     def find_class(self, module: str, name: str):
+        if (module, name) in _PICKLE_CALLS:
+            return _PICKLE_CALLS[module, name]
         if (module, name) in _PICKLE_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"it refers to {module}.{name}, which an annotation file does not need")
@@ -190,37 +254,39 @@ def _pkl_dataset(path: Path, explicit: str | None) -> str:
 
 
 def _import_pkl(path: Path, out: Path, *, report: ConversionReport, dataset: str) -> None:
-    try:
-        with open(path, "rb") as stream:
-            document = _ArraysOnly(stream).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
-        raise ConversionError(f"{path}: not a pyskl annotation file ({error})") from None
-    if not isinstance(document, dict) or not {"split", "annotations"} <= set(document):
-        raise ConversionError(f"{path}: expected a dict with 'split' and 'annotations'")
+    split_lists, annotations = _read_pkl(path)
     parts = {}  # benchmark -> {name: our split}
-    for key, names in document["split"].items():
+    for key, names in split_lists.items():
         protocol, _, part = str(key).partition("_")
         benchmark = f"{dataset}-{protocol}"
         if benchmark in BENCHMARKS and part in _PKL_SPLITS:
             parts.setdefault(benchmark, {}).update({str(name): _PKL_SPLITS[part] for name in names})
     if not parts:
-        raise ConversionError(f"{path}: its split lists ({', '.join(map(str, document['split']))}) name no benchmark "
-                              f"of {dataset}")
+        raise ConversionError(f"{path}: its split lists ({', '.join(map(str, split_lists)) or 'none'}) name no "
+                              f"benchmark of {dataset}")
     num_classes = DATASETS[dataset].num_classes
     stores = StoreSet(out, list(parts), {"dataset": dataset, "num_classes": num_classes, "imported_from": path.name,
                                           "format": "pkl (pyskl)"})
     try:
-        annotations = {str(a.get("frame_dir")): a for a in document["annotations"] if isinstance(a, dict)}
+        annotated = _annotations_by_name(annotations, report=report, path=path)
         report.files_found = len(annotations)
-        converted = set()  # a sample goes into both benchmarks of its dataset: counted once
+        listed = {name for membership in parts.values() for name in membership}
+        report.files_out_of_scope = len(set(annotated) - listed)  # in no split list: no store wants them
+        converted, bad = set(), set()  # a sample goes into both benchmarks of its dataset: counted once
         for benchmark, membership in parts.items():
             for name, split in membership.items():
-                if name not in annotations:
-                    report.problems.append(Problem(sample_place(path, name),
-                                                   f"in the {benchmark} split lists, not annotated"))
-                elif _add_annotation(stores, report, annotations[name], benchmark=benchmark, split=split,
-                                     num_classes=num_classes, path=path):
-                    converted.add(name)
+                if name in bad:  # its problem is reported once
+                    continue
+                try:
+                    if name not in annotated:
+                        raise BadSample(f"in the {benchmark} split lists, not annotated")
+                    frames, meta = _annotation_sample(annotated[name], num_classes=num_classes)
+                except UNUSABLE as error:
+                    report.problems.append(Problem(sample_place(path, name), str(error)))
+                    bad.add(name)
+                    continue
+                stores.add(benchmark, split, frames, meta)
+                converted.add(name)
         report.files_converted = len(converted)
         stores.close(report)
     except BaseException:
@@ -228,22 +294,72 @@ def _import_pkl(path: Path, out: Path, *, report: ConversionReport, dataset: str
         raise
 
 
-def _add_annotation(stores: StoreSet, report: ConversionReport, annotation: dict, *, benchmark: str, split: str,
-                    num_classes: int, path: Path) -> bool:
-    name = str(annotation["frame_dir"])
-    keypoint = np.asarray(annotation.get("keypoint"), dtype=np.float32)
-    label = int(annotation.get("label", -1))
-    if keypoint.ndim != 4 or keypoint.shape[2:] != FRAME_SHAPE[1:] or not 1 <= keypoint.shape[0] <= FRAME_SHAPE[0]:
-        report.problems.append(Problem(sample_place(path, name), f"keypoint has shape {keypoint.shape}, expected "
-                                                                 f"(1 or 2, frames, 25, 3)"))
-        return False
+def _read_pkl(path: Path) -> tuple[dict, list]:
+    """The split lists and the annotations of a pyskl file; ConversionError if it is not one."""
+    try:
+        with open(path, "rb") as stream:
+            document = _ArraysOnly(stream).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        raise ConversionError(f"{path}: not a pyskl annotation file ({error})") from None
+    if not isinstance(document, dict) or not {"split", "annotations"} <= set(document):
+        raise ConversionError(f"{path}: expected a dict with 'split' and 'annotations'")
+    split_lists, annotations = document["split"], document["annotations"]
+    if not isinstance(split_lists, dict):
+        raise ConversionError(f"{path}: 'split' is a {type(split_lists).__name__}, expected a dict of sample-name "
+                              f"lists (xsub_train: [...], ...)")
+    for key, names in split_lists.items():
+        if not isinstance(names, (list, tuple)) and not (isinstance(names, np.ndarray) and names.ndim == 1):
+            raise ConversionError(f"{path}: split {key!r} is a {type(names).__name__}, expected a list of sample "
+                                  f"names")
+    if not isinstance(annotations, (list, tuple)):
+        raise ConversionError(f"{path}: 'annotations' is a {type(annotations).__name__}, expected a list of dicts")
+    return split_lists, list(annotations)
+
+
+def _annotations_by_name(annotations: list, *, report: ConversionReport, path: Path) -> dict[str, dict]:
+    """Each annotation under its sample name; one that cannot be named is a problem placed by its index."""
+    named = {}
+    for index, annotation in enumerate(annotations):
+        place = sample_place(path, f"annotations[{index}]")
+        name = annotation.get("frame_dir") if isinstance(annotation, dict) else None
+        if not isinstance(annotation, dict):
+            report.problems.append(Problem(place, f"an annotation is a {type(annotation).__name__}, expected a dict"))
+        elif not isinstance(name, str):
+            report.problems.append(Problem(place, "no sample name: 'frame_dir' is missing" if name is None else
+                                           f"'frame_dir' is a {type(name).__name__}, expected the sample name"))
+        elif name in named:
+            report.problems.append(Problem(place, f"a second annotation of {name}; the first was used"))
+        else:
+            named[name] = annotation
+    return named
+
+
+def _annotation_sample(annotation: dict, *, num_classes: int) -> tuple[np.ndarray, SampleMeta]:
+    """The stored frames and the metadata of one annotation; one of UNUSABLE says why there are none."""
+    name = annotation["frame_dir"]
+    if "label" not in annotation:
+        raise BadSample("no 'label'")
+    label = annotation["label"]
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        raise BadSample(f"label {label!r} is not a class index (0..{num_classes - 1})")
     if not 0 <= label < num_classes:
-        report.problems.append(Problem(sample_place(path, name), f"label {label} outside 0..{num_classes - 1}"))
-        return False
+        raise BadSample(f"label {label} outside 0..{num_classes - 1}")
+    if "keypoint" not in annotation:
+        raise BadSample("no 'keypoint'")
+    try:
+        keypoint = np.asarray(annotation["keypoint"])
+    except ValueError:  # a ragged nest of lists
+        raise BadSample("keypoint is not an array of numbers (its rows differ in length)") from None
+    if keypoint.dtype.kind not in "iuf":  # not converted: "1.5" as text is no coordinate
+        given = annotation["keypoint"]
+        described = f"an array of {keypoint.dtype}" if isinstance(given, np.ndarray) else f"a {type(given).__name__}"
+        raise BadSample(f"keypoint is {described}, not an array of numbers")
+    if keypoint.ndim != 4 or keypoint.shape[2:] != FRAME_SHAPE[1:] or not 1 <= keypoint.shape[0] <= FRAME_SHAPE[0]:
+        raise BadSample(f"keypoint has shape {keypoint.shape}, expected (1 or 2, frames, 25, 3)")
     sequence = np.zeros((keypoint.shape[1], *FRAME_SHAPE), dtype=np.float32)
-    sequence[:, : keypoint.shape[0]] = keypoint.transpose(1, 0, 2, 3)
+    sequence[:, : keypoint.shape[0]] = store_coordinates(keypoint).transpose(1, 0, 2, 3)
     codes = parse_ntu_name(name) if NTU_NAME.fullmatch(name) else None
-    meta = SampleMeta(name=name, label=label, **({} if codes is None else {
+    meta = SampleMeta(name=name, label=int(label), **({} if codes is None else {
         "setup": codes.setup, "camera": codes.camera, "performer": codes.performer,
         "replication": codes.replication}))
-    return _add(stores, report, benchmark=benchmark, split=split, sequence=sequence, meta=meta, path=path)
+    return stored_frames(sequence), meta

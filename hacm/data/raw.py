@@ -7,12 +7,22 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 class SkeletonFormatError(ValueError):
     """A raw skeleton file that cannot be used; the message says why."""
 
 
 NON_FINITE = "NaN, infinite or out-of-range joint coordinate (beyond float32, the stores' dtype)"
+
+
+def store_coordinates(values) -> np.ndarray:
+    """`values` as float32, the stores' dtype, or SkeletonFormatError(NON_FINITE). Checked after the cast:
+    1e39 is finite in float64 and inf in float32. The cast's overflow warning is silenced because the
+    error says it, once, with the sample's name."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise SkeletonFormatError(NON_FINITE)
+    return values
 
 
 @dataclass(frozen=True)
