@@ -226,3 +226,19 @@ def test_a_batch_of_files_parses_as_each_file_alone(ntu_samples):
                 assert isinstance(parsed, SkeletonFormatError) and str(parsed) == str(error), name
             else:
                 _same(parsed, alone)
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("separator", [b" ", b"\t"])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_a_utf8_bom_tabs_and_crlf_read_alone_or_together(bom, separator, newline):
+    """Reliability probe 2, case 3: a file with both a BOM and tab separators was refused ("non-numeric text
+    b'\\xef\\xbb\\xbf68'"), though each alone was read. Alone and in a batch (as hacm.prepare reads)."""
+    from hacm.data.ntu import parse_skeleton_texts
+
+    rng = np.random.default_rng(6)
+    plain = skeleton_text([[("72057594037927001", _person(rng))] for _ in range(10)]).encode()
+    variant = bom + plain.replace(b" ", separator).replace(b"\n", newline)
+    _same(parse_skeleton_text(variant, name="x"), parse_skeleton_text(plain, name="x"))
+    for parsed in parse_skeleton_texts([(plain, "x"), (variant, "x"), (plain, "x")]):
+        _same(parsed, parse_skeleton_text(plain, name="x"))

@@ -190,7 +190,7 @@ def test_synthetic_dataset_converts_cleanly_into_every_benchmark(synthetic_store
     parts = json.loads((synthetic_stores / "report.json").read_text())["parts"]
     names = ["synthetic-ntu60", "synthetic-ntu120", "synthetic-pku1", "synthetic-pku2"]
     assert [p["dataset"] for p in parts] == names
-    assert all(p["problems"] == [] for p in parts)
+    assert all(p["problems"] == [] and p["notices"] == [] for p in parts)
     assert parts[0]["files_skipped_missing_list"] > 0  # the synthetic missing list is honoured
     assert parts[0]["files_out_of_scope"] > 0  # NTU-60 leaves out the NTU-120 setups
     for benchmark in BENCHMARKS:
@@ -200,3 +200,119 @@ def test_synthetic_dataset_converts_cleanly_into_every_benchmark(synthetic_store
             assert store.num_classes == classes and store.info["dataset"] == "synthetic"
             assert set(store.labels.tolist()) == set(range(classes)), (benchmark, split)
             assert np.isfinite(store.frames).all()
+
+
+def test_a_folder_link_loop_is_read_once_with_one_note(raw_folder, tmp_path, capsys):
+    """Reliability probe 2, case 11 (S8): `dirloop -> ..` in the skeleton folder was followed 40 levels deep,
+    every file read 40 times: 22,962 "duplicate sample name" lines and "97.6 % of the files are bad"."""
+    raw, expected = raw_folder
+    args = ["ntu60", "--raw", str(raw), "--workers", "1", "--max-bad-fraction", "0.5"]
+    assert prepare_main([*args, "--out", str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    (raw / "nturgb+d_skeletons" / "dirloop").symlink_to("..")
+    assert prepare_main([*args, "--out", str(tmp_path / "looped")]) == 0
+    printed = capsys.readouterr()
+    stderr = printed.err
+    plain = json.loads((tmp_path / "plain" / "report.json").read_text())["parts"][0]
+    looped = json.loads((tmp_path / "looped" / "report.json").read_text())["parts"][0]
+    for key in ("files_found", "files_converted", "files_bad", "problems", "stores"):
+        assert looped[key] == plain[key], key
+    note = f"{raw / 'nturgb+d_skeletons' / 'dirloop'} links back to {raw.resolve()}, which holds it (a loop); skipped"
+    assert looped["notices"] == [note] and plain["notices"] == []
+    assert [line for line in stderr.splitlines() if "note:" in line] == [f"hacm.prepare: note: {note}"]
+    assert "1 note;" in printed.out and sum(line.startswith("hacm.prepare: skipped") for line in stderr.splitlines()) \
+        == len(expected)
+
+
+def _tree(root: Path) -> None:
+    """A raw folder with a linked dataset folder (as hacm.fetch makes), a second link to it, a link that sorts
+    before the real folder it leads to, a loop, and a file linked under a second name."""
+    (root / "raw" / "label").mkdir(parents=True)
+    (root / "raw" / "skeleton").mkdir()
+    (root / "elsewhere").mkdir()
+    for path in (root / "raw" / "label" / "a.txt", root / "raw" / "skeleton" / "a.txt", root / "elsewhere" / "b.txt"):
+        path.write_text("x")
+    (root / "raw" / "extracted").symlink_to(root / "elsewhere")
+    (root / "raw" / "extracted_again").symlink_to(root / "elsewhere")
+    (root / "raw" / "a_link").symlink_to("skeleton")
+    (root / "raw" / "skeleton" / "self").symlink_to(".")
+    (root / "raw" / "skeleton" / "c.txt").symlink_to("a.txt")
+
+
+def test_walk_files_reads_each_real_folder_and_file_once(tmp_path):
+    from hacm.files import files_under, walk_files
+
+    _tree(tmp_path)
+    raw = tmp_path / "raw"
+    walk = walk_files(raw, "*.txt")
+    # The real skeleton/ is kept over a_link/ (the PKU reader tells skeletons from labels by folder name).
+    assert walk.files == [raw / "extracted" / "b.txt", raw / "label" / "a.txt", raw / "skeleton" / "a.txt"]
+    linked, again, loop, twice = walk.skipped
+    assert linked.startswith(f"{raw / 'a_link'} leads to ") and linked.endswith(", a folder already walked; skipped")
+    assert again.startswith(f"{raw / 'extracted_again'} leads to ") and f"(walked as {raw / 'extracted'})" in again
+    assert loop == (f"{raw / 'skeleton' / 'self'} links back to {raw.resolve() / 'skeleton'}, which holds it "
+                    "(a loop); skipped")
+    assert twice == (f"{raw / 'skeleton'}: 1 file already found under another path (e.g. c.txt links to "
+                     f"{raw / 'skeleton' / 'a.txt'}); not read twice")
+    assert files_under(raw, "b.txt") == [raw / "extracted" / "b.txt"]
+
+
+def test_walk_files_names_a_folder_it_cannot_read(tmp_path, monkeypatch):
+    import os
+
+    from hacm.files import walk_files
+
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "a.txt").write_text("x")
+    (tmp_path / "b.txt").write_text("x")
+    scandir = os.scandir
+
+    def refusing(path):
+        if Path(path).name == "locked":  # as chmod 000 would, for a user other than root
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    walk = walk_files(tmp_path, "*.txt")
+    assert walk.files == [tmp_path / "b.txt"]
+    assert walk.skipped == [f"{tmp_path / 'locked'} could not be read (Permission denied); skipped"]
+
+
+def test_pku_label_problems_name_the_label_file_and_keep_the_other_intervals(synthetic_raw, tmp_path, capsys):
+    """Reliability probe 2, case 14: a bad label line dropped all intervals of its video and was reported
+    against skeleton/<video>.txt; an interval ending past the video was cut silently."""
+    from hacm.data.pku import read_pku_skeleton
+
+    raw = tmp_path / "pku1"
+    shutil.copytree(synthetic_raw / "pku1", raw)
+    label = raw / "label" / "0001-L.txt"
+    lines = label.read_text().splitlines()
+    frames = len(read_pku_skeleton(raw / "skeleton" / "0001-L.txt"))
+    lines[1] = "abc"  # was the video's second interval
+    lines.append(f"3,{frames - 10},{frames + 40},1")  # ends 40 frames after the video
+    label.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "o"
+    assert prepare_main(["pku1", "--raw", str(raw), "--out", str(out), "--workers", "1",
+                         "--max-bad-fraction", "0.5"]) == 0
+    report = json.loads((out / "report.json").read_text())["parts"][0]
+    assert report["problems"] == [{"path": str(label), "reason": "line 2: expected 4 comma-separated fields "
+                                                                       "(label,start,end,confidence), found 1: 'abc'"}]
+    (notice,) = report["notices"]
+    assert notice.startswith(f"{label}: line {len(lines)}: ") and f"ends after the {frames} frames" in notice
+    names = [name for split in ("train", "test") for name in SkeletonStore(out / "pku1-xsub" / split).names.tolist()]
+    kept = sorted(name for name in names if name.startswith("0001-L_"))
+    assert kept == [f"0001-L_{n:03d}" for n in range(1, len(lines) + 1) if n != 2]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_many_notices_are_listed_in_the_report_and_summed_up_on_stderr(tmp_path, capsys):
+    from hacm.data.convert import NOTICES_SHOWN, ConversionReport, finish_report
+
+    report = ConversionReport(dataset="pku1", raw="raw", out=str(tmp_path / "o"), workers=1, files_found=3,
+                              files_converted=3, notices=[f"label/{n}.txt: line 1: cut" for n in range(25)])
+    assert finish_report([report], tmp_path / "staging", max_bad_fraction=0.0) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hacm.prepare: note:")]
+    assert len(notes) == NOTICES_SHOWN + 1
+    assert notes[-1] == (f"hacm.prepare: note: and {25 - NOTICES_SHOWN} more on pku1, listed under \"notices\" in "
+                         f"{tmp_path / 'o' / 'report.json'}")
+    assert len(json.loads((tmp_path / "staging" / "report.json").read_text())["parts"][0]["notices"]) == 25

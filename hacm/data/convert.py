@@ -1,7 +1,9 @@
 """Convert a folder of raw files into every benchmark's train / test stores, in parallel, with a report.
 
 A bad file never stops a conversion and never disappears: each one becomes a problem line (stderr
-and `report.json`), and the run fails only when the share of bad files passes a threshold.
+and `report.json`), and the run fails only when the share of bad files passes a threshold. What was
+changed or skipped without making a file bad (a linked folder walked once, an interval cut at the end of
+its video) is a notice, listed the same way.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from tqdm import tqdm
 
 from hacm.benchmarks import BENCHMARKS, DATASETS, benchmarks_of
 from hacm.data.ntu import NTU_NAME, parse_ntu_name, parse_skeleton_texts, sample_from_skeleton, skeleton_bytes
-from hacm.data.pku import PKU_NUM_CLASSES, load_pku_video
+from hacm.data.pku import PKU_NUM_CLASSES, PkuVideo, load_pku_video
 from hacm.data.raw import SkeletonFormatError
 from hacm.data.splits import assign_split, is_ntu60_sample, read_pku_split_file
 from hacm.data.storage import SampleMeta, StoreWriter
-from hacm.files import files_under
+from hacm.files import files_under, walk_files
 
 SPLITS = ("train", "test")
 NTU_BATCH = 16  # .skeleton files parsed per call of the C parser (its set-up cost is shared)
 DEFAULT_MAX_BAD_FRACTION = 0.02
+NOTICES_SHOWN = 20  # on stderr per part; report.json lists them all
 
 
 class ConversionError(RuntimeError):
@@ -53,6 +56,7 @@ class ConversionReport:
     files_out_of_scope: int = 0
     files_converted: int = 0
     problems: list[Problem] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # not problems: no file is bad for them
     stores: dict[str, dict[str, int]] = field(default_factory=dict)
     classes_present: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -117,13 +121,12 @@ def _convert_ntu_files(paths: list[str]) -> list[tuple[str, np.ndarray | None, s
     return [results[path] for path in paths]
 
 
-def _convert_pku_video(paths: tuple[str, str]) -> tuple[str, list, list[str], str | None]:
+def _convert_pku_video(paths: tuple[str, str]) -> tuple[str, PkuVideo | None, str | None]:
     skeleton, labels = paths
     try:
-        samples, problems = load_pku_video(skeleton, labels)
-        return skeleton, samples, problems, None
+        return skeleton, load_pku_video(skeleton, labels), None
     except Exception as error:  # one bad file must not stop the others
-        return skeleton, [], [], _describe(error)
+        return skeleton, None, _describe(error)
 
 
 def _ignore_interrupts() -> None:
@@ -261,7 +264,9 @@ def convert_ntu(
 ) -> None:
     """NTU-format `.skeleton` files under `raw` -> stores of the dataset's benchmarks."""
     benchmarks = benchmarks or benchmarks_of(dataset)
-    paths = sorted(files_under(raw, "*.skeleton"), key=lambda p: (p.name, str(p)))
+    walk = walk_files(raw, "*.skeleton")
+    report.notices.extend(walk.skipped)
+    paths = sorted(walk.files, key=lambda p: (p.name, str(p)))
     report.files_found = len(paths)
     if not paths:
         raise ConversionError(f"no .skeleton file under {raw}")
@@ -307,10 +312,10 @@ def convert_ntu(
         raise
 
 
-def _pku_files(raw: Path, folder_word: str) -> dict[str, Path]:
-    """Video id -> .txt file for files under a folder whose name contains `folder_word`."""
+def _pku_files(raw: Path, paths: list[Path], folder_word: str) -> dict[str, Path]:
+    """Video id -> .txt file for the `paths` under a folder of `raw` whose name contains `folder_word`."""
     files = {}
-    for path in files_under(raw, "*.txt"):
+    for path in paths:
         if any(folder_word in part.lower() for part in path.relative_to(raw).parts[:-1]):
             files.setdefault(path.stem, path)
     return files
@@ -340,8 +345,10 @@ def convert_pku(
     """PKU-MMD skeleton + label files under `raw` -> x-sub and x-view stores of one phase."""
     benchmarks = benchmarks_of(f"pku{phase}")
     splits = {b: read_pku_split_file(find_pku_split_file(raw, b)) for b in benchmarks}
-    skeletons = _pku_files(raw, "skeleton")
-    labels = _pku_files(raw, "label")
+    walk = walk_files(raw, "*.txt")
+    report.notices.extend(walk.skipped)
+    skeletons = _pku_files(raw, walk.files, "skeleton")
+    labels = _pku_files(raw, walk.files, "label")
     report.files_found = len(skeletons)
     if not skeletons:
         raise ConversionError(f"no skeleton .txt file under a 'skeleton' folder in {raw}")
@@ -356,14 +363,15 @@ def convert_pku(
     info = {"dataset": dataset_label or f"pku{phase}", "num_classes": num_classes}
     stores = StoreSet(out, benchmarks, info)
     try:
-        for path, samples, problems, error in parallel_map(
+        for path, video, error in parallel_map(
             _convert_pku_video, tasks, workers=workers, description=f"pku{phase} videos"
         ):
             if error is not None:
                 report.problems.append(Problem(path, error))
                 continue
-            report.problems.extend(Problem(path, problem) for problem in problems)
-            for sample in samples:
+            report.problems.extend(Problem(file, reason) for file, reason in video.problems)
+            report.notices.extend(f"{file}: {what}" for file, what in video.notices)
+            for sample in video.samples:
                 meta = SampleMeta(name=sample.name, label=sample.label)
                 for benchmark in benchmarks:
                     train, test = splits[benchmark]
@@ -394,16 +402,23 @@ def finish_report(reports: list[ConversionReport], out: Path, *, max_bad_fractio
     document = {"max_bad_fraction": max_bad_fraction, "parts": [r.to_json() for r in reports]}
     (out / "report.json").write_text(json.dumps(document, indent=2) + "\n")
     status = 0
+    failing = any(bad_fraction(report) > max_bad_fraction for report in reports)
     for report in reports:
         for problem in report.problems:
             print(f"hacm.prepare: skipped {problem.path}: {problem.reason}", file=sys.stderr)
+        for notice in report.notices[:NOTICES_SHOWN]:
+            print(f"hacm.prepare: note: {notice}", file=sys.stderr)
+        if len(report.notices) > NOTICES_SHOWN:
+            listed = (shown_report or out / "report.json") if failing else Path(report.out) / "report.json"
+            print(f"hacm.prepare: note: and {len(report.notices) - NOTICES_SHOWN} more on {report.dataset}, "
+                  f"listed under \"notices\" in {listed}", file=sys.stderr)
         share = bad_fraction(report)
         stores = ", ".join(f"{b} {s['train']}/{s['test']}" for b, s in report.stores.items())
         print(
             f"hacm.prepare: {report.dataset}: {report.files_converted} files converted in "
             f"{report.seconds:.1f} s with {report.workers} workers; {report.files_bad} bad "
-            f"({share:.1%}), {report.files_skipped_missing_list} on the missing list; "
-            f"train/test {stores}"
+            f"({share:.1%}), {report.files_skipped_missing_list} on the missing list"
+            f"{_notes(len(report.notices))}; train/test {stores}"
         )
         if share > max_bad_fraction:
             print(
@@ -413,6 +428,10 @@ def finish_report(reports: list[ConversionReport], out: Path, *, max_bad_fractio
             )
             status = 1
     return status
+
+
+def _notes(count: int) -> str:
+    return "" if not count else ", 1 note" if count == 1 else f", {count} notes"
 
 
 def default_workers() -> int:

@@ -25,6 +25,10 @@ from hacm.data.raw import NON_FINITE, RawBody, RawSkeleton, SkeletonFormatError
 BODY_HEADER_VALUES = 10  # id, clipped edges, hands (4), restricted, lean x/y, tracking state
 JOINT_VALUES = 12  # xyz, depth xy, colour xy, orientation wxyz, tracking state
 NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+# Saved by some Windows editors. Dropped before either parser sees the text: pandas skips it only at the
+# start of its input (not of a file inside a batch), and the token parser would read it as part of the
+# frame count (a file with a BOM and tabs reaches the token parser).
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,8 @@ def _parse_table(table: np.ndarray, data: bytes, name: str) -> RawSkeleton | Non
 
 
 def parse_skeleton_text(data: bytes, *, name: str) -> RawSkeleton:
-    """Parse the bytes of a `.skeleton` file (CRLF or LF, any whitespace, `E` exponents)."""
+    """Parse the bytes of a `.skeleton` file (CRLF or LF, any whitespace, `E` exponents, a UTF-8 BOM)."""
+    data = data.removeprefix(UTF8_BOM)
     return _parse_fast(data, name) or _parse_strict(data, name)
 
 
@@ -232,6 +237,7 @@ def parse_skeleton_texts(texts: list[tuple[bytes, str]]) -> list[RawSkeleton | S
     """Many files' bytes (with their names) parsed at once: one call of the C parser for all of them,
     whose set-up costs about as much as parsing a small file. A file the shared table cannot place is
     parsed on its own, as `parse_skeleton_text` does; a bad file's entry is its SkeletonFormatError."""
+    texts = [(data.removeprefix(UTF8_BOM), name) for data, name in texts]
     lines = [_lines(data) for data, _ in texts]
     table = _read_table(b"".join(data if data.endswith(b"\n") else data + b"\n" for data, _ in texts))
     shared = table is not None and len(table) == sum(lines)  # else quotes or lone CRs merged or split lines
