@@ -20,7 +20,7 @@ import pandas as pd
 from hacm.data.denoise import select_actors
 from hacm.data.normalise import normalise_sequence
 from hacm.data.kinect import NUM_JOINTS
-from hacm.data.raw import NON_FINITE, RawBody, RawSkeleton, SkeletonFormatError
+from hacm.data.raw import RawBody, RawSkeleton, SkeletonFormatError, store_coordinates
 
 BODY_HEADER_VALUES = 10  # id, clipped edges, hands (4), restricted, lean x/y, tracking state
 JOINT_VALUES = 12  # xyz, depth xy, colour xy, orientation wxyz, tracking state
@@ -132,10 +132,7 @@ def _xyz_values(tokens: list[bytes], starts: list[int]) -> np.ndarray:
         return np.zeros((0, NUM_JOINTS, 3), np.float32)
     offsets = (np.arange(NUM_JOINTS)[:, None] * JOINT_VALUES + np.arange(3)[None, :]).ravel()
     positions = (np.asarray(starts)[:, None] + offsets[None, :]).ravel().tolist()
-    # Checked in the dtype the store keeps: 1e39 is finite in float64 and inf in float32.
-    values = parse_numbers(operator.itemgetter(*positions)(tokens)).astype(np.float32)
-    if not np.isfinite(values).all():
-        raise SkeletonFormatError(NON_FINITE)
+    values = store_coordinates(parse_numbers(operator.itemgetter(*positions)(tokens)))
     return values.reshape(len(starts), NUM_JOINTS, 3)
 
 
@@ -214,8 +211,9 @@ def _parse_table(table: np.ndarray, data: bytes, name: str) -> RawSkeleton | Non
         return None
     rows = np.asarray(header_rows, dtype=np.int64)
     joints = table[(rows[:, None] + 2 + np.arange(NUM_JOINTS)[None, :]).reshape(-1)] if len(rows) else table[:0]
-    joints = joints.astype(np.float32)  # checked in the dtype of the store: 1e39 is inf in float32
-    if not np.isfinite(joints).all():
+    try:
+        joints = store_coordinates(joints)
+    except SkeletonFormatError:
         return None
     line_starts = np.concatenate([[0], np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")) + 1])
     ids = [data[start : start + 64].split(None, 1)[0].decode("ascii", "replace") for start in line_starts[rows].tolist()]

@@ -15,7 +15,7 @@ import numpy as np
 from hacm.data.normalise import normalise_sequence
 from hacm.benchmarks import DATASETS
 from hacm.data.kinect import NUM_BODIES, NUM_JOINTS
-from hacm.data.raw import NON_FINITE, SkeletonFormatError
+from hacm.data.raw import SkeletonFormatError, store_coordinates
 
 PKU_VALUES_PER_FRAME = NUM_BODIES * NUM_JOINTS * 3
 MAX_PKU_FRAMES = 300
@@ -71,10 +71,7 @@ def read_pku_skeleton(path: str | Path) -> np.ndarray:
         values = np.array(b" ".join(lines).split(), dtype=np.float64)
     except ValueError:
         raise SkeletonFormatError("non-numeric text in a frame line") from None
-    values = values.astype(np.float32)  # checked in the dtype of the store: 1e39 is inf in float32
-    if not np.isfinite(values).all():
-        raise SkeletonFormatError(NON_FINITE)
-    return values.reshape(len(lines), NUM_BODIES, NUM_JOINTS, 3)
+    return store_coordinates(values).reshape(len(lines), NUM_BODIES, NUM_JOINTS, 3)
 
 
 def read_pku_labels(path: str | Path) -> tuple[list[PkuInterval], list[str]]:
