@@ -1,4 +1,5 @@
-"""hacm.fetch (hacm/fetch/): manifests, verification, file:// download, safe idempotent extraction.
+"""hacm.fetch (hacm/fetch/): manifests, verification, file:// download, safe, bounded, idempotent extraction
+that lands whole or not at all.
 
 Nothing here touches the network: downloads use file:// URLs or a fake urlopen, and an autouse
 fixture makes any other URL fail the test.
@@ -7,11 +8,14 @@ fixture makes any other URL fail the test.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -21,9 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from hacm.fetch import bounds as fetch_bounds
 from hacm.fetch import download as fetch_download
 from hacm.fetch import extract as fetch_extract
 from hacm.fetch import manifest as fetch_manifest
+from hacm.fetch import staging as fetch_staging
 from hacm.fetch.acquire import fetch_dataset
 from hacm.fetch.manifest import ArchiveInvalid, ArchiveMissing, DatasetManifest, FetchError
 
@@ -664,3 +670,241 @@ def test_a_layout_folder_of_the_other_phase_is_not_taken_and_the_message_says_so
     assert first.startswith("PKU-MMD phase I (pku1) needs Skeleton.7z, Label_PKUMMD.7z, cross_subject.txt, cross_view.txt")
     assert first.endswith("found there instead: label/, skeleton/")
     assert any(f"{v2 / 'skeleton'} is there but holds no file named like" in line for line in rest)
+
+
+# ----------------------------------------------------------------------------------------------
+# bounded extraction: bombs, lying headers, disk space (hacm/fetch/bounds.py)
+
+
+ZEROS = bytes(4 << 20)  # 4 MiB of zeros: Deflate and LZMA shrink it some 1000 times, as in a zip bomb
+
+
+def make_tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("make", [make_zip, make_7z, make_tar_gz], ids=["zip", "7z", "tar.gz"])
+def test_an_archive_bomb_is_refused_before_anything_is_written(tmp_path, make):
+    bomb = make(tmp_path / "bomb", {"skeletons/0001-L.txt": b"0.1 " * 150 + b"\n", "skeletons/0002-L.txt": ZEROS})
+    assert bomb.stat().st_size < 64 << 10
+    with pytest.raises(ArchiveInvalid, match="more than 100 times .*decompression bomb"):
+        fetch_extract.extract_archive(bomb, raw_dir=tmp_path / "raw", workers=2)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_zip_bomb_through_the_command_line_exits_1_with_one_line(tmp_path):
+    make_zip(tmp_path / "archives" / NTU60_ZIP, {**ntu_members(), "nturgb+d_skeletons/S001C001P001R001A009.skeleton": ZEROS})
+    result = run_cli("ntu60", "--archives", tmp_path / "archives", "--raw", tmp_path / "raw")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "S001C001P001R001A009.skeleton" in result.stderr
+    assert sorted(path.name for path in (tmp_path / "raw").iterdir()) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["archives", "raw"]  # no staging folder left
+
+
+def declare_size(path: Path, size: int) -> Path:
+    """Rewrite every member's uncompressed size in the local and central headers (a lying header)."""
+    raw = bytearray(path.read_bytes())
+    for signature, size_at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = 0
+        while (start := raw.find(signature, start)) != -1:
+            raw[start + size_at:start + size_at + 4] = size.to_bytes(4, "little")
+            start += 4
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_a_deflate64_member_inflating_past_its_declared_size_is_stopped(tmp_path, monkeypatch):
+    import base64
+
+    name = "nturgb+d_skeletons/S001C001P001R001A001.skeleton"
+    path = declare_size(make_deflate64_zip(tmp_path / NTU60_ZIP, {name: base64.b64encode(os.urandom(300_000))}), 100)
+    assert zipfile.ZipFile(path).getinfo(name).file_size == 100
+    offered = []
+    real_write = fetch_extract.BoundedWriter.write
+    monkeypatch.setattr(fetch_extract.BoundedWriter, "write",
+                        lambda self, data: offered.append(len(data)) or real_write(self, data))
+    with pytest.raises(ArchiveInvalid, match=re.escape(f"member '{name}' inflates past the 100 bytes its header")):
+        fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)
+    assert len(offered) == 1 and sum(offered) < 400_000  # stopped at the first piece, not at the stream's end
+    assert not (tmp_path / "raw" / name).exists()  # the partial file is removed
+
+
+def test_an_archive_larger_than_the_manifest_allows_is_refused(tmp_path, monkeypatch):
+    members = {f"nturgb+d_skeletons/S001C001P001R001A00{i}.skeleton": os.urandom(3000) for i in range(1, 4)}
+    make_zip(tmp_path / "archives" / NTU60_ZIP, members)
+    archive = dataclasses.replace(fetch_manifest.NTU60_SKELETONS, expanded_size=2000)
+    manifest = DatasetManifest(dataset="ntu60", title="NTU RGB+D 60", archives=(archive,))
+    monkeypatch.setattr(fetch_bounds, "MIN_TOTAL_BYTES", 0)
+    with pytest.raises(ArchiveInvalid, match="expands to 8.8 KiB, more than the 7.8 KiB its official content"):
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
+    assert sorted(path.name for path in (tmp_path / "raw").iterdir()) == []
+    # The total rests on estimates: an official archive that outgrows them can be let through, knowingly.
+    monkeypatch.setenv(fetch_bounds.TOTAL_BOUND_SWITCH, "off")
+    fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
+    assert len(list((tmp_path / "raw").rglob("*.skeleton"))) == 3
+
+
+def test_the_bounds_of_the_official_archives_are_generous():
+    for manifest in fetch_manifest.MANIFESTS.values():
+        for archive in manifest.archives:
+            limits = fetch_bounds.limits_for(archive)
+            if archive.unpack:
+                assert archive.expanded_size and limits.max_total >= 4 * archive.expanded_size
+                assert limits.max_total >= 64 << 20
+            assert limits.max_ratio == 100
+
+
+@pytest.mark.skipif(not (REPO_ROOT.parent / "shared" / "data" / "ntu_raw_samples").is_dir(),
+                    reason="real NTU samples (shared data folder) absent")
+def test_real_skeleton_files_are_far_inside_the_ratio_bound(tmp_path):
+    """The rationale of MAX_RATIO: real skeleton text deflates some 2.4 times, 40 times under the bound."""
+    samples = sorted((REPO_ROOT.parent / "shared" / "data" / "ntu_raw_samples").glob("*.skeleton"))
+    path = make_zip(tmp_path / NTU60_ZIP, {f"nturgb+d_skeletons/{p.name}": p.read_bytes() for p in samples})
+    for info in zipfile.ZipFile(path).infolist():
+        assert info.file_size < fetch_bounds.MAX_RATIO / 20 * info.compress_size
+    limits = fetch_bounds.limits_for(fetch_manifest.NTU60_SKELETONS)
+    assert fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=2, limits=limits) == len(samples)
+
+
+def test_too_little_free_space_is_refused_before_writing(tmp_path, monkeypatch):
+    make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
+    monkeypatch.setattr(fetch_bounds.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 10, 10))
+    with pytest.raises(FetchError, match=r"needs 300 B, but only 10 B are free on the disk of") as error:
+        fetch_dataset(manifest=without_auxiliary(fetch_manifest.MANIFESTS["ntu60"]),
+                      archives_dir=tmp_path / "archives", raw_dir=tmp_path / "raw")
+    assert error.value.exit_code == 2
+    assert sorted(path.name for path in (tmp_path / "raw").iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
+    from hacm.fetch.__main__ import run
+
+    make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
+
+    def disk_fills(self, data):
+        self.target.write(data[: len(data) // 2])  # half of it made it to the disk
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fetch_bounds.BoundedWriter, "write", disk_fills)
+    assert run(["ntu60", "--archives", str(tmp_path / "archives"), "--raw", str(tmp_path / "raw"), "--workers", "1"]) == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
+    assert message.startswith("hacm.fetch: error: no space left on device writing ")
+    assert ".skeleton while extracting " + NTU60_ZIP in message
+    assert not any(path.is_file() for path in tmp_path.rglob("*.skeleton"))  # in raw or beside it
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["archives", "raw"]
+
+
+# ----------------------------------------------------------------------------------------------
+# extraction lands whole or not at all (hacm/fetch/staging.py)
+
+
+def corrupt_member(path: Path, name: str) -> Path:
+    """Flip the compressed bytes of one member: its CRC (or its stream) fails."""
+    info = zipfile.ZipFile(path).getinfo(name)
+    start = info.header_offset + 30 + len(info.filename.encode())
+    data = bytearray(path.read_bytes())
+    data[start:start + info.compress_size] = bytes(b ^ 0x5A for b in data[start:start + info.compress_size])
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_failed_refetch_leaves_no_partial_content_and_no_completion_mark(tmp_path):
+    manifest = without_auxiliary(fetch_manifest.MANIFESTS["ntu60"])
+    archive = make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
+    raw = tmp_path / "raw"
+    fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=raw)
+    old = sorted(path.name for path in (raw / "nturgb+d_skeletons").iterdir())
+    assert (raw / "FETCHED.json").is_file() and len(old) == 3
+
+    members = {f"nturgb+d_skeletons/S002C001P001R001A00{i}.skeleton": os.urandom(2000) for i in range(1, 6)}
+    corrupt_member(make_zip(archive, members), "nturgb+d_skeletons/S002C001P001R001A003.skeleton")
+    with pytest.raises(ArchiveInvalid, match="corrupt"):
+        fetch_dataset(manifest=manifest, archives_dir=tmp_path / "archives", raw_dir=raw, workers=1)
+    assert not (raw / "FETCHED.json").exists()  # no old completion mark beside the raw folder
+    assert sorted(path.name for path in (raw / "nturgb+d_skeletons").iterdir()) == old  # none of the new members
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["archives", "raw"]  # no staging folder left
+
+
+KILLED_MIDWAY = """
+import os, signal, sys
+from pathlib import Path
+from hacm.fetch import bounds, manifest
+from hacm.fetch.acquire import fetch_dataset
+real_write, members = bounds.BoundedWriter.write, []
+def write(self, data):
+    members.append(self.name)
+    if len(set(members)) == 3:  # two members written: kill -9 in the third
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_write(self, data)
+bounds.BoundedWriter.write = write
+ntu60 = manifest.MANIFESTS["ntu60"]
+fetch_dataset(manifest=ntu60.__class__(ntu60.dataset, ntu60.title, ntu60.archives), archives_dir=Path(sys.argv[1]),
+              raw_dir=Path(sys.argv[2]), workers=1)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGKILL"), reason="needs kill -9")
+def test_kill_9_mid_extraction_leaves_nothing_in_raw_and_the_next_run_cleans_up(tmp_path):
+    make_zip(tmp_path / "archives" / NTU60_ZIP, ntu_members())
+    raw = tmp_path / "raw"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    killed = subprocess.run([sys.executable, "-c", KILLED_MIDWAY, tmp_path / "archives", raw], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    staging = fetch_staging.staging_dir(raw.absolute())
+    assert len(list(staging.rglob("*.skeleton"))) == 3  # two written, the third begun (a kill cleans nothing)
+    assert not list(raw.rglob("*.skeleton"))  # what prepare reads holds nothing of it
+
+    report = fetch_dataset(manifest=without_auxiliary(fetch_manifest.MANIFESTS["ntu60"]),
+                           archives_dir=tmp_path / "archives", raw_dir=raw)
+    assert report.archives[0].action == "extracted" and not staging.exists()
+    assert len(list(raw.rglob("*.skeleton"))) == 3 and (raw / "FETCHED.json").is_file()
+
+
+def test_both_ntu_zips_fill_one_folder_and_a_link_in_raw_is_replaced_not_followed(tmp_path):
+    store = tmp_path / "archives"
+    make_zip(store / NTU60_ZIP, ntu_members("S001"))
+    make_zip(store / NTU120_ZIP, ntu_members("S018"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "nturgb+d_skeletons").symlink_to(elsewhere, target_is_directory=True)
+    fetch_dataset(manifest=without_auxiliary(fetch_manifest.MANIFESTS["ntu120"]), archives_dir=store, raw_dir=raw)
+    assert list(elsewhere.iterdir()) == []  # nothing landed outside the raw folder
+    folder = raw / "nturgb+d_skeletons"
+    assert not folder.is_symlink() and len(list(folder.iterdir())) == 6
+
+
+# ----------------------------------------------------------------------------------------------
+# archive defects are archive errors (exit 1)
+
+
+def zip_link(name: str, target: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.create_system, info.external_attr = 3, (stat.S_IFLNK | 0o777) << 16  # as `zip -y` stores a link
+    return info
+
+
+def test_a_zip_link_then_a_member_under_it_is_an_archive_error_naming_the_member(tmp_path):
+    path = tmp_path / "archives" / NTU60_ZIP
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(zip_link("linkdir", str(tmp_path)), str(tmp_path))
+        archive.writestr("linkdir/EVIL", b"pwned")
+    result = run_cli("ntu60", "--archives", tmp_path / "archives", "--raw", tmp_path / "raw")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "holds a link 'linkdir'; refusing to extract it" in result.stderr
+    assert not (tmp_path / "EVIL").exists() and not list((tmp_path / "raw").iterdir())
+
+
+def test_a_zip_member_that_is_both_a_file_and_a_folder_is_an_archive_error(tmp_path):
+    path = make_zip(tmp_path / NTU60_ZIP, {"skeletons": b"a file", "skeletons/S001.skeleton": b"1\n"})
+    with pytest.raises(ArchiveInvalid, match="holds 'skeletons' both as a file and as a folder"):
+        fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)

@@ -88,8 +88,8 @@ def find_missing_list(raw: Path, dataset: str, explicit: Path | None) -> Path:
     found = files_under(raw, name)
     if not found:
         raise ConversionError(
-            f"{name} not found under {raw}: run `python -m hacm.fetch {dataset}` (it downloads the "
-            "official list), or pass --missing FILE, or --no-missing-list to convert every file"
+            f"{name} not found under {raw}: run `python -m hacm.fetch {dataset}` (it places the official "
+            "list, which ships with hacm), or pass --missing FILE, or --no-missing-list to convert every file"
         )
     return found[0]
 

@@ -2,15 +2,17 @@
 
 NTU RGB+D and PKU-MMD need registration, so the archives are normally put in ``--archives`` by
 hand; this command then checks them, extracts them into ``--raw`` (once: reruns skip what is
-extracted; zip, tar and 7z need no external command), places the official missing-skeleton list
-for NTU (shipped with hacm: no network needed), and writes ``<raw>/FETCHED.json``.
+extracted; zip, tar and 7z need no external command; each archive lands whole or not at all, through
+a staging folder beside ``--raw``), places the official missing-skeleton list for NTU (shipped with
+hacm: no network needed), and writes ``<raw>/FETCHED.json`` (removed first, written only on success).
 ``--url FILE=URL`` (or ``fetch: urls:`` in ``--config``) downloads a file that is not there yet.
 Data already extracted is linked, not copied: ``--archives`` may be MAMP's / HA-CM's ``data/`` folder
 (nturgbd_raw/nturgb+d_skeletons[120]/, pku_raw/v1|v2/) or PKU-MMD's official ``PKUMMD/`` folder.
 
-Exit status: 0 done; 1 an archive is missing, corrupt or fails its checksum (the message says what
-to get and where to put it); 2 a usage or environment error (arguments, config, directories, no
-unrar / 7z command for a rar archive). Errors are one ``hacm.fetch: error: ...`` message on stderr.
+Exit status: 0 done; 1 an archive is missing, corrupt, fails its checksum or expands beyond what the
+official one needs (the message says what to get and where to put it); 2 a usage or environment error
+(arguments, config, directories, not enough disk space, no unrar / 7z command for a rar archive).
+Errors are one ``hacm.fetch: error: ...`` message on stderr.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def run(argv: list[str] | None = None) -> int:
     except FetchError as exc:
         return fail(str(exc), code=exc.exit_code)
     except OSError as exc:  # disk full, permissions, ...: the environment, not the archives
-        where = f": {exc.filename}" if exc.filename else ""
+        where = f": {exc.filename}" if exc.filename else f" (while fetching into --raw {args.raw})"
         return fail(f"{exc.strerror or exc}{where}", code=2)
     except KeyboardInterrupt:
         return fail("interrupted; rerun to resume (extracted archives are skipped)", code=130)

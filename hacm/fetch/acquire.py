@@ -1,5 +1,5 @@
-"""The whole acquisition of one dataset: locate or download each archive, verify it, extract it, fetch
-the missing-skeleton lists, and report (FETCHED.json).
+"""The whole acquisition of one dataset: locate or download each archive, verify it, extract it, place
+the missing-skeleton lists, and report (FETCHED.json, written last: the mark of a completed fetch).
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hacm.fetch.bounds import format_bytes, limits_for
 from hacm.fetch.download import FileDigest, check_digest, download, replace_remedy, sha256_of
 from hacm.fetch.extract import (
     ExtractionMarker,
     copy_plain_file,
-    extract_archive,
     folder_holds,
     folder_listing,
     link_folder,
@@ -30,6 +30,7 @@ from hacm.fetch.manifest import (
     DatasetManifest,
     FetchError,
 )
+from hacm.fetch.staging import extract_in_staging, remove_leftover_staging
 
 FETCHED_FILE = "FETCHED.json"
 
@@ -66,15 +67,6 @@ class FetchReport:
                 f"{format_bytes(total)} ({counts}){aux}")
 
 
-def format_bytes(size: int) -> str:
-    value, unit = float(size), "B"
-    for bigger in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-
-
 def fetch_dataset(*, manifest: DatasetManifest, archives_dir: Path, raw_dir: Path,
                   urls: dict[str, str] | None = None, workers: int = 4) -> FetchReport:
     """Verify (or download) every archive of ``manifest``, extract it into ``raw_dir``, place the
@@ -84,6 +76,10 @@ def fetch_dataset(*, manifest: DatasetManifest, archives_dir: Path, raw_dir: Pat
     check_archives_dir(archives_dir)
     located, to_download = locate_all(manifest, archives_dir=archives_dir, urls=urls)
     writable_dir(raw_dir, "--raw")
+    # From here on the raw folder may change: no completion mark may stand beside it until this run ends
+    # (a failed refetch would otherwise leave the old mark beside new content).
+    (raw_dir / FETCHED_FILE).unlink(missing_ok=True)
+    remove_leftover_staging(raw_dir)
     report = FetchReport(dataset=manifest.dataset, raw_dir=str(raw_dir), archives_dir=str(archives_dir))
     downloaded: dict[str, FileDigest] = {}
     if to_download:
@@ -226,7 +222,7 @@ def place_archive(archive: Archive, *, path: Path, raw_dir: Path, workers: int,
                  remedy=replace_remedy(archive, path=path))
     stat = path.stat()
     if archive.unpack:
-        members = extract_archive(path, raw_dir=raw_dir, workers=workers)
+        members = extract_in_staging(path, raw_dir=raw_dir, workers=workers, limits=limits_for(archive))
         action = "extracted"
     else:
         members = copy_plain_file(path, raw_dir=raw_dir, name=archive.name)

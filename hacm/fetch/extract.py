@@ -1,5 +1,6 @@
-"""Safe, idempotent extraction of zip / tar / 7z / rar archives into the raw folder (no member outside
-it), with markers recording what was extracted from which archive.
+"""Safe, bounded extraction of zip / tar / 7z / rar archives into a folder (no member outside it, links
+refused, no more written than the official archives need: bounds.py), with markers recording what was
+extracted from which archive. Extraction into a staging folder and the move into the raw folder: staging.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import lzma
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import tarfile
@@ -23,6 +25,14 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from hacm.cli import one_line
+from hacm.fetch.bounds import (
+    BoundedWriter,
+    ExtractionLimits,
+    check_declared_sizes,
+    check_expansion,
+    is_disk_full,
+    no_space,
+)
 from hacm.fetch.download import CHUNK_BYTES, progress_bar
 from hacm.fetch.manifest import Archive, ArchiveInvalid, FetchError
 
@@ -43,6 +53,9 @@ ZIPFILE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, 
 # py7zr) can, so no 7z command is needed for them either.
 ZIP_DEFLATE64 = 9
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then (after 22 bytes) name and extra field lengths
+# Deflate64 input is fed in small pieces: inflate64 returns all the output of a piece at once, and Deflate
+# expands at most 1032x, so no piece can take more than ~66 MB of memory, whatever the header claims.
+DEFLATE64_INPUT_BYTES = 64 << 10
 SEVEN_ZIP_LIST_SEPARATOR = "----------"
 
 
@@ -76,19 +89,24 @@ def safe_member_path(name: str, *, archive: Path) -> PurePosixPath:
     return relative
 
 
-def extract_archive(path: Path, *, raw_dir: Path, workers: int) -> int:
-    """Extract into ``raw_dir`` keeping the archive's own layout; returns the number of members."""
+def extract_archive(path: Path, *, raw_dir: Path, workers: int, limits: ExtractionLimits = ExtractionLimits()) -> int:
+    """Extract into ``raw_dir`` keeping the archive's own layout; returns the number of members. Sizes are
+    checked against ``limits`` and the free space before anything is written."""
     kind = archive_format(path)
     try:
         if kind == "zip":
-            return extract_zip(path, raw_dir=raw_dir, workers=workers)
+            return extract_zip(path, raw_dir=raw_dir, workers=workers, limits=limits)
         if kind == "tar":
-            return extract_tar(path, raw_dir=raw_dir)
+            return extract_tar(path, raw_dir=raw_dir, limits=limits)
         if kind == "7z":
-            return extract_7z(path, raw_dir=raw_dir)
-        return extract_with_tool(path, raw_dir=raw_dir, kind=kind, workers=workers)
+            return extract_7z(path, raw_dir=raw_dir, limits=limits)
+        return extract_with_tool(path, raw_dir=raw_dir, kind=kind, workers=workers, limits=limits)
     except (zipfile.BadZipFile, zlib.error, EOFError, tarfile.TarError) as exc:
         raise corrupt(path, exc) from None
+    except OSError as exc:
+        if is_disk_full(exc):  # tar and 7z writes land here; zip members name their own file
+            raise no_space(path, writing=exc.filename or raw_dir) from None
+        raise
 
 
 def corrupt(path: Path, cause: Exception) -> ArchiveInvalid:
@@ -99,14 +117,17 @@ def encrypted(path: Path) -> ArchiveInvalid:
     return ArchiveInvalid(f"{path} is encrypted; hacm.fetch expects the archive as the dataset page serves it")
 
 
-def extract_zip(path: Path, *, raw_dir: Path, workers: int) -> int:
+def extract_zip(path: Path, *, raw_dir: Path, workers: int, limits: ExtractionLimits) -> int:
     with zipfile.ZipFile(path) as archive:
         members = [(info, safe_member_path(info.filename, archive=path)) for info in archive.infolist()]
     if any(info.flag_bits & 0x1 for info, _ in members):
         raise encrypted(path)
+    check_zip_layout(path, members)
+    check_declared_sizes(path, [(info.filename, info.file_size, info.compress_size) for info, _ in members],
+                         limits=limits, into=raw_dir)
     # Methods neither zipfile nor inflate64 reads (rare): hand the archive to a 7z command.
     if any(info.compress_type not in (*ZIPFILE_METHODS, ZIP_DEFLATE64) for info, _ in members):
-        return extract_with_tool(path, raw_dir=raw_dir, kind="zip", workers=workers)
+        return extract_with_tool(path, raw_dir=raw_dir, kind="zip", workers=workers, limits=limits)
     files = [(info, rel) for info, rel in members if not info.is_dir()]
     for directory in {raw_dir.joinpath(*rel.parts[:-1]) for _, rel in files} | {
         raw_dir.joinpath(*rel.parts) for info, rel in members if info.is_dir()
@@ -129,24 +150,51 @@ def extract_zip(path: Path, *, raw_dir: Path, workers: int) -> int:
     return len(members)
 
 
+def check_zip_layout(path: Path, members: list[tuple[zipfile.ZipInfo, PurePosixPath]]) -> None:
+    """Links are refused (as in tar and 7z), and so is a file that another member's path runs through
+    (``linkdir`` then ``linkdir/EVIL``): the archive's defect, named, before anything is written."""
+    folders = {rel.parents[index] for _, rel in members for index in range(len(rel.parts) - 1)}
+    folders |= {rel for info, rel in members if info.is_dir()}
+    for info, relative in members:
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise ArchiveInvalid(f"{path} holds a link {info.filename!r}; refusing to extract it")
+        if not info.is_dir() and relative in folders:
+            raise ArchiveInvalid(f"{path} holds {info.filename!r} both as a file and as a folder of other "
+                                 "members; the archive is corrupt: delete it and download it again")
+
+
 def extract_zip_share(path: Path, share: list, *, raw_dir: Path, bar: tqdm, lock: threading.Lock,
                       stop: threading.Event) -> None:
     with zipfile.ZipFile(path) as archive:  # one handle per thread: ZipFile reads are not thread-safe
         for info, relative in share:
             if stop.is_set():
                 return
-            with open(raw_dir.joinpath(*relative.parts), "wb") as target:
-                if info.compress_type == ZIP_DEFLATE64:
-                    inflate64_member(archive.fp, info, target, path=path)
-                else:
-                    with archive.open(info) as source:
-                        shutil.copyfileobj(source, target, CHUNK_BYTES)
+            extract_zip_member(archive, info, path=path, target_path=raw_dir.joinpath(*relative.parts))
             with lock:
                 bar.update(info.file_size)
 
 
+def extract_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, path: Path, target_path: Path) -> None:
+    """One member, held to its declared size; a partial file is removed whatever stops it."""
+    try:
+        with open(target_path, "wb") as stream:
+            target = BoundedWriter(stream, declared=info.file_size, name=info.filename, path=path)
+            if info.compress_type == ZIP_DEFLATE64:
+                inflate64_member(archive.fp, info, target, path=path)
+            else:
+                with archive.open(info) as source:
+                    shutil.copyfileobj(source, target, CHUNK_BYTES)
+            target.check_complete()
+    except BaseException as exc:
+        target_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            raise no_space(path, writing=target_path) from None
+        raise
+
+
 def inflate64_member(stream, info: zipfile.ZipInfo, target, *, path: Path) -> None:
-    """Write a Deflate64 member's bytes to `target`, checking its CRC (zipfile's open() refuses method 9)."""
+    """Write a Deflate64 member's bytes to `target`, checking its CRC (zipfile's open() refuses method 9).
+    `target` (a BoundedWriter) stops a stream that inflates past the member's declared size."""
     import inflate64
 
     stream.seek(info.header_offset)
@@ -156,7 +204,7 @@ def inflate64_member(stream, info: zipfile.ZipInfo, target, *, path: Path) -> No
     stream.seek(info.header_offset + LOCAL_HEADER.size + name_length + extra_length)
     inflater, remaining, crc = inflate64.Inflater(), info.compress_size, 0
     while remaining:
-        chunk = stream.read(min(CHUNK_BYTES, remaining))
+        chunk = stream.read(min(DEFLATE64_INPUT_BYTES, remaining))
         if not chunk:
             raise EOFError(f"{info.filename} is cut short")
         remaining -= len(chunk)
@@ -170,20 +218,25 @@ def inflate64_member(stream, info: zipfile.ZipInfo, target, *, path: Path) -> No
         raise ArchiveInvalid(f"{path}: member {info.filename!r} fails its CRC check; the archive is corrupt")
 
 
-def extract_tar(path: Path, *, raw_dir: Path) -> int:
+def extract_tar(path: Path, *, raw_dir: Path, limits: ExtractionLimits) -> int:
     with tarfile.open(path) as archive:
         members = archive.getmembers()
         for member in members:
             safe_member_path(member.name, archive=path)
             if member.issym() or member.islnk() or not (member.isfile() or member.isdir()):
                 raise ArchiveInvalid(f"{path} holds a link or special file {member.name!r}; refusing to extract it")
+        # tarfile writes exactly the size each header declares; a compressed tar is bounded as a whole.
+        check_declared_sizes(path, [(member.name, member.size, None) for member in members], limits=limits,
+                             into=raw_dir)
         archive.extractall(raw_dir, members=members, filter="data")
     return len(members)
 
 
-def extract_7z(path: Path, *, raw_dir: Path) -> int:
+def extract_7z(path: Path, *, raw_dir: Path, limits: ExtractionLimits) -> int:
     """PKU-MMD ships .7z archives: read with py7zr (a dependency of every env that fetches), so that no
-    7z command is needed where the data job runs. Member paths are checked before anything is written."""
+    7z command is needed where the data job runs. Member paths and sizes are checked before anything is
+    written; py7zr writes no more of a member than its declared size. 7z archives are mostly solid (one
+    stream for many members), so the ratio is that of the whole archive."""
     import py7zr
     from py7zr.callbacks import ExtractCallback
 
@@ -212,6 +265,8 @@ def extract_7z(path: Path, *, raw_dir: Path) -> int:
                 safe_member_path(member.filename, archive=path)
                 if member.is_symlink:
                     raise ArchiveInvalid(f"{path} holds a link {member.filename!r}; refusing to extract it")
+            check_declared_sizes(path, [(member.filename, member.uncompressed or 0, None) for member in members],
+                                 limits=limits, into=raw_dir)
             with progress_bar(total=sum(member.uncompressed or 0 for member in members),
                               label=f"extract {path.name}") as bar:
                 archive.extractall(path=raw_dir, callback=Progress(bar))
@@ -220,9 +275,10 @@ def extract_7z(path: Path, *, raw_dir: Path) -> int:
     return len(members)
 
 
-def extract_with_tool(path: Path, *, raw_dir: Path, kind: str, workers: int) -> int:
+def extract_with_tool(path: Path, *, raw_dir: Path, kind: str, workers: int, limits: ExtractionLimits) -> int:
     """rar archives (and zips of a method neither zipfile nor inflate64 reads) have no Python reader here:
-    list (to check paths), then extract with an external command."""
+    list (to check paths), then extract with an external command. The listing has no sizes, so the bound
+    is checked on what the command wrote (``raw_dir`` is a fresh staging folder)."""
     tool = next((found for name in EXTERNAL_TOOLS[kind] if (found := shutil.which(name))), None)
     if tool is None:
         raise FetchError(
@@ -233,6 +289,8 @@ def extract_with_tool(path: Path, *, raw_dir: Path, kind: str, workers: int) -> 
     for name in names:
         safe_member_path(name, archive=path)
     run_tool(extract_command(tool, path=path, raw_dir=raw_dir, workers=workers), path=path)
+    written = sum(file.stat().st_size for file in raw_dir.rglob("*") if file.is_file() and not file.is_symlink())
+    check_expansion(path, written, limits=limits)
     return len(names)
 
 

@@ -57,6 +57,10 @@ class Archive:
     # member_pattern), or, for a plain file, the file.
     layout_paths: tuple[str, ...] = ()
     member_pattern: str = ""
+    # About how many bytes the official archive's content takes once extracted (an estimate from the
+    # dataset's published counts, see EXPANDED SIZES below); extraction refuses an archive declaring many
+    # times more (hacm/fetch/bounds.py). None: no bound from the manifest.
+    expanded_size: int | None = None
 
 
 # The official lists shipped with hacm (hacm/fetch/lists/), so that fetch needs no network for them.
@@ -115,6 +119,14 @@ def nested_paths(path: str) -> tuple[str, ...]:
     return tuple("/".join(parts[index:]) for index in range(len(parts)))
 
 
+# EXPANDED SIZES. No official figure is published, so each is an estimate, rounded up, from counts the
+# dataset pages give and the sizes of real files: the 12 real NTU .skeleton files in shared/data average
+# 285 kB (137-400 kB), so 300 kB a file; the real PKU-MMD skeleton file there (phase II, 1040 frames)
+# holds 1.39 kB a frame, so 1.5 kB a frame; a label line ("41,140,269,1") stays under 20 bytes.
+NTU_SKELETON_FILE_BYTES = 300_000
+PKU_FRAME_BYTES = 1_500
+PKU_LABEL_LINE_BYTES = 20
+
 _NTU_SAMPLE = r"C\d{3}P\d{3}R\d{3}A\d{3}\.skeleton"
 NTU60_SKELETONS = Archive(
     name="nturgbd_skeletons_s001_to_s017.zip",
@@ -122,6 +134,7 @@ NTU60_SKELETONS = Archive(
     request_page=NTU_REQUEST_PAGE,
     layout_paths=nested_paths(f"{MAMP_FOLDERS['ntu']}/nturgb+d_skeletons"),
     member_pattern=r"S0(0\d|1[0-7])" + _NTU_SAMPLE,
+    expanded_size=56_880 * NTU_SKELETON_FILE_BYTES,  # 17 GB
 )
 NTU120_EXTRA_SKELETONS = Archive(
     name="nturgbd_skeletons_s018_to_s032.zip",
@@ -129,6 +142,7 @@ NTU120_EXTRA_SKELETONS = Archive(
     request_page=NTU_REQUEST_PAGE,
     layout_paths=(*nested_paths(f"{MAMP_FOLDERS['ntu']}/nturgb+d_skeletons120"), *NTU60_SKELETONS.layout_paths),
     member_pattern=r"S0(1[89]|2\d|3[0-2])" + _NTU_SAMPLE,
+    expanded_size=57_600 * NTU_SKELETON_FILE_BYTES,  # 17 GB
 )
 
 # PKU-MMD names: github.com/maoyunyao/MAMP README lists Skeleton.7z, Label_PKUMMD.7z (phase I) and
@@ -161,19 +175,23 @@ def _pku_folder_archive(phase: int, name: str, contents: str, folder: str, **ext
                    member_pattern=_PKU_VIDEO[phase], **extra)
 
 
+# Phase I: 1076 videos, 5,312,580 frames, 21,545 actions (the PKU-MMD page). Phase II: 1009 videos (as
+# counted by users of the data; no frame count is published): 2000 frames a video assumed, about twice the
+# real phase II file above. Its action count is unpublished too: 21,545 (phase I's) stands in.
 PKU1_ARCHIVES = (
     _pku_folder_archive(1, "Skeleton.7z", "PKU-MMD phase I skeletons (one XXXX-V.txt per video, 150 values per frame)",
-                        "skeleton"),
+                        "skeleton", expanded_size=5_312_580 * PKU_FRAME_BYTES),  # 8 GB
     _pku_folder_archive(1, "Label_PKUMMD.7z", "PKU-MMD phase I labels (label,start,end,confidence per action)",
-                        "label"),
+                        "label", expanded_size=21_545 * PKU_LABEL_LINE_BYTES),  # 0.4 MB
     _split_file("pku1-xsub", "PKU-MMD phase I cross-subject split (Split/ folder)"),
     _split_file("pku1-xview", "PKU-MMD phase I cross-view split (Split/ folder)"),
 )
 PKU2_ARCHIVES = (
     _pku_folder_archive(2, "Skeleton_v2.7z",
-                        "PKU-MMD phase II skeletons (one AxxNxx-V.txt per video, 150 values per frame)", "skeleton"),
+                        "PKU-MMD phase II skeletons (one AxxNxx-V.txt per video, 150 values per frame)", "skeleton",
+                        expanded_size=1009 * 2000 * PKU_FRAME_BYTES),  # 3 GB
     _pku_folder_archive(2, "Label_PKUMMD_v2.7z", "PKU-MMD phase II labels (label,start,end,confidence per action)",
-                        "label", aliases=("Label_PKUMMD_v2.zip",)),
+                        "label", aliases=("Label_PKUMMD_v2.zip",), expanded_size=21_545 * PKU_LABEL_LINE_BYTES),
     _split_file("pku2-xsub", "PKU-MMD phase II cross-subject split (Split/ folder)"),
     _split_file("pku2-xview", "PKU-MMD phase II cross-view split (Split/ folder)"),
 )
