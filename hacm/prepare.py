@@ -135,6 +135,8 @@ def _prepare_into(args: argparse.Namespace, out: Path) -> int:
     rejected = out.with_name(out.name + ".rejected-report.json")
     replaced = out.with_name(out.name + ".replaced")
     try:
+        if staging.exists():  # a run killed with kill -9 (nothing could remove it then)
+            print(f"hacm.prepare: removing {staging}, left by an interrupted run", file=sys.stderr)
         _remove(staging)
         # Everything is written into a staging folder and replaces `out` in one step once every check
         # passed: a failed or interrupted run leaves the previous complete output as it was.

@@ -116,6 +116,17 @@ def test_a_failed_prepare_leaves_the_previous_output_untouched(raw_folder, tmp_p
     assert not (tmp_path / "o.rejected-report.json").exists()
 
 
+def test_what_a_killed_prepare_left_is_removed_by_the_next_run_with_a_word(raw_folder, tmp_path, capsys):
+    """Reliability probe 2 (N26): kill -9 leaves OUT.staging (nothing can remove it then); the next run removes
+    it and says so, and leaves no OUT.lock beside its output."""
+    raw, _ = raw_folder
+    out = tmp_path / "o"
+    (tmp_path / "o.staging" / "ntu60-xsub").mkdir(parents=True)
+    assert prepare_main(["ntu60", "--raw", str(raw), "--out", str(out), "--workers", "1",
+                         "--max-bad-fraction", "0.5"]) == 0
+    assert "removing " + str(tmp_path / "o.staging") + ", left by an interrupted run" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("o")) == ["o"]
+
 def test_ctrl_c_during_a_multi_worker_prepare_exits_promptly(synthetic_raw, tmp_path):
     """Reliability probe, defect 4: Ctrl-C could hang forever in the pool's terminate (2 of 14 tries).
     SIGINT goes to the whole process group, as a terminal sends it; interrupted at several moments."""
