@@ -692,7 +692,25 @@ def make_tar_gz(path: Path, members: dict[str, bytes]) -> Path:
 def test_an_archive_bomb_is_refused_before_anything_is_written(tmp_path, make):
     bomb = make(tmp_path / "bomb", {"skeletons/0001-L.txt": b"0.1 " * 150 + b"\n", "skeletons/0002-L.txt": ZEROS})
     assert bomb.stat().st_size < 64 << 10
-    with pytest.raises(ArchiveInvalid, match="more than 100 times .*decompression bomb"):
+    with pytest.raises(ArchiveInvalid, match="more than (100|20) times .*decompression bomb"):
+        fetch_extract.extract_archive(bomb, raw_dir=tmp_path / "raw", workers=2)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_7z_bomb_spread_over_moderately_packed_members_is_refused(tmp_path):
+    """Reliability probe 2 (N10): a 7 MB 7z expanding 34 times to 240 MB was extracted. A whole archive may
+    expand at most MAX_ARCHIVE_RATIO (20) times; real skeleton archives reach 3-4."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    members = {}
+    for index in range(4):  # one random byte in 60: LZMA packs it some 30 times
+        data = np.zeros(1 << 20, np.uint8)
+        data[::60] = rng.integers(0, 256, len(data[::60]))
+        members[f"skeletons/{index:04d}-L.txt"] = data.tobytes()
+    bomb = make_7z(tmp_path / "bomb.7z", members)
+    assert 20 < 4 * (1 << 20) / bomb.stat().st_size < 100
+    with pytest.raises(ArchiveInvalid, match="more than 20 times"):
         fetch_extract.extract_archive(bomb, raw_dir=tmp_path / "raw", workers=2)
     assert not (tmp_path / "raw").exists()
 
@@ -756,7 +774,7 @@ def test_the_bounds_of_the_official_archives_are_generous():
             if archive.unpack:
                 assert archive.expanded_size and limits.max_total >= 4 * archive.expanded_size
                 assert limits.max_total >= 64 << 20
-            assert limits.max_ratio == 100
+            assert limits.max_ratio == 100 and limits.max_archive_ratio == 20
 
 
 @pytest.mark.skipif(not (REPO_ROOT.parent / "shared" / "data" / "ntu_raw_samples").is_dir(),
