@@ -926,3 +926,13 @@ def test_a_zip_member_that_is_both_a_file_and_a_folder_is_an_archive_error(tmp_p
     path = make_zip(tmp_path / NTU60_ZIP, {"skeletons": b"a file", "skeletons/S001.skeleton": b"1\n"})
     with pytest.raises(ArchiveInvalid, match="holds 'skeletons' both as a file and as a folder"):
         fetch_extract.extract_archive(path, raw_dir=tmp_path / "raw", workers=1)
+
+
+def test_the_help_lists_every_archive_of_every_dataset():
+    """Issue 28: the config files said `python -m hacm.fetch --help` lists the archive names; it did not."""
+    result = subprocess.run([sys.executable, "-m", "hacm.fetch", "--help"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COLUMNS": "400"})
+    assert result.returncode == 0
+    for manifest in fetch_manifest.MANIFESTS.values():
+        for archive in manifest.archives:
+            assert archive.name in result.stdout, archive.name

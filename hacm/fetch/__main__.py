@@ -34,11 +34,18 @@ from hacm.fetch.manifest import (
 PROG = "hacm.fetch"
 
 
+def archive_list() -> str:
+    """The files each dataset needs, as the help lists them (from the manifests, so never out of date)."""
+    return "; ".join(f"{dataset}: " + ", ".join(archive.name for archive in manifest.archives)
+                     for dataset, manifest in sorted(MANIFESTS.items()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Verify, download (when a URL is given) and extract the archives of one dataset.",
-        epilog="Already-extracted data is linked, not copied: --archives may also be the data/ folder of MAMP / "
+        epilog=f"The files each dataset needs in --archives: {archive_list()}. "
+               "Already-extracted data is linked, not copied: --archives may also be the data/ folder of MAMP / "
                "HA-CM (nturgbd_raw/nturgb+d_skeletons/, nturgb+d_skeletons120/, pku_raw/v1/ and v2/ with skeleton/, "
                "label/ and the split files) or hold PKU-MMD's PKUMMD/{Data,Label,Split}/ folders. "
                "Exit status: 0 done, 1 missing/invalid archive, 2 usage or environment error.",
