@@ -48,3 +48,16 @@ def test_readme_seed_tables_are_the_recorded_benchmark():
     text = (REPO / "README.md").read_text()
     assert render(summary) in text
     assert f"{summary['met']} of {summary['checks']} goal checks met" in text
+
+
+def test_the_code_has_a_licence_and_a_citation_of_the_paper_it_implements():
+    """Issue 28: a permissive licence for the code, the datasets' own terms named beside it, and CITATION.cff
+    citing HA-CM (arXiv 2409.17951) and this software."""
+    import yaml
+
+    licence = (REPO / "LICENSE").read_text()
+    assert licence.startswith("MIT License") and "research" in licence and "NTU RGB+D" in licence
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT"
+    assert citation["preferred-citation"]["identifiers"][0]["value"] == "arXiv:2409.17951"
+    assert [a["family-names"] for a in citation["preferred-citation"]["authors"]] == ["Yin", "Cao"]
