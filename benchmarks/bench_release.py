@@ -9,7 +9,8 @@ there only as compiled bytecode (and imports `.drop`, which model_hacm/ has only
 script takes the release's model/drop.py); the script takes the method's source from the checkout's own
 history (`model_mamp/transformer.py` at commit 5755d8a, `--mask-commit`), adds it to the class at run
 time and changes nothing else. `--against REV` builds hacm's model from a `git worktree` of this
-repository at REV instead: every speed change is measured against the code it replaces.
+repository at REV instead: every speed change is measured against the code it replaces. The release's
+model is built by hacm.release.checkout (as `python -m hacm.release verify` builds it).
 
 Both models are the paper size of the release's config/ntu60_xsub_joint/pretrain_hacm.yaml (D 256, depth
 8, decoder depth 3, 8 heads, T 72, t_patch 3, 18 limb joints + the trunk as parents), on the same input
@@ -27,7 +28,6 @@ frees and reallocates blocks over glibc's mmap threshold pays the kernel for tho
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import importlib
 import json
@@ -48,46 +48,23 @@ sys.path.insert(0, str(REPO))  # the benchmarks package (and this checkout's hac
 from benchmarks.embedded_figures import cpu_model  # noqa: E402
 from hacm.bench import PAPER_MODEL  # noqa: E402
 from hacm.config import load_yaml  # noqa: E402
+from hacm.release.checkout import (  # noqa: E402,F401  (method_source: public here too, for other benchmarks)
+    MASK_COMMIT,
+    RELEASE_FORWARD,
+    RELEASE_MODEL_ARGS,
+    ReleaseError,
+    check_release_checkout,
+    method_source,
+    release_model,
+)
 from hacm.runtime import allocator_in_force, ensure_allocator_settings  # noqa: E402
-RELEASE_MODEL = "model_hacm/transformer.py"
-RELEASE_DROP = "model/drop.py"  # model_hacm/ has drop.py only as bytecode; model/ has its source
-MASK_METHOD, MASK_SOURCE, MASK_COMMIT = "mask_hyper_matrix", "model_mamp/transformer.py", "5755d8a"
-# The release's config/ntu60_xsub_joint/pretrain_hacm.yaml (model_args, mask_ratio, motion_aware_tau).
-RELEASE_MODEL_ARGS = dict(dim_in=3, dim_feat=256, decoder_dim_feat=256, depth=8, decoder_depth=3, num_heads=8,
-                          mlp_ratio=4, num_frames=72, num_joints=18, patch_size=1, t_patch_size=3, qkv_bias=True,
-                          qk_scale=None, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0,
-                          norm_skes_loss=True)
-RELEASE_FORWARD = dict(mask_ratio=0.9, motion_stride=1, motion_aware_tau=0.80)
+
 # betas and weight decay as the release's main_pretrain.py; the lr does not change the time of a step
 ADAMW = dict(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
 JOINTS, COORDS = 25, 3
 PAPER_BATCH = 16
 EMBEDDED_CONFIG = REPO / "config" / "config.yaml"
-
-
-class BenchError(RuntimeError):
-    """A one-line reason the comparison cannot run."""
-
-
-def git_show(checkout: Path, revision: str, path: str) -> str:
-    result = subprocess.run(["git", "-C", str(checkout), "show", f"{revision}:{path}"], capture_output=True, text=True)
-    if result.returncode:
-        raise BenchError(f"{checkout}: cannot read {path} at {revision} ({result.stderr.strip().splitlines()[-1]}); "
-                         "is it a full clone of YinxPeng/HA-CM-main?")
-    return result.stdout
-
-
-def method_source(module_text: str, name: str) -> str:
-    """The source of the first method called `name` in a class of `module_text`, dedented to top level."""
-    tree = ast.parse(module_text)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef):
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == name:
-                    lines = module_text.splitlines()[item.lineno - 1: item.end_lineno]
-                    indent = len(lines[0]) - len(lines[0].lstrip())
-                    return "\n".join(line[indent:] for line in lines) + "\n"
-    raise BenchError(f"no method {name} in the given file")
+BenchError = ReleaseError  # a one-line reason the comparison cannot run (hacm.release.checkout's errors too)
 
 
 def model_sizes(size: str) -> tuple[dict, int]:
@@ -98,27 +75,6 @@ def model_sizes(size: str) -> tuple[dict, int]:
         return hacm, PAPER_BATCH
     pretrain = load_yaml(EMBEDDED_CONFIG)["pretrain"]
     return {**hacm, **pretrain["model"]}, pretrain["data"]["batch_size"]
-
-
-def release_model(checkout: Path, mask_commit: str, workdir: Path) -> torch.nn.Module:
-    """The release's Transformer from `checkout`, with `mask_hyper_matrix` from its commit `mask_commit`."""
-    package = workdir / "release_hacm"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "drop.py").write_text(git_show(checkout, "HEAD", RELEASE_DROP))
-    (package / "transformer.py").write_text(git_show(checkout, "HEAD", RELEASE_MODEL))
-    sys.path.insert(0, str(workdir))
-    try:
-        module = importlib.import_module("release_hacm.transformer")
-    finally:
-        sys.path.remove(str(workdir))
-    if not hasattr(module.Transformer, MASK_METHOD):
-        namespace = dict(vars(module))
-        exec(compile(method_source(git_show(checkout, mask_commit, MASK_SOURCE), MASK_METHOD),
-                     f"{checkout}/{MASK_SOURCE}@{mask_commit}", "exec"), namespace)
-        setattr(module.Transformer, MASK_METHOD, namespace[MASK_METHOD])
-    with contextlib.redirect_stdout(sys.stderr):  # its patch embedding prints its sizes
-        return module.Transformer(**RELEASE_MODEL_ARGS)
 
 
 def _hacm_modules() -> dict:
@@ -204,9 +160,7 @@ def checkout_at(revision: str, workdir: Path) -> Iterator[Path]:
 def other_model(args: argparse.Namespace, workdir: Path, sizes: dict) -> tuple[torch.nn.Module, str, bool]:
     """The model to compare with, its name, and whether it is the release's (another calling convention)."""
     if args.release is not None:
-        if subprocess.run(["git", "-C", str(args.release), "rev-parse", "--git-dir"], capture_output=True).returncode:
-            raise BenchError(f"{args.release} is not a git checkout "
-                             "(git clone https://github.com/YinxPeng/HA-CM-main)")
+        check_release_checkout(args.release)
         return release_model(args.release, args.mask_commit, workdir), "release", True
     with checkout_at(args.against, workdir) as tree:
         return hacm_model(tree, sizes), f"hacm@{args.against}", False

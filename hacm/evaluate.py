@@ -1,7 +1,9 @@
 """`python -m hacm.evaluate --protocol {linear,finetune,semi,transfer} --config FILE --data DIR --encoder FILE|none --out DIR`.
 
 DIR is a converted split (train/ and test/). `--encoder none` evaluates a randomly initialised encoder
-(the "no pretraining" row; fine-tuning from scratch). Writes OUT/metrics.json, predictions.csv,
+(the "no pretraining" row; fine-tuning from scratch). `--encoder` also takes the authors' published
+pretrained weights (a .pth of the HA-CM release or of MAMP; hacm.release.weights), `--encoder-kind`
+naming their model where the file does not tell MAE from MAMP. Writes OUT/metrics.json, predictions.csv,
 confusion.png, metrics.jsonl and a resumable OUT/checkpoint.pt.
 """
 
@@ -21,6 +23,7 @@ import torch  # noqa: E402  (after the start-up guard above)
 
 from hacm.eval.config import PROTOCOLS, load_eval_config  # noqa: E402
 from hacm.eval.protocols import Run, evaluate  # noqa: E402
+from hacm.release.kinds import KINDS  # noqa: E402
 from hacm.train.checkpoint import RunFolderLock  # noqa: E402
 from hacm.train.distributed import requested_device  # noqa: E402
 from hacm.train.environment import use_cuda  # noqa: E402
@@ -31,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = run_parser(PROG, __doc__.splitlines()[0], config_help="evaluation YAML (see config/examples)",
                         set_example="linear.epochs=10")
     parser.add_argument("--protocol", choices=PROTOCOLS, required=True)
-    parser.add_argument("--encoder", required=True, help="encoder.pt written by hacm.pretrain, or 'none'")
+    parser.add_argument("--encoder", required=True, help="encoder.pt written by hacm.pretrain, the authors' published "
+                        "weights (.pth), or 'none'")
+    parser.add_argument("--encoder-kind", choices=KINDS, help="the authors' model a published .pth holds (read from "
+                        "the file where it can be: the release's keys, MAMP's args.model)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when PyTorch sees a device, else the "
                         "CPU; a SLURM job given GPUs that PyTorch cannot use stops with one line)")
     return parser
@@ -43,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     if config is None:
         return EXIT_USAGE
     encoder = None if args.encoder.lower() == "none" else Path(args.encoder)
+    if encoder is None and args.encoder_kind is not None:
+        print(f"{PROG}: error: --encoder-kind names the model of a published weights file; --encoder is none",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         asked = requested_device(args.device) if args.device else None
     except ValueError as error:
@@ -54,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         device = asked if asked is not None else torch.device("cuda" if use_cuda() else "cpu")
         with RunFolderLock(args.out):
             run = Run(protocol=args.protocol, config=config, data_dir=args.data, out_dir=args.out,
-                      encoder_path=encoder, device=device, show_progress=not args.no_progress,
-                      restart_on_change=args.restart_on_change, config_file=args.config)
+                      encoder_path=encoder, encoder_kind=args.encoder_kind, device=device,
+                      show_progress=not args.no_progress, restart_on_change=args.restart_on_change,
+                      config_file=args.config)
             metrics = evaluate(run)
         print(f"hacm.evaluate: {args.protocol} on {metrics['dataset'].get('benchmark')}: top-1 "
               f"{100 * metrics['top1']:.2f} % at the last epoch, {100 * metrics['best_top1']:.2f} % at the best "

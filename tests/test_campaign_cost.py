@@ -53,8 +53,8 @@ def test_the_paper_plan_prints_its_pretrainings_evaluations_and_total_gpu_hours(
     out = capsys.readouterr().out
     assert code == 0, out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line and not line.startswith(" ")}
-    assert rows["pretrain"][0] == "90" and rows["evaluate"][0] == "288"
-    assert rows["total"][0] == "767" and float(rows["total"][-1].replace(",", "")) > 0  # GPU-hours
+    assert rows["pretrain"][0] == "93" and rows["evaluate"][0] == "291"
+    assert rows["total"][0] == "779" and float(rows["total"][-1].replace(",", "")) > 0  # GPU-hours
     assert "Device: epyc-2core" in out and "source:" in out
 
 
@@ -62,7 +62,7 @@ def test_the_planned_jobs_carry_what_a_submission_resolves(paper_plan, capsys):
     """The profile's resources and threads (uncapped, as on the cluster), the shell command; nothing printed."""
     assert capsys.readouterr() == ("", "")
     pretrain = [job for job in paper_plan.jobs if job.rule == "pretrain"]
-    assert len(pretrain) == 90 and sum(job.rule == "evaluate" for job in paper_plan.jobs) == 288
+    assert len(pretrain) == 93 and sum(job.rule == "evaluate" for job in paper_plan.jobs) == 291
     first = pretrain[0]
     assert first.threads == 8 and first.resources["runtime"] == 1440 and first.resources["gpu"] == 1
     assert first.resources["cpus_per_task"] == 8 and first.resources["slurm_partition"] == "gpu"
@@ -76,7 +76,7 @@ def test_the_paper_totals_add_up_and_only_pku_lacks_a_split_size(paper_plan):
     totals = rule_totals(costs)
     missing = [cost for cost in costs if cost.missing]
     assert {cost.job.wildcards["bench"] for cost in missing} == {"pku1_xsub", "pku2_xsub"}
-    assert totals["pretrain"].estimated + totals["evaluate"].estimated + len(missing) == 90 + 288
+    assert totals["pretrain"].estimated + totals["evaluate"].estimated + len(missing) == 93 + 291
     # ntu60-xsub HA-CM, by hand: 500 epochs x 40,091 // 64 steps x 64, plus 25 kNN passes over 40,091 + 16,487.
     hacm = next(cost for cost in costs if cost.job.rule == "pretrain" and cost.job.wildcards == {
         "bench": "ntu60_xsub", "method": "hacm", "seed": "0"})

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from hacm.config import ConfigError
 from hacm.model.config import ModelConfig, preset
 from hacm.model.pretrainer import HACMPretrainer, masked_mse, normalise_tokens
 
@@ -37,20 +38,62 @@ def _softmax_rows(matrix):
     return out
 
 
+def _mse_to_identity(left, right):
+    n = len(left)
+    similarity = _softmax_rows([[sum(a * b for a, b in zip(l, r)) for r in right] for l in left])
+    return sum((similarity[i][j] - (i == j)) ** 2 for i in range(n) for j in range(n)) / n**2
+
+
+def _contrast_by_hand(latent):
+    """DESIGN §2.8 on (S, 2, D) latents whose first token is the temporal group's, the second the spatial's."""
+    h_t = [row[0] for row in latent]
+    h_s = [row[1] for row in latent]
+    h = [[(a + b) / 2 for a, b in zip(row[0], row[1])] for row in latent]
+    return _mse_to_identity(h_t, h) + _mse_to_identity(h_s, h) + _mse_to_identity(h_t, h_s)
+
+
 def test_cross_contrast_loss_by_hand():
     # Two sequences, two visible tokens each: the first from the temporal group, the second spatial.
     latent = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5], [2.0, 0.0]]])
     h_t = [[1.0, 0.0], [0.5, 0.5]]
     h_s = [[0.0, 1.0], [2.0, 0.0]]
     h = [[0.5, 0.5], [1.25, 0.25]]
-
-    def mse_to_identity(left, right):
-        similarity = _softmax_rows([[sum(a * b for a, b in zip(l, r)) for r in right] for l in left])
-        return sum((similarity[i][j] - (i == j)) ** 2 for i in range(2) for j in range(2)) / 4
-
-    expected = mse_to_identity(h_t, h) + mse_to_identity(h_s, h) + mse_to_identity(h_t, h_s)  # DESIGN §2.8
+    expected = _mse_to_identity(h_t, h) + _mse_to_identity(h_s, h) + _mse_to_identity(h_t, h_s)  # DESIGN §2.8
+    assert _contrast_by_hand(latent.tolist()) == pytest.approx(expected)
     model = HACMPretrainer(ModelConfig(**{**SMALL, "dim": 2, "heads": 1}))
     assert model.cross_contrast(latent, temporal_count=1).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_cross_contrast_per_group_is_the_mean_over_consecutive_groups_by_hand():
+    latent = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5], [2.0, 0.0]], [[-1.0, 0.3], [0.2, 0.8]],
+                           [[0.0, -2.0], [1.5, 1.0]], [[0.7, 0.1], [-0.4, 0.9]], [[1.2, -0.6], [0.3, 0.3]]])
+    rows = latent.tolist()
+    by_hand = {2: sum(_contrast_by_hand(rows[i:i + 2]) for i in (0, 2, 4)) / 3,
+               3: (_contrast_by_hand(rows[:3]) + _contrast_by_hand(rows[3:])) / 2,
+               6: _contrast_by_hand(rows)}
+    for group, expected in by_hand.items():
+        model = HACMPretrainer(ModelConfig(**{**SMALL, "dim": 2, "heads": 1}, contrast_group=group))
+        assert model.cross_contrast(latent, temporal_count=1).item() == pytest.approx(expected, rel=1e-6), group
+    whole = HACMPretrainer(ModelConfig(**{**SMALL, "dim": 2, "heads": 1}))  # None: the whole batch, one group
+    assert whole.cross_contrast(latent, temporal_count=1).item() == pytest.approx(by_hand[6], rel=1e-6)
+    assert by_hand[2] != pytest.approx(by_hand[6], rel=1e-3)
+    with pytest.raises(ConfigError, match="model.contrast_group: must divide the global batch of 6 sequences"):
+        HACMPretrainer(ModelConfig(**{**SMALL, "dim": 2, "heads": 1}, contrast_group=4)).cross_contrast(latent, 1)
+
+
+def test_contrast_group_is_validated():
+    for bad in (1, 0, True, 2.5, "8"):
+        with pytest.raises(ConfigError, match="model.contrast_group"):
+            ModelConfig(contrast_group=bad)
+    assert ModelConfig.from_dict({"contrast_group": "128"}).contrast_group == 128  # YAML text read as a number
+    config = ModelConfig(contrast_group=128)
+    config.check_global_batch(64 * 2 * 4)  # the release's 64 x 2 bodies per GPU, 4 GPUs
+    with pytest.raises(ConfigError, match=r"model.contrast_group: must divide the global batch of 96 sequences "
+                                          r"\(batch size x 2 bodies\) \(got 128\)"):
+        config.check_global_batch(96)
+    # ignored where L_cc is off (the w/o-L_cc ablations and the baselines keep a method-wide setting)
+    preset("mamp", contrast_group=128).check_global_batch(96)
+    ModelConfig(contrast_weight=0.0, contrast_group=128).check_global_batch(96)
 
 
 @pytest.mark.parametrize("method", ["hacm", "mamp", "mae"])

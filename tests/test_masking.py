@@ -39,6 +39,7 @@ CONFIGS = {
     "single": ModelConfig(masking="single", contrast_weight=0.0, **SMALL),
     "mamp": preset("mamp", **SMALL),
     "mae": preset("mae", **SMALL),
+    "hacm_release_objective": ModelConfig(release_objective=True, **SMALL),
 }
 
 
@@ -106,8 +107,9 @@ def test_same_seed_same_mask_and_other_seed_another():
     assert not torch.equal(plan(5), plan(6))
 
 
-def test_masks_do_not_depend_on_how_a_global_batch_is_split():
-    config = CONFIGS["hacm"]
+@pytest.mark.parametrize("name", ["hacm", "hacm_release_objective"])
+def test_masks_do_not_depend_on_how_a_global_batch_is_split(name):
+    config = CONFIGS[name]
     model = HACMPretrainer(config)
     sequences = to_sequences(identity_input(config, batch=4))
     tokens = model.encoder.embed(sequences)
@@ -145,3 +147,32 @@ def test_impossible_configurations_are_named():
     with pytest.raises(ConfigError, match="unknown key 'depht'"):
         ModelConfig.from_dict({"depht": 3})
     assert ModelConfig(mask_ratio=0.9).visible_per_group(200) == 20
+
+
+def test_baselines_keep_int_of_l_times_one_minus_r_as_mamp_and_hacm_the_releases_count():
+    # MAMP's len_keep = int(L * (1 - mask_ratio)) (model_mamp/transformer.py:286, model_mae/transformer.py:283):
+    # 1 - 0.9 is just below 0.1, so 750 tokens keep 74 and 250 keep 24
+    assert int(750 * (1 - 0.9)) == 74 and int(250 * (1 - 0.9)) == 24
+    for method in ("mamp", "mae"):
+        config = preset(method, frames=120, t_patch=4, **SMALL)
+        assert config.tokens == 750 and config.visible_per_group(750) == 74
+        assert preset(method, **SMALL).visible_per_group(250) == 24
+        model = HACMPretrainer(config)
+        sequences = to_sequences(identity_input(config, batch=1))
+        plan = model.plan_masks(sequences, model.encoder.embed(sequences), generator=torch.Generator().manual_seed(0))
+        assert plan.visible.shape == (2, 74) and int((~plan.masked).sum()) == 2 * 74
+    # HA-CM: the release's mask_hyper_matrix keeps int(0.1 * L) per group (commit 5755d8a, l.442): 21 of the
+    # 216 tokens of a group at T 72, 27 of 270 at T 120 (where int(270 * (1 - 0.9)) would give 26)
+    assert int(270 * (1 - 0.9)) == 26
+    for frames, t_patch, group, kept in ((72, 3, 216, 21), (120, 4, 270, 27)):
+        config = ModelConfig(frames=frames, t_patch=t_patch, **SMALL)
+        assert config.tokens == 2 * group and config.visible_per_group(group) == kept
+        model = HACMPretrainer(config)
+        sequences = to_sequences(identity_input(config, batch=1))
+        plan = model.plan_masks(sequences, model.encoder.embed(sequences), generator=torch.Generator().manual_seed(0))
+        assert plan.temporal_count == kept and plan.visible.shape == (2, 2 * kept)
+    hacm = ModelConfig()
+    assert all(hacm.visible_per_group(length) == int(0.1 * length) for length in range(1, 5000))
+    # random or motion masking of HA-CM's limb tokens (the mask figure's panels) keeps what HA-CM keeps
+    for masking in ("random", "motion"):
+        assert ModelConfig(masking=masking, contrast_weight=0.0, frames=120, t_patch=4).visible_per_group(540) == 54

@@ -144,3 +144,18 @@ def test_every_workflow_dataset_has_a_plan_and_a_caption():
     assert list(DATASETS) == allowed
     for dataset in allowed:
         assert first_error(plan_of(workflow_config(dataset=dataset)), PLAN_SCHEMA, "plan") is None
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_each_pretrained_row_says_which_objective_it_trained(name):
+    """Issue 27: the tables state which objective each row trained; both configs run the release's as an
+    ablation row."""
+    plan = plan_of(workflow_config(name))
+    ablations = {row["key"]: row for row in table(plan, "ablations")["rows"]}
+    assert ablations["hacm"]["objective"].startswith("the corrected HA-CM objective")
+    assert ablations["release_objective"]["objective"].startswith("the release's own HA-CM objective")
+    assert ablations["euclidean"]["objective"].startswith("the corrected")
+    linear = {row["key"]: row for row in table(plan, "linear")["rows"]}
+    assert "objective" not in linear["random"] and linear["hacm"]["objective"].startswith("the corrected")
+    if "mamp" in linear:
+        assert linear["mamp"]["objective"] == "MAMP's objective, as maoyunyao/MAMP"

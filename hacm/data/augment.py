@@ -1,4 +1,4 @@
-"""Batched crop-resize and rotation (DESIGN §1.7), as tensor operations that run on CPU or GPU alike.
+"""Batched crop-resize, rotation and input kind (DESIGN §1.7), as tensor operations that run on CPU or GPU alike.
 
 Randomness is given to these functions as uniforms in [0, 1) rather than drawn inside them, so a
 sample's augmentation depends only on (seed, epoch, sample index): the same whatever the batch it
@@ -14,6 +14,8 @@ MIN_CROP_FRAMES = 64
 TRAIN_CROP_RATIO = (0.5, 1.0)
 TEST_CROP_RATIO = 0.95
 MAX_ROTATION = 0.3  # radians, about each axis
+# What a clip holds: joint coordinates, or their frame-to-frame velocity (the release's feeder option `vel`).
+COORDINATES, VELOCITY = "coordinates", "velocity"
 
 # Streams of per-sample uniforms: crop ratio, crop start, three rotation angles.
 NUM_UNIFORMS = 5
@@ -115,12 +117,15 @@ def augment_batch(
     frames: int,
     train: bool,
     rotation: float = MAX_ROTATION,
+    input: str = COORDINATES,
 ) -> torch.Tensor:
-    """Crop, resize and (train) rotate a batch: (B, C=3, T, V=25, M=2) float32.
+    """Crop, resize, (train) rotate and, for `input` velocity, difference a batch: (B, C=3, T, V=25, M=2) float32.
 
     table: the frame table (rows = frames, 2 x 25 x 3), on the device where the work should run;
     offsets / valid_lengths: per-sample first row and valid-frame count; uniforms: (B, NUM_UNIFORMS).
     """
+    if input not in (COORDINATES, VELOCITY):
+        raise ValueError(f"input must be {COORDINATES!r} or {VELOCITY!r} (got {input!r})")
     device = table.device if isinstance(table, torch.Tensor) else torch.device("cpu")
     offsets, valid_lengths = offsets.to(device), valid_lengths.to(device)
     if uniforms is not None:
@@ -135,4 +140,16 @@ def augment_batch(
         rotations = rotation_matrices(random_rotation_angles(uniforms[:, 2:5].float(), rotation))
         # Points are column vectors: x' = R x for every frame, body and joint.
         x = torch.einsum("bij,btmvj->btmvi", rotations, x)
-    return x.permute(0, 4, 1, 3, 2).contiguous()  # (B, C, T, V, M)
+    x = x.permute(0, 4, 1, 3, 2).contiguous()  # (B, C, T, V, M)
+    return frame_velocity(x) if input == VELOCITY else x
+
+
+def frame_velocity(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, V, M) clips -> v_t = x_{t+1} - x_t, v_{T-1} = 0, for every joint of every body.
+
+    The release's `vel: True` (feeder/feeder_ntu.py l.97-99): taken on the clip as the model sees it, after
+    the crop, the resize and the rotation, so it is the velocity at the clip's own frame rate. An absent
+    body stays zero."""
+    velocity = torch.zeros_like(x)
+    velocity[:, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
+    return velocity

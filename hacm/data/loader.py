@@ -5,6 +5,8 @@ Two ways to feed a model, sharing `augment_batch`:
   and augment whole batches at once on the CPU (`__getitems__`), never loading the store whole.
 - `DeviceBatches`: the frame table is copied once to an accelerator and every batch is gathered and
   augmented there, for the sample rates a GPU needs (NTU-60 x-sub fits in about 2 GB).
+Both hand the model what `input` names (coordinates or velocity, `augment_batch`), so pretraining and every
+evaluation protocol see the same kind of clip whichever way it is fed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hacm.data.augment import MAX_ROTATION, augment_batch, sample_uniforms
+from hacm.data.augment import COORDINATES, MAX_ROTATION, augment_batch, sample_uniforms
 from hacm.data.storage import SkeletonStore
 
 
@@ -52,6 +54,7 @@ class SkeletonDataset(Dataset):
         train: bool,
         seed: int = 0,
         rotation: float = MAX_ROTATION,
+        input: str = COORDINATES,
         release_bytes: int = 32 << 20,
     ) -> None:
         self.store = store
@@ -59,6 +62,7 @@ class SkeletonDataset(Dataset):
         self.train = train
         self.seed = seed
         self.rotation = rotation
+        self.input = input
         self.epoch = 0
         self._offsets = torch.from_numpy(store.offsets.astype(np.int64))
         self._valid = torch.from_numpy(store.valid_lengths.astype(np.int64))
@@ -91,6 +95,7 @@ class SkeletonDataset(Dataset):
             frames=self.frames,
             train=self.train,
             rotation=self.rotation,
+            input=self.input,
         )
         # Bound the mapped pages this process keeps resident, whatever the size of the store.
         self._bytes_since_release += int(self._valid[index].sum()) * self._row_bytes
@@ -166,13 +171,13 @@ class DeviceBatches:
     """Augmented batches built entirely on one device from a resident copy of the frame table."""
 
     def __init__(self, store: SkeletonStore, *, device: torch.device | str, frames: int, train: bool,
-                 seed: int = 0, rotation: float = MAX_ROTATION) -> None:
+                 seed: int = 0, rotation: float = MAX_ROTATION, input: str = COORDINATES) -> None:
         self.device = torch.device(device)
         self.table = copy_frames_to(store, self.device)
         self.offsets = torch.from_numpy(store.offsets.astype(np.int64)).to(self.device)
         self.valid = torch.from_numpy(store.valid_lengths.astype(np.int64)).to(self.device)
         self.labels = torch.from_numpy(store.labels.astype(np.int64)).to(self.device)
-        self.frames, self.train, self.seed, self.rotation = frames, train, seed, rotation
+        self.frames, self.train, self.seed, self.rotation, self.input = frames, train, seed, rotation, input
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -188,17 +193,17 @@ class DeviceBatches:
             uniforms = torch.from_numpy(sample_uniforms(self.seed, self.epoch, index.numpy()))
         on_device = index.to(self.device)
         x = augment_batch(self.table, self.offsets[on_device], self.valid[on_device], uniforms,
-                          frames=self.frames, train=self.train, rotation=self.rotation)
+                          frames=self.frames, train=self.train, rotation=self.rotation, input=self.input)
         return Batch(x, self.labels[on_device], on_device)
 
     def iterate(self, batches: list[list[int]]) -> Iterator[Batch]:
         for indices in batches:
             yield self.batch(indices)
 
-    def view(self, *, train: bool, frames: int) -> DeviceBatches:
+    def view(self, *, train: bool, frames: int, input: str) -> DeviceBatches:
         """Batches over the same resident tensors with other settings (no second copy on the device)."""
         view = copy.copy(self)
-        view.train, view.frames = train, frames
+        view.train, view.frames, view.input = train, frames, input
         return view
 
 
@@ -229,24 +234,28 @@ class Feeder:
     on_device: bool
     workers: int
     rotation: float
+    input: str = COORDINATES  # coordinates | velocity (data.input)
     device_batches: DeviceBatches | None = None  # a resident copy to share (another Feeder's), else made here
 
     def __post_init__(self) -> None:
         if self.on_device:
             if self.device_batches is None:
                 self.device_batches = DeviceBatches(self.store, device=self.device, frames=self.frames,
-                                                    train=self.train, seed=self.seed, rotation=self.rotation)
+                                                    train=self.train, seed=self.seed, rotation=self.rotation,
+                                                    input=self.input)
             else:  # the same tensors, this feeder's augmentation
-                self.device_batches = self.device_batches.view(train=self.train, frames=self.frames)
+                self.device_batches = self.device_batches.view(train=self.train, frames=self.frames,
+                                                               input=self.input)
         else:
             self._dataset = SkeletonDataset(self.store, frames=self.frames, train=self.train, seed=self.seed,
-                                            rotation=self.rotation)
+                                            rotation=self.rotation, input=self.input)
 
     def unaugmented(self) -> Feeder:
         """A feeder of the same split without augmentation, sharing this one's copy on the device (the kNN
-        monitor reads the training split the training feeder already holds: one copy, not two)."""
+        monitor reads the training split the training feeder already holds: one copy, not two). The input
+        kind stays: it is what the model reads, not an augmentation."""
         return Feeder(self.store, frames=self.frames, train=False, seed=self.seed, device=self.device,
-                      on_device=self.on_device, workers=self.workers, rotation=self.rotation,
+                      on_device=self.on_device, workers=self.workers, rotation=self.rotation, input=self.input,
                       device_batches=self.device_batches)
 
     def iterate(self, batches: list[list[int]], epoch: int = 0):
@@ -267,10 +276,10 @@ def copy_fits(store: SkeletonStore, device: torch.device) -> tuple[bool, str]:
 
 
 def make_feeder(store: SkeletonStore, *, frames: int, train: bool, seed: int, device: torch.device, loader: str,
-                workers: int, rotation: float) -> Feeder:
+                workers: int, rotation: float, input: str = COORDINATES) -> Feeder:
     """The feeder a run's `data.loader` asks for: `device` copies the store to the device, `workers` maps it
     with CPU workers, `auto` copies it when the device is a GPU and the copy leaves the reserve free there,
-    and otherwise maps it, saying so in one line."""
+    and otherwise maps it, saying so in one line. Its clips hold `input` (data.input) either way."""
     on_device = loader == "device"
     if loader == "auto" and device.type == "cuda":
         on_device, words = copy_fits(store, device)
@@ -278,4 +287,4 @@ def make_feeder(store: SkeletonStore, *, frames: int, train: bool, seed: int, de
             print(f"hacm: data.loader auto: {store.directory} stays mapped in host memory, read by CPU workers "
                   f"(its copy would leave less than the reserve free on {device}: {words})", file=sys.stderr)
     return Feeder(store, frames=frames, train=train, seed=seed, device=device, on_device=on_device, workers=workers,
-                  rotation=rotation)
+                  rotation=rotation, input=input)

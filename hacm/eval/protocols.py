@@ -38,6 +38,7 @@ from hacm.eval.schema import validate_metrics
 from hacm.eval.subsets import per_class_subset, subset_digest, subset_seed
 from hacm.model.heads import FinetuneHead, LinearHead, pooled, pooled_features
 from hacm.model.pretrainer import SkeletonEncoder
+from hacm.release.kinds import PUBLISHED_SUFFIX
 from hacm.train.checkpoint import (
     atomic_save,
     git_commit,
@@ -66,11 +67,13 @@ CONFUSION = "confusion.png"
 FEATURE_CACHE = "features.pt"
 
 
-def build_encoder(path: Path | None, config: EvalConfig, *, drop_path: float = 0.0) -> LoadedEncoder:
-    """The pretrained encoder of an encoder file, or (path None) a randomly initialised one."""
+def build_encoder(path: Path | None, config: EvalConfig, *, drop_path: float = 0.0,
+                  kind: str | None = None) -> LoadedEncoder:
+    """The pretrained encoder of an encoder file or of the authors' published weights (`kind`: their model,
+    where the file does not say), or (path None) a randomly initialised one."""
     if path is None:
         return random_encoder(replace(config.model, drop_path=drop_path), seed=config.seed, method=config.method)
-    return load_encoder(path, drop_path=drop_path)
+    return load_encoder(path, drop_path=drop_path, kind=kind)
 
 
 def layer_id(name: str, depth: int) -> int:
@@ -133,6 +136,7 @@ class Run:
     out_dir: Path
     encoder_path: Path | None
     device: torch.device
+    encoder_kind: str | None = None  # the authors' model a published weights file holds (hacm.release.kinds)
     show_progress: bool = True
     restart_on_change: bool = False  # start over from a checkpoint written with another configuration
     config_file: Path | None = None  # the --config file (not rewritten when it is the folder's run.yaml)
@@ -154,7 +158,7 @@ class Run:
     def feeder(self, store: SkeletonStore, *, train: bool, frames: int) -> Feeder:
         data = self.config.data
         return make_feeder(store, frames=frames, train=train, seed=self.config.seed, device=self.device,
-                           loader=data.loader, workers=data.workers, rotation=data.rotation)
+                           loader=data.loader, workers=data.workers, rotation=data.rotation, input=data.input)
 
     def ordered_batches(self, store: SkeletonStore) -> list[list[int]]:
         return epoch_batches(len(store), batch_size=self.config.data.batch_size, seed=0, epoch=0, shuffle=False,
@@ -347,10 +351,13 @@ def evaluate(run: Run) -> dict:
     # Heads are initialised from the global generator: seed it so a run does not depend on what the
     # process did before (tests run several evaluations in one process).
     torch.manual_seed(config.seed)
-    loaded = build_encoder(run.encoder_path, config, drop_path=drop_path)
+    loaded = build_encoder(run.encoder_path, config, drop_path=drop_path, kind=run.encoder_kind)
     # What a checkpoint must match to be resumed; the data is matched by content (run.data_identity),
-    # not by its path, so a moved store still resumes and another store never does.
+    # not by its path, so a moved store still resumes and another store never does. A published file's
+    # method depends on the kind it is read as, too.
     resolved = {"protocol": run.protocol, "encoder_sha256": loaded.sha256, "config": config.to_dict()}
+    if loaded.method.endswith(PUBLISHED_SUFFIX):
+        resolved["encoder_method"] = loaded.method
     write_run_config(run.out_dir, config.to_dict(), given=run.config_file)
     semi = None
     subset = None

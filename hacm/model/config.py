@@ -56,6 +56,13 @@ class ModelConfig:
     embedding_clip: float | None = None  # clip token embeddings to this norm before expmap0 (None: as the release)
     target: str = "motion"
     contrast_weight: float = 1.0  # lambda_cc; 0 turns the cross-contrast loss off
+    # L_cc is the mean over consecutive groups of this many sequences (batch x bodies) of the global batch:
+    # the release's per-GPU batch x bodies, as its L_cc never leaves one GPU. None: the whole global batch.
+    contrast_group: int | None = None
+    # The release's own objective instead of the corrected one (DESIGN §2.7, §4; hacm.model.release_objective):
+    # its decoder restore offset, joint-major temporal loss mask and spatial scores, distance factor 4, and
+    # a ball projection that rescales only norms reaching 1. Cross-masked HA-CM only.
+    release_objective: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trunk_joints", tuple(self.trunk_joints))
@@ -87,8 +94,25 @@ class ModelConfig:
         return self.masking == "single" and self.single_criterion == "hierarchy"
 
     def visible_per_group(self, group_tokens: int) -> int:
-        """K = floor((1 - r) * L), guarded against float error (0.1 * 200 must give 20, not 19)."""
+        """K, the tokens of a group of L that stay visible.
+
+        MAE / MAMP as MAMP's code runs them (all joints as tokens, masking random / motion): int(L * (1 - r))
+        in float arithmetic, its len_keep (model_mamp/transformer.py:286, model_mae/transformer.py:283): 74 of
+        750 at r = 0.9, since 1 - 0.9 is just below 0.1. HA-CM's limb tokens, whatever the masking (the mask
+        figure's random and motion panels too, so that its panels keep as many tokens): floor((1 - r) * L)
+        guarded against that float error, which equals the release's int(0.1 * L) at r = 0.9
+        (mask_hyper_matrix hard-codes 0.1): 21 of 216, 27 of 270."""
+        if self.masking in ("motion", "random") and self.token_joints == "all":
+            return int(group_tokens * (1 - self.mask_ratio))
         return int(math.floor(round((1.0 - self.mask_ratio) * group_tokens, 6)))
+
+    def check_global_batch(self, sequences: int) -> None:
+        """ConfigError unless a global batch of `sequences` (samples x bodies) splits into L_cc groups."""
+        if self.contrast_group is None or self.contrast_weight == 0:
+            return
+        require(sequences % self.contrast_group == 0, "model.contrast_group",
+                f"must divide the global batch of {sequences} sequences (batch size x {self.num_bodies} bodies)",
+                got=self.contrast_group)
 
     # --- checks -------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -121,6 +145,15 @@ class ModelConfig:
              "weights and drop_path must be non-negative")
         need(not (self.contrast_weight > 0 and self.masking != "cross"), "contrast_weight",
              "the cross-contrast loss needs masking=cross (it contrasts the two groups); set it to 0")
+        # Ignored when L_cc is off (contrast_weight 0), so a method-wide setting survives the w/o-L_cc ablations.
+        group = self.contrast_group
+        need(group is None or (isinstance(group, int) and not isinstance(group, bool) and group >= 2), "contrast_group",
+             "must be a number of sequences of at least 2 (a group of one contrasts nothing) or null")
+        need(isinstance(self.release_objective, bool), "release_objective", "must be true or false")
+        need(not (self.release_objective and self.masking != "cross"), "release_objective",
+             "is the release's HA-CM objective: it needs masking=cross")
+        need(not (self.release_objective and self.patches % 2), "release_objective",
+             f"needs an even number of time patches (two equal groups, as the release's), not {self.patches}")
         need(not (self.needs_spatial_scores and self.token_joints != "limbs"), "token_joints",
              "the spatial hierarchy criterion needs token_joints=limbs (the trunk joints are its parents)")
         smallest_group = (self.patches // 2) * self.joints_per_patch

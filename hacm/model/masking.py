@@ -34,15 +34,18 @@ def temporal_attention_scores(
 
 
 def spatial_hierarchy_scores(
-    points: torch.Tensor, parents: torch.Tensor, *, curvature: float, parent_weight: float, hyperbolic: bool
+    points: torch.Tensor, parents: torch.Tensor, *, curvature: float, parent_weight: float, hyperbolic: bool,
+    release_form: bool = False,
 ) -> torch.Tensor:
     """Per time patch: sum of distances to the other limb tokens plus weight x distance to the parent.
 
     points: (S, P, J, D) token points (in the ball when hyperbolic); parents: (S, P, D). -> (S, P, J)
+    release_form: the release's hyperbolic distance (hacm.model.hyperbolic.poincare_distance).
     """
     if hyperbolic:
-        pairwise = poincare_pairwise_distance(points, curvature)
-        to_parent = poincare_distance(points.float(), parents.float()[:, :, None, :], curvature)
+        pairwise = poincare_pairwise_distance(points, curvature, release_form=release_form)
+        to_parent = poincare_distance(points.float(), parents.float()[:, :, None, :], curvature,
+                                      release_form=release_form)
     else:
         pairwise = euclidean_pairwise_distance(points)
         to_parent = (points.float() - parents.float()[:, :, None, :]).norm(dim=-1)
@@ -89,4 +92,15 @@ def select_visible(
 ) -> torch.Tensor:
     """Indices (S, count), ascending, of the tokens that stay visible in each row of a group."""
     keys = gumbel_selection_keys(scores, uniforms, temperature=temperature, keep_high=keep_high, scaling=scaling)
+    return largest_keys(keys, count)
+
+
+def largest_keys(keys: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices (S, count), ascending, of each row's `count` largest selection keys."""
     return keys.topk(count, dim=-1, sorted=False).indices.sort(dim=-1).values
+
+
+def masked_from_kept(kept: torch.Tensor, length: int) -> torch.Tensor:
+    """(S, length) True where masked, from the (S, K) kept positions."""
+    masked = torch.ones(kept.shape[0], length, dtype=torch.bool, device=kept.device)
+    return masked.scatter_(1, kept, False)

@@ -6,6 +6,8 @@ kept for evaluation (every token visible). MAE and MAMP are the same module unde
 Token order everywhere: natural index n = patch * J + joint. The encoder sees the visible tokens of
 the temporal group (ascending n) followed by those of the spatial group (ascending n); the decoder
 scatters them back to their natural positions, and targets are cut in the same natural order.
+`ModelConfig.release_objective` computes the release's objective instead, whose orders
+hacm.model.release_objective describes.
 """
 
 from __future__ import annotations
@@ -13,12 +15,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from hacm.config import ConfigError
+from hacm.model import release_objective as release
 from hacm.model.config import ModelConfig
-from hacm.model.hyperbolic import ball, to_ball
-from hacm.model.masking import motion_scores, select_visible, spatial_hierarchy_scores, temporal_attention_scores
+from hacm.model.gather import gather_rows
+from hacm.model.hyperbolic import ball, release_to_ball, to_ball
+from hacm.model.masking import (
+    gumbel_selection_keys,
+    largest_keys,
+    masked_from_kept,
+    motion_scores,
+    spatial_hierarchy_scores,
+    temporal_attention_scores,
+)
 from hacm.model.transformer import Transformer, init_weights
 
 _TARGET_EPS = 1e-6
@@ -101,6 +112,8 @@ class SkeletonEncoder(nn.Module):
         """Embeddings as the encoder consumes them: in the ball (after the optional clipping) when hyperbolic."""
         if self.manifold is None:
             return embeddings
+        if self.config.release_objective:
+            return release_to_ball(embeddings, self.config.curvature, clip=self.config.embedding_clip)
         return to_ball(embeddings, self.manifold, clip=self.config.embedding_clip)
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -120,15 +133,19 @@ class MaskPlan:
     visible: torch.Tensor  # (S, K) natural indices: temporal group's first, then the spatial group's
     temporal_count: int  # how many of the K come from the temporal group (0 without cross grouping)
     masked: torch.Tensor  # (S, L) True where masked
+    # Where the decoder puts each encoded token, and where the loss counts, in the decoder's order: the natural
+    # order (visible, masked), or the release's layout under release_objective.
+    slots: torch.Tensor  # (S, K)
+    loss_mask: torch.Tensor  # (S, L)
 
 
 @dataclass
 class GroupScores:
     group: str  # temporal | spatial (cross masking) | all (one group)
     criterion: str  # attention | hierarchy | motion | random
-    members: torch.Tensor  # (L_group,) natural indices of the group's tokens
-    scores: torch.Tensor  # (S, L_group) float32
-    visible_count: int  # K = floor((1 - r) L_group)
+    members: torch.Tensor  # (L_group,) natural indices of the group's tokens, in the order of the noise
+    scores: torch.Tensor  # (S, L_group) float32, the score that decides about members[i] at i
+    visible_count: int  # K (ModelConfig.visible_per_group)
 
 
 @dataclass
@@ -137,8 +154,8 @@ class PretrainOutput:
     reconstruction: torch.Tensor
     contrast: torch.Tensor
     plan: MaskPlan
-    prediction: torch.Tensor  # (S, L, t_patch * C)
-    target: torch.Tensor  # (S, L, t_patch * C)
+    prediction: torch.Tensor  # (S, L, t_patch * C) in the decoder's order (natural unless release_objective)
+    target: torch.Tensor  # (S, L, t_patch * C) the same order
 
 
 def draw_uniforms(
@@ -185,6 +202,12 @@ class HACMPretrainer(nn.Module):
         patches = torch.arange(config.patches).repeat_interleave(config.joints_per_patch)
         self.register_buffer("temporal_group", torch.nonzero(patches % 2 == 0).squeeze(1), persistent=False)
         self.register_buffer("spatial_group", torch.nonzero(patches % 2 == 1).squeeze(1), persistent=False)
+        if config.release_objective:
+            joint_major = release.joint_major_positions(config.patches // 2, config.joints_per_patch)
+            self.register_buffer("release_temporal_members", self.temporal_group[joint_major], persistent=False)
+            # The natural index of the target token at each position of the release's decoder sequence (l.598-601).
+            self.register_buffer("release_targets", torch.cat([self.temporal_group, self.spatial_group]),
+                                 persistent=False)
 
     def compile_transformers(self) -> None:
         """torch.compile the encoder's and the decoder's transformer stacks in place (state_dict keys stay
@@ -207,7 +230,8 @@ class HACMPretrainer(nn.Module):
             trunk = tokens.trunk[:, patch_ids]
             parents = self.encoder.to_points(trunk).float().mean(dim=2)
             scores = spatial_hierarchy_scores(tokens.points[:, patch_ids], parents, curvature=config.curvature,
-                                              parent_weight=config.parent_weight, hyperbolic=config.hyperbolic)
+                                              parent_weight=config.parent_weight, hyperbolic=config.hyperbolic,
+                                              release_form=config.release_objective)
         else:  # random: equal scores, so the Gumbel noise alone decides
             scores = tokens.euclidean.new_zeros(tokens.euclidean.shape[0], len(patch_ids), config.joints_per_patch)
         return scores.reshape(scores.shape[0], -1).float()
@@ -231,6 +255,12 @@ class HACMPretrainer(nn.Module):
                 scores = motion_scores(patches).reshape(sequences.shape[0], -1)
             else:
                 scores = self._criterion_scores(criterion, tokens, patch_ids)
+            # The release: both groups' scores joint-major (model_hacm/transformer.py:465, 474), its temporal
+            # tokens joint-major too (l.454), its spatial tokens time-major (l.455).
+            if config.release_objective:
+                scores = release.joint_major_scores(scores, config.joints_per_patch)
+                if name == "temporal":
+                    members = self.release_temporal_members
             result.append(GroupScores(group=name, criterion=criterion, members=members, scores=scores,
                                       visible_count=config.visible_per_group(scores.shape[1])))
         return result
@@ -246,25 +276,42 @@ class HACMPretrainer(nn.Module):
         total: int | None = None,
     ) -> MaskPlan:
         config = self.config
-        count, device = sequences.shape[0], sequences.device
-        chosen, temporal_count = [], 0
-        for index, group in enumerate(self.group_scores(sequences, tokens)):
-            uniforms = draw_uniforms(generator, tuple(group.scores.shape), offset=offset, total=total, device=device)
-            local = select_visible(group.scores, uniforms, group.visible_count, temperature=config.score_temperature,
-                                   keep_high=config.keep_high_scores, scaling=config.score_scaling)
-            chosen.append(group.members[local])
-            if config.masking == "cross" and index == 0:
-                temporal_count = group.visible_count
+        options = dict(temperature=config.score_temperature, keep_high=config.keep_high_scores,
+                       scaling=config.score_scaling)
+        groups, keys = self.group_scores(sequences, tokens), []
+        for group in groups:
+            uniforms = draw_uniforms(generator, tuple(group.scores.shape), offset=offset, total=total,
+                                     device=sequences.device)
+            keys.append(gumbel_selection_keys(group.scores, uniforms, **options))
+        if config.release_objective:
+            return self._release_plan(groups, keys)
+        chosen = [group.members[largest_keys(group_keys, group.visible_count)]
+                  for group, group_keys in zip(groups, keys)]
         visible = torch.cat(chosen, dim=1)
-        masked = torch.ones(count, config.tokens, dtype=torch.bool, device=device)
-        masked.scatter_(1, visible, False)
-        return MaskPlan(visible=visible, temporal_count=temporal_count, masked=masked)
+        masked = masked_from_kept(visible, config.tokens)
+        temporal_count = groups[0].visible_count if config.masking == "cross" else 0
+        return MaskPlan(visible=visible, temporal_count=temporal_count, masked=masked, slots=visible, loss_mask=masked)
+
+    def _release_plan(self, groups: list[GroupScores], keys: list[torch.Tensor]) -> MaskPlan:
+        """The release's masks and decoder layout (hacm.model.release_objective): its mask_hyper_matrix ranks
+        each group by key (commit 5755d8a, model_mamp/transformer.py:450-456) and its forward_encoder puts the
+        spatial group's restore indices past the encoded tokens (model_hacm/transformer.py:480)."""
+        temporal, spatial = groups
+        k_t, k_s = temporal.visible_count, spatial.visible_count
+        temporal_ranking = release.ranked(keys[0], k_t + k_s)  # joint-major positions
+        spatial_kept = release.ranked(keys[1], k_s)  # time-major positions
+        temporal_kept = temporal_ranking[:, :k_t]
+        visible = torch.cat([temporal.members[temporal_kept], spatial.members[spatial_kept]], dim=1)
+        return MaskPlan(visible=visible, temporal_count=k_t, masked=masked_from_kept(visible, self.config.tokens),
+                        slots=release.decoder_slots(temporal_ranking, k_t, k_s),
+                        loss_mask=release.loss_mask(temporal_kept, spatial_kept, temporal.members.shape[0]))
 
     # --- decoder, targets, losses -----------------------------------------------------------------
-    def decode(self, latent: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-        """(S, K, D) encoder outputs at `visible` -> (S, L, t_patch * C) predictions for every token."""
+    def decode(self, latent: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        """(S, K, D) encoder outputs placed at positions `slots` -> (S, L, t_patch * C) predictions, one per
+        position; position n carries the decoder position embedding of natural token n."""
         visible_tokens = self.decoder_embed(latent)
-        full = restore_tokens(visible_tokens, visible, self.mask_token.to(visible_tokens.dtype), self.config.tokens)
+        full = restore_tokens(visible_tokens, slots, self.mask_token.to(visible_tokens.dtype), self.config.tokens)
         positions = (self.decoder_joint_embed + self.decoder_time_embed).reshape(1, self.config.tokens, -1)
         return self.head(self.decoder(full + positions))
 
@@ -277,28 +324,41 @@ class HACMPretrainer(nn.Module):
             motion[:, :, :-1] = joints[:, :, 1:] - joints[:, :, :-1]
             joints = motion
         if config.hyperbolic:  # joint by joint: each 3-D vector into the ball (coordinates contiguous: ~20x faster norms)
-            joints = to_ball(joints.transpose(1, 3).contiguous(), self.encoder.manifold).transpose(1, 3)
+            contiguous = joints.transpose(1, 3).contiguous()
+            if config.release_objective:
+                joints = release_to_ball(contiguous, config.curvature).transpose(1, 3)
+            else:
+                joints = to_ball(contiguous, self.encoder.manifold).transpose(1, 3)
         return patchify(joints, config.t_patch).reshape(joints.shape[0], config.tokens, -1)
 
     def reconstruction_target(self, sequences: torch.Tensor) -> torch.Tensor:
         return normalise_tokens(self.raw_target(sequences))
 
     def cross_contrast(self, latent: torch.Tensor, temporal_count: int) -> torch.Tensor:
-        """MSE(softmax(h_T h^T), I) + MSE(softmax(h_S h^T), I) + MSE(softmax(h_T h_S^T), I) over the (global) batch
-        (DESIGN §2.8; the release's similarity_matrix_inter puts the temporal group's mean on the rows)."""
-        latent = latent.float()
-        h_temporal = latent[:, :temporal_count].mean(dim=1)
-        h_spatial = latent[:, temporal_count:].mean(dim=1)
-        h_all = latent.mean(dim=1)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            from torch.distributed.nn.functional import all_gather
+        """MSE(softmax(h_T h^T), I) + MSE(softmax(h_S h^T), I) + MSE(softmax(h_T h_S^T), I) (DESIGN §2.8; the
+        release's similarity_matrix_inter puts the temporal group's mean on the rows), averaged over groups of
+        `contrast_group` consecutive sequences of the global batch (None: one group, the whole batch).
 
-            h_temporal, h_spatial, h_all = (torch.cat(all_gather(h), dim=0) for h in (h_temporal, h_spatial, h_all))
-        identity = torch.eye(h_all.shape[0], device=latent.device)
+        Every process gathers the global batch's pooled features and computes the same value: a group may
+        straddle two processes, and P processes of B/P sequences give what one process of B gives. The
+        release computes it per GPU, without gathering (model_hacm/transformer.py:527-533): a group of
+        its per-GPU batch x bodies is the same thing, since the sampler hands each process a contiguous
+        slice of the global batch and bodies follow their sample (to_sequences)."""
+        latent = latent.float()
+        pooled = torch.stack([latent[:, :temporal_count].mean(dim=1), latent[:, temporal_count:].mean(dim=1),
+                              latent.mean(dim=1)], dim=1)  # (S, 3, D): h_T, h_S, h
+        pooled = gather_rows(pooled)  # the global batch, in the order of its sequences
+        sequences = pooled.shape[0]
+        size = self.config.contrast_group or sequences
+        if sequences % size:
+            raise ConfigError(f"model.contrast_group: must divide the global batch of {sequences} sequences "
+                              f"(got {size})")
+        h_temporal, h_spatial, h_all = pooled.reshape(sequences // size, size, 3, -1).unbind(dim=2)
+        identity = torch.eye(size, device=latent.device)
         total = latent.new_zeros(())
         for left, right in ((h_temporal, h_all), (h_spatial, h_all), (h_temporal, h_spatial)):
-            similarity = (left @ right.t()).softmax(dim=1)
-            total = total + (similarity - identity).pow(2).mean()
+            similarity = (left @ right.transpose(1, 2)).softmax(dim=-1)
+            total = total + (similarity - identity).pow(2).mean()  # equal groups: the mean of the groups' MSEs
         return total
 
     def forward(
@@ -316,9 +376,11 @@ class HACMPretrainer(nn.Module):
         plan = self.plan_masks(sequences, tokens, generator=generator, offset=sequence_offset, total=total_sequences)
         points = tokens.points.reshape(sequences.shape[0], config.tokens, config.dim)
         latent = self.encoder.encode_tokens(gather_tokens(points, plan.visible))
-        prediction = self.decode(latent, plan.visible).float()
+        prediction = self.decode(latent, plan.slots).float()
         target = self.reconstruction_target(sequences)
-        reconstruction = masked_mse(prediction, target, plan.masked)
+        if config.release_objective:
+            target = target[:, self.release_targets]
+        reconstruction = masked_mse(prediction, target, plan.loss_mask)
         contrast = latent.new_zeros((), dtype=torch.float32)
         if config.contrast_weight > 0:
             contrast = self.cross_contrast(latent, plan.temporal_count)

@@ -15,16 +15,22 @@ Plan (JSON)::
                  "columns": [{"key": "ntu60-xsub", "label": "NTU-60 x-sub", "benchmark": "ntu60-xsub"}, ...],
                  "rows": [{"key": "hacm", "label": "HA-CM", "method": "hacm",
                            "cells": {"ntu60-xsub": ["results/.../metrics.json", ...], ...},
-                           "pretrain_logs": [".../metrics.jsonl", ...]}, ...],
+                           "pretrain_logs": [".../metrics.jsonl", ...]},
+                          {"key": "mamp_published", "label": "MAMP, published weights",
+                           "method": "published.mamp_published", "cells": {...},
+                           "weights": {"method": "mamp (published weights)",
+                                       "files": {"ntu60-xsub": "PATH.pth", ...}}}, ...],
                  "published": "linear" | null}, ...],
      "curves": [{"label": "...", "method": "hacm", "benchmark": "ntu60-xsub", "log": ".../metrics.jsonl"}],
      "accuracy_figure": "linear" | null}
 
 `statistic`, `curves`, `accuracy_figure`, a table's `protocol` and `published`, a column's
-`benchmark` and a row's `method` and `pretrain_logs` may be left out (PLAN_SCHEMA). A table's `protocol`,
-a column's `benchmark` and a row's `method` (its run folder: hacm, mae, mamp, random or hacm-<ablation>),
-when given, are what every metrics.json there must be of. Relative file names
-are taken from the current directory, or else from the plan file's folder.
+`benchmark` and a row's `method`, `pretrain_logs` and `weights` may be left out (PLAN_SCHEMA). A table's
+`protocol`, a column's `benchmark` and a row's `method` (its run folder: hacm, mae, mamp, random,
+hacm-<ablation> or published.<name>), when given, are what every metrics.json there must be of. A row
+with `weights` is the authors' published weights (the workflow's `published_encoders`): each of its
+cells must come from the file of its column's benchmark (its sha256) read as `weights.method`. Relative
+file names are taken from the current directory, or else from the plan file's folder.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hacm.benchmarks import BENCHMARKS
+from hacm.release.kinds import published_folder, published_method
 from hacm.runs import PRETRAINED_METHODS, RANDOM, Protocol, ablation_method, bench_folder
 from hacm.tables import ReportError, read_document
 from hacm.tables.schemas import TEXT, closed, first_error
@@ -98,12 +105,39 @@ def pretraining_runs(config: dict) -> list[tuple[str, str]]:
     return runs
 
 
+OBJECTIVES = {"corrected": "the corrected HA-CM objective (docs/method.md §2.7)",
+              "release": "the release's own HA-CM objective (model.release_objective: its decoder offset, loss-mask "
+                         "and score orders, distance factor 4, clip at norm 1)",
+              "mae": "MAE's objective, as maoyunyao/MAMP", "mamp": "MAMP's objective, as maoyunyao/MAMP"}
+
+
+def pretraining_objective(config: dict, method: str) -> str | None:
+    """What a row's encoders were pretrained to minimise (OBJECTIVES), from the workflow config: an HA-CM
+    row's release_objective as its shared keys, its overrides or its ablation set it; None for the random
+    encoder and the authors' published weights."""
+    if method == RANDOM or method not in PRETRAINED_METHODS and not method.startswith(ablation_method("")):
+        return None
+    if method in ("mae", "mamp"):
+        return OBJECTIVES[method]
+    models = [(config.get("pretrain") or {}).get("model") or {}]
+    models += [((entry.get("pretrain") or {}).get("model") or {}) for entry in config.get("overrides") or []
+               if "hacm" in entry.get("methods", ["hacm"])]
+    if method != "hacm":
+        variant = config["ablations"]["variants"].get(method[len(ablation_method("")):]) or {}
+        models.append((variant.get("pretrain") or {}).get("model") or {})
+    release = False
+    for model in models:
+        release = model.get("release_objective", release)
+    return OBJECTIVES["release" if release else "corrected"]
+
+
 def build_plan(config: dict, *, metrics: str, pretrain_log: str) -> dict:
     """The plan of a validated workflow config (its schema's defaults filled in). `metrics` and
     `pretrain_log`: the file patterns of the rules, with {bench}, {method}, {protocol}, {seed} ({protocol}
     absent from `pretrain_log`)."""
     seeds = config["seeds"]
     trained = config["methods"]
+    published_encoders = config.get("published_encoders") or {}
 
     def seed_files(benchmark: str, method: str, protocol: str) -> list[str]:
         return [metrics.format(bench=bench_folder(benchmark), method=method, protocol=protocol, seed=seed)
@@ -113,20 +147,33 @@ def build_plan(config: dict, *, metrics: str, pretrain_log: str) -> dict:
         return [pretrain_log.format(bench=bench_folder(benchmark), method=method, seed=seed) for seed in seeds]
 
     def row(key: str, label: str, cells: dict, method: str | None = None) -> dict:
-        return {"key": key, "label": label, "method": method or key,
-                "cells": {column: files for column, files in cells.items() if files}}
+        entry = {"key": key, "label": label, "method": method or key,
+                 "cells": {column: files for column, files in cells.items() if files}}
+        objective = pretraining_objective(config, method or key)
+        return entry | ({"objective": objective} if objective else {})
 
     def has_encoder(method: str, benchmark: str) -> bool:
         return method == RANDOM or benchmark in trained.get(method, [])
 
+    def published_rows(protocol: str) -> list[dict]:
+        """The rows of the authors' published weights evaluated by `protocol`: a cell per benchmark with a file."""
+        return [{**row(name, entry["label"],
+                       {b: seed_files(b, published_folder(name), protocol) for b in entry["files"]},
+                       published_folder(name)),
+                 "weights": {"method": published_method(entry["kind"]), "files": dict(entry["files"])}}
+                for name, entry in published_encoders.items() if protocol in entry["protocols"]]
+
     def main_table(protocol: str) -> dict:
         settings = config["protocols"][protocol]
+        extra = published_rows(protocol)
+        configured = list(settings["benchmarks"])
+        configured += [b for entry in extra for b in entry["cells"] if b not in configured]
         columns = [{"key": b, "label": BENCHMARKS[b].label, "benchmark": b}
-                   for b in _with_paper_columns(settings["benchmarks"], PAPER_BENCHMARKS)]
+                   for b in _with_paper_columns(configured, PAPER_BENCHMARKS)]
         rows = [row(method, METHOD_LABELS[method], {b: seed_files(b, method, protocol) for b in settings["benchmarks"]
                                                     if has_encoder(method, b)})
                 for method in settings["methods"]]
-        return table(protocol, TABLE_TITLES[protocol], columns, rows, protocol)
+        return table(protocol, TABLE_TITLES[protocol], columns, rows + extra, protocol)
 
     def semi_table() -> dict:
         settings = config["protocols"]["semi"]
@@ -194,6 +241,8 @@ def _with_predictions(files: list[str]) -> list[str]:
 def plan_inputs(plan: dict) -> list[str]:
     """Every file a plan reads: metrics.json files with the predictions.csv beside each, and logs."""
     files = [f for table in plan["tables"] for row in table["rows"] for cell in row["cells"].values() for f in cell]
+    files += [f for table in plan["tables"] for row in table["rows"]
+              for f in (row.get("weights") or {}).get("files", {}).values()]
     files += [curve["log"] for curve in plan.get("curves") or []]
     files += [log for table in plan["tables"] for row in table["rows"] for log in row.get("pretrain_logs", [])]
     return _with_predictions(files)
@@ -234,7 +283,9 @@ PLAN_SCHEMA = closed(["dataset", "tables"], {
                     "items": closed(["key", "label"], {"key": TEXT, "label": TEXT, "benchmark": TEXT})},
         "rows": {"type": "array", "items": closed(["key", "label", "cells"], {
             "key": TEXT, "label": TEXT, "method": TEXT, "cells": {"type": "object", "additionalProperties": _FILES},
-            "pretrain_logs": _FILES})},
+            "pretrain_logs": _FILES, "objective": TEXT,
+            "weights": closed(["method", "files"], {"method": TEXT,
+                                                    "files": {"type": "object", "additionalProperties": TEXT}})})},
     })},
     "curves": {"type": ["array", "null"], "items": closed(["label", "method", "benchmark", "log"], {
         "label": TEXT, "method": TEXT, "benchmark": TEXT, "log": TEXT})},
@@ -254,12 +305,22 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class PublishedWeights:
+    """The authors' published weights a row evaluates: what metrics.json calls them, and their file per benchmark."""
+
+    method: str  # e.g. "mamp (published weights)"
+    files: dict[str, Path]  # benchmark -> the .pth file
+
+
+@dataclass(frozen=True)
 class RowSpec:
     key: str
     label: str
     cells: dict[str, tuple[Path, ...]]
     pretrain_logs: tuple[Path, ...] = ()
     method: str | None = None  # when given, every metrics.json of the row must be of this run folder's encoder
+    weights: PublishedWeights | None = None  # when given, every metrics.json of the row must be of these weights
+    objective: str | None = None  # what its encoders were pretrained to minimise, said under the table
 
 
 @dataclass(frozen=True)
@@ -338,7 +399,13 @@ def _table(raw: dict, where: str, plan_dir: Path, published: Published | None) -
             if column not in columns:
                 raise PlanError(f"{here}.cells[{column!r}]: no such column in this table (columns: {', '.join(columns)})")
             cells[column] = _files(names, f"{here}.cells[{column!r}]", plan_dir)
-        rows.append(RowSpec(key=row["key"], label=row["label"], cells=cells, method=row.get("method"),
+        weights = None
+        if row.get("weights") is not None:
+            weights = PublishedWeights(method=row["weights"]["method"], files={
+                benchmark: resolve_file(name, plan_dir, f"{here}.weights.files[{benchmark!r}]")
+                for benchmark, name in row["weights"]["files"].items()})
+        rows.append(RowSpec(key=row["key"], label=row["label"], cells=cells, method=row.get("method"), weights=weights,
+                            objective=row.get("objective"),
                             pretrain_logs=_files(row.get("pretrain_logs", []), f"{here}.pretrain_logs", plan_dir)))
     reference = raw.get("published")
     if reference is not None and published is not None and reference not in published.tables:

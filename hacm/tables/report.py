@@ -57,6 +57,7 @@ header when the table has none), columns:
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import re
@@ -66,6 +67,7 @@ from pathlib import Path
 import numpy as np
 
 from hacm.cli import one_line
+from hacm.files import file_sha256
 from hacm.runs import RANDOM, base_method, encoder_run_method
 from hacm.tables import ReportError
 from hacm.tables.bootstrap import CONFIDENCE, RESAMPLES, SEED, Interval, percentile_interval, resampled_means
@@ -231,6 +233,7 @@ class Row:
     # Ours: statistic -> column -> cell; None where a file does not record that statistic.
     by_statistic: dict[str, dict[str, Cell | None]] | None = None
     agreement: Agreement | None = None  # ours, when the plan gives the row pretraining logs
+    objective: str | None = None  # ours: what its encoders were pretrained to minimise (the plan's)
     # Ours: column -> bootstrap interval of the cell's last-epoch mean (percent), where the cell has runs.
     intervals: dict[str, Interval] = field(default_factory=dict)
 
@@ -372,7 +375,8 @@ def build_table(spec: TableSpec, plan: Plan, published: Published | None, cache:
         comparisons += column_comparisons
     rows = [Row(key=row.key, label=our_label(row.label, plan.dataset), source="ours",
                 cells=by_row[row.key][plan.statistic], by_statistic=by_row[row.key],
-                agreement=_agreement(spec, row, plan), intervals=intervals[row.key]) for row in spec.rows]
+                agreement=_agreement(spec, row, plan), intervals=intervals[row.key], objective=row.objective)
+            for row in spec.rows]
     reference = None
     if spec.published is not None:
         if published is None:
@@ -411,10 +415,20 @@ def _metrics(path: Path, where: str, cache: dict) -> dict:
     return cache[path.resolve()]
 
 
-def encoder_mismatch(encoder: dict, method: str) -> str | None:
+def encoder_mismatch(encoder: dict, method: str, weights: dict | None = None) -> str | None:
     """Why a run's encoder (metrics.json `encoder`) is not the `method` row's, or None: a random
-    encoder's result in a pretrained row, another method's, or another run folder's (an ablation's)."""
+    encoder's result in a pretrained row, another method's, or another run folder's (an ablation's).
+    `weights` ({"method", "path", "sha256"}): the row is the authors' published weights, and the run must
+    have read exactly that file (its sha256) as that method."""
     pretrained = encoder.get("sha256") is not None
+    if weights is not None:
+        if encoder.get("method") != weights["method"]:
+            return (f"is the result of a {encoder.get('method')!r} encoder, but this row is {weights['method']!r} "
+                    f"({weights['path']})")
+        if encoder.get("sha256") != weights["sha256"]:
+            return (f"is the result of the weights {encoder.get('path')} (sha256 {str(encoder.get('sha256'))[:12]}), "
+                    f"but this row's are {weights['path']} (sha256 {weights['sha256'][:12]})")
+        return None
     if method == RANDOM:
         return None if not pretrained else (f"is the result of a pretrained {encoder.get('method')!r} encoder "
                                             f"({encoder.get('path')}), but this row is the random encoder")
@@ -428,6 +442,21 @@ def encoder_mismatch(encoder: dict, method: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def _weights_sha256(path: Path) -> str:
+    return file_sha256(path)
+
+
+def _row_weights(row: RowSpec, column: ColumnSpec) -> dict | None:
+    """The published weights file a cell of a published-weights row must come from, with its sha256."""
+    if row.weights is None:
+        return None
+    path = row.weights.files.get(column.benchmark or column.key)
+    if path is None:  # no file for this column: any cell there is not of this row's weights
+        return {"method": row.weights.method, "path": f"(no file for {column.key})", "sha256": ""}
+    return {"method": row.weights.method, "path": str(path), "sha256": _weights_sha256(path.resolve())}
+
+
 def _our_cells(spec: TableSpec, row: RowSpec, column: ColumnSpec, plan: Plan, cache: dict) -> dict[str, Cell | None]:
     """One cell of ours at each statistic: the plan's must be in every file, the other may be missing (None)."""
     documents = []
@@ -439,7 +468,8 @@ def _our_cells(spec: TableSpec, row: RowSpec, column: ColumnSpec, plan: Plan, ca
                                       ("benchmark", column.benchmark, document.get("dataset", {}).get("benchmark"))):
             if expected is not None and found != expected:
                 raise PlanError(f"{where}: {path} is a {what} {found!r} result, but this cell is {what} {expected!r}")
-        if row.method is not None and (wrong := encoder_mismatch(document.get("encoder") or {}, row.method)):
+        if row.method is not None and (wrong := encoder_mismatch(document.get("encoder") or {}, row.method,
+                                                                 _row_weights(row, column))):
             raise PlanError(f"{where}: {path} {wrong}")
         documents.append((path, where, document))
     cells = {}
@@ -580,6 +610,8 @@ def _our_note(row: Row, table: Table) -> str:
             f"in the CSV ({other}_mean); runs per cell: {_run_counts(row, table)}")
     if row.agreement is not None:
         note += f"; masking agreement over {row.agreement.logs} pretraining log(s)"
+    if row.objective is not None:
+        note += f"; pretrained on {row.objective}"
     return note + "."
 
 

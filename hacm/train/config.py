@@ -25,6 +25,7 @@ from hacm.model.config import PRESETS, ModelConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 LOADERS = ("auto", "device", "workers")
+INPUTS = ("coordinates", "velocity")  # hacm.data.augment.augment_batch's `input`
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,17 @@ class DataConfig:
     loader: str = "auto"  # auto: the whole split on the GPU when there is one, else the mapped store
     workers: int = 0
     rotation: float = 0.3
+    # What the model reads: joint coordinates, or their frame-to-frame velocity taken on the augmented clip
+    # (the release's `vel: True` for NTU-120 x-sub and PKU-MMD II). Pretraining and evaluation must agree:
+    # an encoder pretrained on velocity is evaluated on velocity.
+    input: str = "coordinates"
 
     def __post_init__(self) -> None:
         require(isinstance(self.batch_size, int) and self.batch_size > 0, "data.batch_size", "must be a positive integer")
         require(self.loader in LOADERS, "data.loader", f"must be one of {LOADERS}")
         require(isinstance(self.workers, int) and self.workers >= 0, "data.workers", "must be a non-negative integer")
         require(self.rotation >= 0, "data.rotation", "must be non-negative")
+        require(self.input in INPUTS, "data.input", f"must be one of {INPUTS}")
 
 
 @dataclass(frozen=True)

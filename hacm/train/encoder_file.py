@@ -3,6 +3,8 @@
 One home for its format: written by `hacm.pretrain`, read and checked (kind, model configuration,
 weights) by `hacm.evaluate`. It holds the encoder's weights, its model configuration, the method, the
 epoch, the whole pretraining configuration, the identity of the stores it was trained on and the git commit; it loads with `weights_only=True`.
+`load_encoder` also reads the authors' published pretrained weights (hacm.release.weights), which carry
+none of this: their configuration comes from their shapes and their method is "<method> (published weights)".
 """
 
 from __future__ import annotations
@@ -45,9 +47,21 @@ def read_encoder_file(path: Path) -> dict:
     return state
 
 
-def load_encoder(path: Path, *, drop_path: float = 0.0) -> LoadedEncoder:
-    """The encoder an encoder file describes, with its weights (`drop_path` for fine-tuning)."""
-    state = read_encoder_file(path)
+def load_encoder(path: Path, *, drop_path: float = 0.0, kind: str | None = None) -> LoadedEncoder:
+    """The encoder an encoder file describes, with its weights (`drop_path` for fine-tuning); or the encoder
+    of the authors' published weights, `kind` (release-hacm, mamp, mae) naming their model where the file
+    does not."""
+    from hacm.release.weights import is_published, published_encoder, read_checkpoint
+
+    state = read_checkpoint(path)  # weights only (and argparse.Namespace, which the authors' files carry)
+    if state.get("kind") != ENCODER_KIND and is_published(state):
+        return published_encoder(state, Path(path), kind=kind, drop_path=drop_path)
+    if kind is not None and state.get("kind") == ENCODER_KIND:
+        raise CheckpointError(f"{path} is an encoder file written by hacm.pretrain; an encoder kind is given only "
+                              "for the authors' published weights")
+    if state.get("kind") != ENCODER_KIND or "state_dict" not in state or "model" not in state:
+        raise CheckpointError(f"{path} is not an encoder file written by hacm.pretrain, nor the authors' published "
+                              "weights (a state dict of their model, or a checkpoint with it under 'model')")
     try:
         config = replace(ModelConfig.from_dict(state["model"]), drop_path=drop_path)
     except (ValueError, TypeError) as error:

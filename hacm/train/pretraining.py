@@ -125,6 +125,7 @@ class PretrainingRun:
             raise RunError(f"data.batch_size={batch_size} is larger than the {len(self.train_store)} training samples")
         if batch_size % context.world_size:
             raise RunError(f"data.batch_size={batch_size} does not split over {context.world_size} processes")
+        config.model.check_global_batch(batch_size * config.model.num_bodies)  # whole L_cc groups
 
         torch.manual_seed(config.seed)
         self.model = HACMPretrainer(config.model).to(device)
@@ -213,7 +214,7 @@ class PretrainingRun:
         config, context, device, main = self.config, self.context, self.device, self.context.is_main
         spe, log = self.steps_per_epoch, self.log
         feed = dict(frames=config.model.frames, seed=config.seed, device=device, loader=config.data.loader,
-                    workers=config.data.workers, rotation=config.data.rotation)
+                    workers=config.data.workers, rotation=config.data.rotation, input=config.data.input)
         train_feeder = make_feeder(self.train_store, train=True, **feed)
         monitor_feeders = monitor_bodies = None
         if self.test_store is not None and config.monitor.knn_every and main:

@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 from hacm.benchmarks import BENCHMARKS, DATASETS  # noqa: E402
 from hacm.config import ConfigError  # noqa: E402
 from hacm.eval.config import PROTOCOL_SECTIONS, EvalConfig  # noqa: E402
+from hacm.release.kinds import KIND_METHODS, published_name  # noqa: E402
 from hacm.runs import (  # noqa: E402
     BENCH_PATTERN,
     METHOD_PATTERN,
@@ -76,6 +77,8 @@ ABLATIONS = config["ablations"]["variants"]
 ABLATION_BENCHMARK = config["ablations"]["benchmark"]
 SEEDS = config["seeds"]
 PRETRAINING_RUNS = pretraining_runs(config)
+# The authors' published weights, evaluated in run folders published.<name> (hacm.release.kinds).
+PUBLISHED_ENCODERS = config["published_encoders"]
 
 
 wildcard_constraints:
@@ -149,12 +152,31 @@ def method_overrides(method):
     return ABLATIONS[name]["pretrain"]
 
 
+def published_encoder(method):
+    """The `published_encoders` entry a run folder published.<name> evaluates, or None for any other folder."""
+    name = published_name(method)
+    if name is None:
+        return None
+    if name not in PUBLISHED_ENCODERS:
+        raise WorkflowError(f"{method!r}: no published encoder {name!r} in the config's published_encoders "
+                            f"(it has: {', '.join(PUBLISHED_ENCODERS) or 'none'})")
+    return PUBLISHED_ENCODERS[name]
+
+
+def recipe_method(method):
+    """The method whose recipes a run folder follows: its preset (an ablation counts as hacm), and for the
+    authors' published weights the method of their kind (mamp weights are evaluated with MAMP's recipe)."""
+    published = published_encoder(method)
+    return KIND_METHODS[published["kind"]] if published is not None else base_method(method)
+
+
 def recipe_overrides(stage, benchmark, method):
     """The `stage` keys of every `overrides` entry that applies to (benchmark, method), laid over each
-    other in order. An entry without `benchmarks` / `methods` applies to all; an ablation counts as hacm."""
-    result = {}
+    other in order. An entry without `benchmarks` / `methods` applies to all; an ablation counts as hacm,
+    published weights as their kind's method."""
+    result, recipe = {}, recipe_method(method)
     for entry in config["overrides"]:
-        if benchmark in entry.get("benchmarks", [benchmark]) and base_method(method) in entry.get("methods", [base_method(method)]):
+        if benchmark in entry.get("benchmarks", [benchmark]) and recipe in entry.get("methods", [recipe]):
             result = merged(result, entry.get(stage))
     return result
 
@@ -173,8 +195,13 @@ def evaluate_document(benchmark, method, protocol, seed):
     document = {key: value for key, value in sections.items() if key in read}
     document["seed"] = int(seed)
     # The random-encoder rows use HA-CM's pretraining architecture on this benchmark (HA-CM's tokens).
-    document["method"] = "hacm" if method == RANDOM else base_method(method)
+    document["method"] = "hacm" if method == RANDOM else recipe_method(method)
     document["model"] = pretrain_document(benchmark, "hacm", 0).get("model", {})
+    if method != RANDOM and published_encoder(method) is None:
+        # An encoder reads the input it was pretrained on (coordinates, or velocity as the release's NTU-120
+        # x-sub and PKU-MMD II): a transfer run's is its source benchmark's, not its target's.
+        pretrained = pretrain_document(parsed.source or benchmark, method, 0).get("data") or {}
+        document["data"] = {**(document.get("data") or {}), "input": pretrained.get("input", "coordinates")}
     if parsed.kind == "semi":
         document["semi"] = {"fraction": parsed.fraction, "draw": parsed.draw}
     return document
@@ -235,11 +262,24 @@ def encoder_files(benchmark, method, seeds):
 
 
 def evaluation_encoder(wildcards):
-    """The encoder an evaluation reads: none for the random rows, the source's for transfer."""
+    """The encoder an evaluation reads: none for the random rows, the source's for transfer, the configured
+    file for published weights."""
     if wildcards.method == RANDOM:
         return []
     benchmark = Protocol.parse(wildcards.protocol).source or benchmark_of_folder(wildcards.bench)
+    published = published_encoder(wildcards.method)
+    if published is not None:
+        if benchmark not in published["files"]:
+            raise WorkflowError(f"published_encoders: {published_name(wildcards.method)!r} has no file for "
+                                f"{benchmark} (it has: {', '.join(published['files'])})")
+        return [published["files"][benchmark]]
     return encoder_files(benchmark, wildcards.method, [wildcards.seed])
+
+
+def encoder_kind_option(wildcards):
+    """The evaluation's --encoder-kind option: the kind of published weights, none for hacm's encoders."""
+    published = published_encoder(wildcards.method)
+    return f" --encoder-kind {published['kind']}" if published is not None else ""
 
 
 def linear_files(benchmark, method):

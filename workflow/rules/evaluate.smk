@@ -1,4 +1,5 @@
-# Evaluation: linear, fine-tune, semi-supervised (per draw) and transfer runs of every encoder.
+# Evaluation: linear, fine-tune, semi-supervised (per draw) and transfer runs of every encoder (hacm's, and the
+# authors' published weights of `published_encoders`).
 
 
 localrules:
@@ -42,6 +43,7 @@ rule evaluate:
         kind=lambda wildcards: Protocol.parse(wildcards.protocol).kind,
         data=lambda wildcards: data_dir(benchmark_of_folder(wildcards.bench)),
         encoder=lambda wildcards, input: input.encoder or "none",
+        encoder_kind=encoder_kind_option,
         out=lambda wildcards, output: str(Path(output.metrics).parent),
     log:
         "results/logs/{bench}/{method}/{protocol}/seed{seed}.log",
@@ -54,5 +56,6 @@ rule evaluate:
         runtime=30,
     shell:
         "OMP_NUM_THREADS={threads} python -m hacm.evaluate --protocol {params.kind} --config {input.config}"
-        " --data {params.data} --encoder {params.encoder} --out {params.out} --restart-on-change --no-progress"
+        " --data {params.data} --encoder {params.encoder}{params.encoder_kind} --out {params.out} --restart-on-change"
+        " --no-progress"
         " 2>&1 | job_log {log}"
