@@ -1,12 +1,13 @@
-"""The README's embedded figures, read from the tables the README's first command writes.
+"""The embedded figures of the README (its headline: the linear table) and of docs/results.md (every table),
+read from the tables the README's first command writes.
 
     python benchmarks/embedded_figures.py record --tables results/tables --minutes 15.2   # after all_tables
-    python benchmarks/embedded_figures.py readme                                           # rewrite the README block
+    python benchmarks/embedded_figures.py readme                 # rewrite the blocks of README.md and docs/results.md
 
 `record` reads our cells from results/tables/*.csv and writes benchmarks/results/embedded.json with the
 machine (lscpu's model name), the date and the command; `readme` renders the README's block between the
-`embedded-figures` markers from that file. tests/test_readme.py checks that the README block is exactly
-what `readme` renders, so the README never quotes a figure the recorded tables do not hold.
+`embedded-figures` markers from that file (and the block of docs/results.md). tests/test_readme.py checks that
+both blocks are exactly what `readme` renders, so no page quotes a figure the recorded tables do not hold.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RECORD = REPO / "benchmarks" / "results" / "embedded.json"
 README = REPO / "README.md"
+RESULTS_PAGE = REPO / "docs" / "results.md"
+HEADLINE = ("linear",)  # the README's table; docs/results.md has them all
 START, END = "<!-- embedded-figures:start -->", "<!-- embedded-figures:end -->"
 COMMAND = "python -m pip install torch==2.13.0 -c envs/constraints.txt -e . && python -m snakemake --cores 2 all_tables"
 TABLES = ("linear", "finetune", "semi", "transfer", "ablations")
@@ -78,8 +81,9 @@ def _cell_text(cell: dict) -> str:
     return text
 
 
-def render(document: dict) -> str:
-    """The README block: one Markdown table per paper table, our cells only."""
+def render(document: dict, tables: tuple[str, ...] | None = None) -> str:
+    """The block of docs/results.md: one Markdown table per paper table, our cells only; `tables` (the README's
+    headline: the linear table) keeps those and leaves out the paired differences."""
     minutes = document.get("workflow_minutes")
     lines = [START,
              f"Recorded {document['date']} on {document['machine']}"
@@ -88,6 +92,8 @@ def render(document: dict) -> str:
                "`python benchmarks/embedded_figures.py record`). Top-1 %, best epoch (last epoch when different) "
                "[95 % bootstrap interval over test samples of the last epoch]:", ""]
     for name, rows in document["cells"].items():
+        if tables is not None and name not in tables:
+            continue
         columns = list(dict.fromkeys(column for row in rows.values() for column in row))  # table order
         labels = {column: cell["column_label"] for row in rows.values() for column, cell in row.items()}
         agreement = name == "ablations"
@@ -100,6 +106,8 @@ def render(document: dict) -> str:
                 values.append(" / ".join("—" if a is None else f"{a:.2f}" for a in first.get("agreement", [None] * 3)))
             lines.append("| " + " | ".join([first["label"], *values]) + " |")
         lines.append("")
+    if tables is not None:
+        return "\n".join([*lines, END])
     lines.append("Linear, HA-CM minus another row (paired bootstrap over test samples, last epoch, 95 % interval):")
     lines.append("")
     for entry in document["linear_differences"]:
@@ -116,9 +124,11 @@ def readme_block(text: str) -> str:
 
 
 def update_readme() -> None:
-    text = README.read_text()
-    README.write_text(text.replace(readme_block(text), render(json.loads(RECORD.read_text()))))
-    print(f"updated {README}")
+    document = json.loads(RECORD.read_text())
+    for page, tables in ((README, HEADLINE), (RESULTS_PAGE, None)):
+        text = page.read_text()
+        page.write_text(text.replace(readme_block(text), render(document, tables)))
+        print(f"updated {page}")
 
 
 def main() -> None:

@@ -26,28 +26,43 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_embedded_figures_are_the_recorded_tables():
-    """The README's embedded figures are rendered from benchmarks/results/embedded.json, which
-    `benchmarks/embedded_figures.py record` reads from the tables of the README's first command."""
+    """The embedded figures are rendered from benchmarks/results/embedded.json, which `benchmarks/embedded_figures.py
+    record` reads from the tables of the README's first command: the README shows the linear table, docs/results.md
+    every table."""
     import json
 
-    from benchmarks.embedded_figures import RECORD, readme_block, render
+    from benchmarks.embedded_figures import HEADLINE, RECORD, readme_block, render
 
     recorded = json.loads(RECORD.read_text())
     assert recorded["command"] == readme_commands()[0]
-    assert readme_block((REPO / "README.md").read_text()) == render(recorded)
+    assert readme_block((REPO / "README.md").read_text()) == render(recorded, HEADLINE)
+    assert readme_block((REPO / "docs" / "results.md").read_text()) == render(recorded)
 
 
-def test_readme_seed_tables_are_the_recorded_benchmark():
-    """The README's three-seed tables are those of benchmarks/results/embedded_seeds.json (the summary.json
+def test_the_seed_tables_are_the_recorded_benchmark():
+    """docs/results.md's three-seed tables are those of benchmarks/results/embedded_seeds.json (the summary.json
     that `benchmarks/bench_embedded_seeds.py` wrote), rendered by the benchmark's own code."""
     import json
 
     from benchmarks.bench_embedded_seeds import render
 
     summary = json.loads((REPO / "benchmarks" / "results" / "embedded_seeds.json").read_text())
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "results.md").read_text()
     assert render(summary) in text
     assert f"{summary['met']} of {summary['checks']} goal checks met" in text
+
+
+def test_the_readme_is_a_short_guide_that_links_only_what_a_clone_has():
+    """Issue 28: at most 150 lines, the two commands, the smoke run and the cluster path on its first screens,
+    and every link inside the repository (no docs/method.md)."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    assert text.index("config/smoke.yaml") < text.index("## The real data on a SLURM cluster") < text.index("## Where")
+    for link in re.findall(r"\]\(([^)#]+)", text):
+        assert not link.startswith(("http", "..")) and (REPO / link).exists(), link
+    assert "shared/" not in text and "this VM" not in text
 
 
 def test_the_code_has_a_licence_and_a_citation_of_the_paper_it_implements():
