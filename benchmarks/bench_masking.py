@@ -1,4 +1,4 @@
-"""The masking diagnostic (DESIGN §2.10) of every variant the README reports, as one Markdown table.
+"""The masking diagnostic (docs/method.md §2.10) of every variant the README reports, as one Markdown table.
 
     python benchmarks/bench_masking.py --data resources/data/synthetic/ntu60-xsub/test \
         [--results results] [--draws 1000] [--sequences 40]

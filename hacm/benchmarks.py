@@ -1,4 +1,4 @@
-"""The datasets and benchmarks hacm knows (DESIGN §1): one registry, torch-free.
+"""The datasets and benchmarks hacm knows (docs/method.md §1): one registry, torch-free.
 
 Conversion (which stores a dataset yields, how samples are split, which list or split file it needs),
 fetch (archive titles, split-file names), `hacm.prepare`, the workflow (its dataset wildcard, the

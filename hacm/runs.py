@@ -1,4 +1,4 @@
-"""How the workflow names a run's folder parts (DESIGN §3): benchmark folder, method, protocol.
+"""How the workflow names a run's folder parts (docs/method.md §3): benchmark folder, method, protocol.
 
 A run lives in results/<bench>/<method>/<protocol>/seed<k>/ (the rules in workflow/rules/ spell the
 files; hacm.tables.plan fills their patterns). Torch-free: the workflow imports it while it parses.

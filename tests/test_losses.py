@@ -45,7 +45,7 @@ def _mse_to_identity(left, right):
 
 
 def _contrast_by_hand(latent):
-    """DESIGN §2.8 on (S, 2, D) latents whose first token is the temporal group's, the second the spatial's."""
+    """docs/method.md §2.8 on (S, 2, D) latents whose first token is the temporal group's, the second the spatial's."""
     h_t = [row[0] for row in latent]
     h_s = [row[1] for row in latent]
     h = [[(a + b) / 2 for a, b in zip(row[0], row[1])] for row in latent]
@@ -58,7 +58,7 @@ def test_cross_contrast_loss_by_hand():
     h_t = [[1.0, 0.0], [0.5, 0.5]]
     h_s = [[0.0, 1.0], [2.0, 0.0]]
     h = [[0.5, 0.5], [1.25, 0.25]]
-    expected = _mse_to_identity(h_t, h) + _mse_to_identity(h_s, h) + _mse_to_identity(h_t, h_s)  # DESIGN §2.8
+    expected = _mse_to_identity(h_t, h) + _mse_to_identity(h_s, h) + _mse_to_identity(h_t, h_s)  # docs/method.md §2.8
     assert _contrast_by_hand(latent.tolist()) == pytest.approx(expected)
     model = HACMPretrainer(ModelConfig(**{**SMALL, "dim": 2, "heads": 1}))
     assert model.cross_contrast(latent, temporal_count=1).item() == pytest.approx(expected, rel=1e-6)

@@ -1,4 +1,4 @@
-"""The masking diagnostic (DESIGN §2.10): random scores agree exactly with random masking; the release's
+"""The masking diagnostic (docs/method.md §2.10): random scores agree exactly with random masking; the release's
 criteria at the paper size do not; stronger scaling moves them further; an ablation changes the masks."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def test_random_scores_agree_exactly_with_random_masking(bodies):
 
 
 def test_the_release_criteria_act_at_the_paper_size(bodies):
-    """The release's temporal formula measured 0.919 (DESIGN §2.10); the first version's gave 0.999."""
+    """The release's temporal formula measured 0.919 (docs/method.md §2.10); the first version's gave 0.999."""
     diagnostic = diagnose_masking(fresh(), bodies, draws=DRAWS, seed=0)
     temporal, spatial = diagnostic.groups
     assert temporal.agreement < 0.95 and spatial.agreement < 0.99

@@ -122,7 +122,7 @@ def test_unreadable_or_empty_label_file_is_reported_against_the_label_file(tmp_p
 
 
 def test_an_interval_past_the_video_end_is_kept_cut_and_noted(tmp_path: Path):
-    """Reliability probe 2, case 14: an end past the video was cut silently. DESIGN §1.5: every labelled
+    """Reliability probe 2, case 14: an end past the video was cut silently. docs/method.md §1.5: every labelled
     interval is one sample, so it is kept (cut at the last frame), with a notice naming the line."""
     skeleton, label = _pku_video_files(tmp_path, "1,0,20,1\n2,100,150,1\n3,110,119,1\n", frames=120)
     video = load_pku_video(skeleton, label)

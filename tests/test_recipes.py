@@ -1,4 +1,4 @@
-"""config/paper.yaml resolves, for every benchmark and protocol, to the release's recipe (DESIGN §3, §4).
+"""config/paper.yaml resolves, for every benchmark and protocol, to the release's recipe (docs/method.md §3, §4).
 
 The values below are written out from the release's files (config/README.md names each one), not read
 from the config, so that a slip like the former 13x lower learning rate fails here. The documents are

@@ -1,4 +1,4 @@
-"""Split rules against the official sample lists (DESIGN §1.4) and PKU-MMD split files."""
+"""Split rules against the official sample lists (docs/method.md §1.4) and PKU-MMD split files."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ SEED = 0
 MAX_DISK_BYTES = 300 * 10**6  # 0.23 GB with NTU-120 setups and 6 PKU subjects per phase
 NTU_FILE_COUNT_RANGE = (800, 1000)
 
-# NTU split rules (DESIGN §1.4), spelled out here rather than imported: the test checks the data against
+# NTU split rules (docs/method.md §1.4), spelled out here rather than imported: the test checks the data against
 # the rules, not against the code that applies them.
 NTU60_XSUB_TRAIN = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38}
 NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN | {
@@ -42,7 +42,7 @@ NTU_SPLIT_RULES = {
 }
 NAME = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})$")
 
-# Denoising rules 1-2 of DESIGN §1.2, enough to drop the spurious bodies in the hardness check.
+# Denoising rules 1-2 of docs/method.md §1.2, enough to drop the spurious bodies in the hardness check.
 MAX_NOISE_FRAMES, NOISY_SPREAD, MAX_NOISY_RATIO = 11, 0.8, 0.69754
 # Hardness self-check: a ridge classifier on time-averaged poses vs on time-resolved features.
 RESAMPLED_FRAMES, VELOCITY_FRAMES = 16, 64
@@ -285,7 +285,7 @@ def test_every_pku_split_has_every_class_in_train_and_test(raw):
 
 
 def actor_sequence(frames: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
-    """(T, 2, 25, 3): the bodies that survive DESIGN §1.2 rules 1-2, origin at actor 1's spine middle."""
+    """(T, 2, 25, 3): the bodies that survive docs/method.md §1.2 rules 1-2, origin at actor 1's spine middle."""
     frames = [bodies for bodies in frames if bodies]
     tracks: dict[str, dict[int, np.ndarray]] = {}
     for index, bodies in enumerate(frames):

@@ -1,4 +1,4 @@
-"""Batched crop-resize, rotation and input kind (DESIGN §1.7), as tensor operations that run on CPU or GPU alike.
+"""Batched crop-resize, rotation and input kind (docs/method.md §1.7), as tensor operations that run on CPU or GPU alike.
 
 Randomness is given to these functions as uniforms in [0, 1) rather than drawn inside them, so a
 sample's augmentation depends only on (seed, epoch, sample index): the same whatever the batch it

@@ -1,4 +1,4 @@
-"""Denoising and actor selection: the standard NTU pre-processing used by MAMP and HA-CM (DESIGN §1.2).
+"""Denoising and actor selection: the standard NTU pre-processing used by MAMP and HA-CM (docs/method.md §1.2).
 
 Kinect sometimes tracks furniture or a passer-by as an extra body, and re-identifies one person
 under a new id. These rules keep at most two actors per sample: drop short-lived and flat bodies,

@@ -1,4 +1,4 @@
-"""The Kinect v2 skeleton of NTU RGB+D and PKU-MMD (DESIGN §1): joints, bones, trunk, frame shape.
+"""The Kinect v2 skeleton of NTU RGB+D and PKU-MMD (docs/method.md §1): joints, bones, trunk, frame shape.
 
 The one home of the skeleton convention: readers, stores, normalisation, the synthetic generator, the
 model's hierarchy and the figures all read it. Indices are 0-based (the official documentation counts

@@ -1,4 +1,4 @@
-"""Datasets over a converted split (DESIGN §1.7): batches of (C, T, V, M) sequences with their labels.
+"""Datasets over a converted split (docs/method.md §1.7): batches of (C, T, V, M) sequences with their labels.
 
 Two ways to feed a model, sharing `augment_batch`:
 - `SkeletonDataset` + `make_loader`: DataLoader workers gather rows from the memory-mapped store

@@ -1,4 +1,4 @@
-"""Translation normalisation (DESIGN §1.3): the spine middle of actor 1 in its first frame is the origin."""
+"""Translation normalisation (docs/method.md §1.3): the spine middle of actor 1 in its first frame is the origin."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reader for NTU RGB+D 60 / 120 `.skeleton` files (DESIGN §1.1).
+"""Reader for NTU RGB+D 60 / 120 `.skeleton` files (docs/method.md §1.1).
 
 The file is a stream of whitespace-separated numbers whose structure is given by the counts it
 contains (frames, bodies per frame, joints per body). We split the whole file once and walk the

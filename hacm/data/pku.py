@@ -1,4 +1,4 @@
-"""Reader for PKU-MMD phase I and II (DESIGN §1.5): one long video per file, one sample per labelled interval.
+"""Reader for PKU-MMD phase I and II (docs/method.md §1.5): one long video per file, one sample per labelled interval.
 
 A skeleton file has one line per frame of 150 numbers (2 bodies x 25 joints x xyz); a label file has
 lines `label,start,end,confidence` with 1-based labels. Frame indices in label files are taken as
@@ -129,7 +129,7 @@ def _first_actor_present(sequence: np.ndarray) -> np.ndarray:
 def cut_pku_samples(
     video: str, skeleton: np.ndarray, intervals: list[PkuInterval], *, skeleton_file: str, label_file: str
 ) -> PkuVideo:
-    """One normalised sample per labelled interval (DESIGN §1.5: frames start..end, at most MAX_PKU_FRAMES).
+    """One normalised sample per labelled interval (docs/method.md §1.5: frames start..end, at most MAX_PKU_FRAMES).
 
     An interval that starts after the video is a problem of its label line; one that ends after it is
     kept, cut at the video's last frame, with a notice (no frame is invented; the file names are reported).

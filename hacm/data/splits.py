@@ -1,4 +1,4 @@
-"""Train / test assignment for every benchmark, with the split-id lists in one place (DESIGN §1.4, §1.5).
+"""Train / test assignment for every benchmark, with the split-id lists in one place (docs/method.md §1.4, §1.5).
 
 Which rule a benchmark uses is in the registry (`hacm.benchmarks`); the rules and their id lists are here.
 """

@@ -1,4 +1,4 @@
-"""Converted splits on disk (DESIGN §1.6): a directory of `.npy` files that training maps, never reads.
+"""Converted splits on disk (docs/method.md §1.6): a directory of `.npy` files that training maps, never reads.
 
 Layout of a store directory:
   frames.npy        float32 (total_frames, 2, 25, 3), every sample's frames one after the other

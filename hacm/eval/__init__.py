@@ -1,1 +1,1 @@
-"""Evaluation protocols: linear, fine-tune, semi-supervised and transfer (DESIGN §3)."""
+"""Evaluation protocols: linear, fine-tune, semi-supervised and transfer (docs/method.md §3)."""

@@ -1,4 +1,4 @@
-"""The evaluation protocols (DESIGN §3) as resumable runs.
+"""The evaluation protocols (docs/method.md §3) as resumable runs.
 
 linear    frozen encoder in eval mode, BatchNorm (no affine) + Linear on pooled features, SGD, cosine.
           With augmentation off, features are extracted once and the classifier trains on the cache.

@@ -1,4 +1,4 @@
-"""Model configuration: every size and switch of HA-CM and of its baselines (DESIGN §2), validated once.
+"""Model configuration: every size and switch of HA-CM and of its baselines (docs/method.md §2), validated once.
 
 Nothing inside the model is hard-coded: frames, patch length, joints and their hierarchy, widths,
 depths and the masking / target / loss switches all come from here. MAE and MAMP are presets of the
@@ -59,7 +59,7 @@ class ModelConfig:
     # L_cc is the mean over consecutive groups of this many sequences (batch x bodies) of the global batch:
     # the release's per-GPU batch x bodies, as its L_cc never leaves one GPU. None: the whole global batch.
     contrast_group: int | None = None
-    # The release's own objective instead of the corrected one (DESIGN §2.7, §4; hacm.model.release_objective):
+    # The release's own objective instead of the corrected one (docs/method.md §2.7, §4; hacm.model.release_objective):
     # its decoder restore offset, joint-major temporal loss mask and spatial scores, distance factor 4, and
     # a ball projection that rescales only norms reaching 1. Cross-masked HA-CM only.
     release_objective: bool = False
@@ -169,7 +169,7 @@ class ModelConfig:
         return section_from_dict(cls, data, "model")
 
 
-# Baselines as presets of the same fields (DESIGN §2.9).
+# Baselines as presets of the same fields (docs/method.md §2.9).
 PRESETS: dict[str, dict] = {
     "hacm": {},
     "mamp": dict(token_joints="all", masking="motion", hyperbolic=False, target="motion", contrast_weight=0.0,

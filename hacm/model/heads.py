@@ -1,4 +1,4 @@
-"""Classification heads on the encoder's token features (DESIGN §3).
+"""Classification heads on the encoder's token features (docs/method.md §3).
 
 Both take encoder features (N, M, P, J, D): N samples, M bodies, P time patches, J token joints.
 """

@@ -1,4 +1,4 @@
-"""Poincaré-ball geometry (DESIGN §2.2, §2.5), always computed in float32 or wider.
+"""Poincaré-ball geometry (docs/method.md §2.2, §2.5), always computed in float32 or wider.
 
 Mapping uses geoopt's PoincareBall (exponential map at the origin, then projection inside the ball),
 with geoopt's expmap0 restated in eager operations (`expmap0`).
@@ -45,7 +45,7 @@ def ball_radius(curvature: float) -> float:
 
 
 def clip_norm(vectors: torch.Tensor, radius: float) -> torch.Tensor:
-    """Feature clipping: v * min(1, radius / |v|) along the last dimension (DESIGN §2.2 embedding_clip)."""
+    """Feature clipping: v * min(1, radius / |v|) along the last dimension (docs/method.md §2.2 embedding_clip)."""
     norms = vectors.norm(dim=-1, keepdim=True).clamp_min(_MIN_DENOMINATOR)
     return vectors * (radius / norms).clamp(max=1.0)
 

@@ -1,9 +1,9 @@
-"""Does a masking criterion change which tokens stay visible? (DESIGN §2.10)
+"""Does a masking criterion change which tokens stay visible? (docs/method.md §2.10)
 
 For each masking group of a model, on a batch of body sequences and many Gumbel draws:
 - agreement: the share of the tokens the criterion keeps that random masking (equal scores) keeps with
   the same noise. 1.0 means the criterion changes nothing; the release's temporal formula gives about
-  0.92 at the paper size, the first version of DESIGN §2.4 gave 0.999.
+  0.92 at the paper size, the first version of docs/method.md §2.4 gave 0.999.
 - keep rate of the top and bottom score deciles (random masking: K / L for both);
 - the share of token points on the ball's clip sphere, where the radius carries no information.
 """

@@ -1,4 +1,4 @@
-"""Token scores and selection for masking (DESIGN §2.3-2.6, §2.9), as pure functions.
+"""Token scores and selection for masking (docs/method.md §2.3-2.6, §2.9), as pure functions.
 
 Shapes: S sequences (one body each), P time patches, J token joints per patch, D width. A group's
 tokens are flattened in natural order (time patch major, joint minor), the one order used everywhere.
@@ -18,7 +18,7 @@ _UNIFORM_EPS = 1e-12
 def temporal_attention_scores(
     embeddings: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor, b_q: torch.Tensor, b_k: torch.Tensor
 ) -> torch.Tensor:
-    """How strongly each joint dominates the attention into its time patch (DESIGN §2.4, the release's
+    """How strongly each joint dominates the attention into its time patch (docs/method.md §2.4, the release's
     formula in model_hacm/transformer.py forward_encoder + mask_hyper_matrix).
 
     embeddings: (S, P, J, D) Euclidean token embeddings (with position embeddings). q = W_q e + b_q,
@@ -62,7 +62,7 @@ def motion_scores(patches: torch.Tensor) -> torch.Tensor:
 
 
 def scaled_scores(scores: torch.Tensor, *, scaling: str, temperature: float) -> torch.Tensor:
-    """Scores put on the scale the softmax sees (DESIGN §2.6), per row.
+    """Scores put on the scale the softmax sees (docs/method.md §2.6), per row.
 
     max (the release, MAMP): s / (temperature * max s + eps); for s >= 0 the spread is at most 1/temperature.
     minmax: (s - min s) / (max s - min s + eps) / temperature; a spread of exactly 1/temperature."""

@@ -1,4 +1,4 @@
-"""HA-CM pretraining model (DESIGN §2): the encoder, its masking and its losses in one module.
+"""HA-CM pretraining model (docs/method.md §2): the encoder, its masking and its losses in one module.
 
 `HACMPretrainer.forward(x, generator=...)` returns the losses of a batch; `SkeletonEncoder` is the part
 kept for evaluation (every token visible). MAE and MAMP are the same module under other configs.
@@ -335,7 +335,7 @@ class HACMPretrainer(nn.Module):
         return normalise_tokens(self.raw_target(sequences))
 
     def cross_contrast(self, latent: torch.Tensor, temporal_count: int) -> torch.Tensor:
-        """MSE(softmax(h_T h^T), I) + MSE(softmax(h_S h^T), I) + MSE(softmax(h_T h_S^T), I) (DESIGN §2.8; the
+        """MSE(softmax(h_T h^T), I) + MSE(softmax(h_S h^T), I) + MSE(softmax(h_T h_S^T), I) (docs/method.md §2.8; the
         release's similarity_matrix_inter puts the temporal group's mean on the rows), averaged over groups of
         `contrast_group` consecutive sequences of the global batch (None: one group, the whole batch).
 

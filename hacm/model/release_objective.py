@@ -1,4 +1,4 @@
-"""The token bookkeeping of the release's HA-CM objective (ModelConfig.release_objective, DESIGN §4).
+"""The token bookkeeping of the release's HA-CM objective (ModelConfig.release_objective, docs/method.md §4).
 
 What YinxPeng/HA-CM-main's model_hacm/transformer.py `forward` computes (with `mask_hyper_matrix` of its
 commit 5755d8a, model_mamp/transformer.py:429-464), its hard-coded sizes (18 joints, 12 patches per group,

@@ -60,7 +60,7 @@ def use_cuda() -> bool:
     if choice == "cuda" or allocated:
         given = f"this SLURM job was given GPUs ({allocated})" if allocated else f"{DEVICE_SWITCH}=cuda"
         raise DeviceError(f"{given} but {why_no_cuda()}; install a CUDA build of PyTorch on the nodes "
-                          f"(see the README's cluster section), or set {DEVICE_SWITCH}=cpu to use the CPU on purpose")
+                          f"(see docs/cluster.md), or set {DEVICE_SWITCH}=cpu to use the CPU on purpose")
     return False
 
 

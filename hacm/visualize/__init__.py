@@ -4,7 +4,7 @@ masks: the skeleton over time with each limb token coloured visible / masked, on
 criterion (temporal attention, spatial hierarchy, MAMP motion-aware, random), same sequence, same
 weights, same seed; optionally an animated GIF over all time patches.
 diagnose: per masking group, the agreement with random masking under the same Gumbel noise, the keep
-rate of the top / bottom score deciles and the share of tokens on the ball's clip sphere (DESIGN §2.10),
+rate of the top / bottom score deciles and the share of tokens on the ball's clip sphere (docs/method.md §2.10),
 for a pretraining checkpoint or a fresh model, on the first body sequences of a store; a readable table
 and one JSON line. Exits 2 on any bad input, with one line on stderr.
 """

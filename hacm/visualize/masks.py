@@ -1,4 +1,4 @@
-"""Mask figures: which limb tokens each masking criterion keeps visible on one sequence (DESIGN §2.3-2.6, §2.9).
+"""Mask figures: which limb tokens each masking criterion keeps visible on one sequence (docs/method.md §2.3-2.6, §2.9).
 
 Four criteria run on the same sequence, with the same weights and a generator seeded the same way:
 temporal attention, spatial hierarchy, MAMP's motion-aware masking and uniform random masking, each
@@ -227,7 +227,7 @@ class CriterionMask:
     title: str
     config: ModelConfig
     masked: np.ndarray  # (S, L) bool, one row per body; token n = patch * J + joint index
-    agreement: float  # share of visible tokens random masking keeps too, same noise (DESIGN §2.10)
+    agreement: float  # share of visible tokens random masking keeps too, same noise (docs/method.md §2.10)
 
     def visible_count(self, body: int) -> int:
         return int((~self.masked[body]).sum())
