@@ -97,7 +97,7 @@ def summarise(out: Path, seeds: list[int], seconds: float | None) -> dict:
 
 def render(summary: dict) -> str:
     """The Markdown tables of a summary (also read back from summary.json, whose seed keys are strings): the
-    README quotes them verbatim, and tests/test_readme.py holds it to benchmarks/results/embedded_seeds.json."""
+    README quotes them verbatim, and tests/test_readme.py holds it to benchmarks/results/embedded-seeds_2026-12-06.json."""
     seeds = summary["seeds"]
     # A seed missing from either section is a KeyError, not an empty column.
     cells_by_seed = {str(seed): values for seed, values in summary["cells"].items()}

@@ -1,11 +1,12 @@
 """The embedded figures of the README (its headline: the linear table) and of docs/results.md (every table),
 read from the tables the README's first command writes.
 
-    python benchmarks/embedded_figures.py record --tables results/tables --minutes 15.2   # after all_tables
+    python benchmarks/embedded_figures.py record --tables results/tables --minutes 15.2 --commit REV  # after all_tables
     python benchmarks/embedded_figures.py readme                 # rewrite the blocks of README.md and docs/results.md
 
-`record` reads our cells from results/tables/*.csv and writes benchmarks/results/embedded.json with the
-machine (lscpu's model name), the date and the command; `readme` renders the README's block between the
+`record` reads our cells from results/tables/*.csv and writes benchmarks/results/embedded_<date>.json with its
+provenance (the command, the commit measured, lscpu's model name, the synthetic generator's version and the
+file it supersedes, which it removes); `readme` renders the README's block between the
 `embedded-figures` markers from that file (and the block of docs/results.md). tests/test_readme.py checks that
 both blocks are exactly what `readme` renders, so no page quotes a figure the recorded tables do not hold.
 """
@@ -20,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RECORD = REPO / "benchmarks" / "results" / "embedded.json"
+RESULTS = REPO / "benchmarks" / "results"
 README = REPO / "README.md"
 RESULTS_PAGE = REPO / "docs" / "results.md"
 HEADLINE = ("linear",)  # the README's table; docs/results.md has them all
@@ -63,13 +64,27 @@ def read_differences(tables: Path) -> list[dict]:
                  "excludes_zero": row["excludes_zero"] == "true"} for row in csv.DictReader(handle)]
 
 
-def record(tables: Path, minutes: float | None) -> None:
-    document = {"command": COMMAND, "machine": f"{cpu_model()}, {subprocess.check_output(['nproc']).decode().strip()} cores",
-                "date": datetime.date.today().isoformat(), "workflow_minutes": minutes, "cells": read_cells(tables),
-                "linear_differences": read_differences(tables)}
-    RECORD.parent.mkdir(parents=True, exist_ok=True)
-    RECORD.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {RECORD}")
+def latest_record() -> Path:
+    """The newest embedded_<date>.json (ISO dates sort as text)."""
+    return max(RESULTS.glob("embedded_*.json"))
+
+
+def record(tables: Path, minutes: float | None, commit: str) -> None:
+    from hacm.data.synthetic import GENERATOR_VERSION
+
+    date = datetime.date.today().isoformat()
+    machine = f"{cpu_model()}, {subprocess.check_output(['nproc']).decode().strip()} cores"
+    previous = latest_record()
+    path = RESULTS / f"embedded_{date}.json"
+    document = {"provenance": {"command": f"{COMMAND}; python benchmarks/embedded_figures.py record", "commit": commit,
+                               "date": date, "machine": machine, "generator_version": GENERATOR_VERSION,
+                               "supersedes": previous.name if previous != path else None},
+                "command": COMMAND, "machine": machine, "date": date, "workflow_minutes": minutes,
+                "cells": read_cells(tables), "linear_differences": read_differences(tables)}
+    path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    if previous != path:
+        previous.unlink()  # git keeps it; INDEX.md names what the new one supersedes
+    print(f"wrote {path}")
 
 
 def _cell_text(cell: dict) -> str:
@@ -88,7 +103,7 @@ def render(document: dict, tables: tuple[str, ...] | None = None) -> str:
     lines = [START,
              f"Recorded {document['date']} on {document['machine']}"
              + (f", `all_tables` took {minutes:.1f} min" if minutes else "")
-             + f" (`{document['command']}`; `benchmarks/results/embedded.json`, written by "
+             + f" (`{document['command']}`; `benchmarks/results/embedded_{document['date']}.json`, written by "
                "`python benchmarks/embedded_figures.py record`). Top-1 %, best epoch (last epoch when different) "
                "[95 % bootstrap interval over test samples of the last epoch]:", ""]
     for name, rows in document["cells"].items():
@@ -124,7 +139,7 @@ def readme_block(text: str) -> str:
 
 
 def update_readme() -> None:
-    document = json.loads(RECORD.read_text())
+    document = json.loads(latest_record().read_text())
     for page, tables in ((README, HEADLINE), (RESULTS_PAGE, None)):
         text = page.read_text()
         page.write_text(text.replace(readme_block(text), render(document, tables)))
@@ -134,13 +149,14 @@ def update_readme() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    recording = commands.add_parser("record", help="read the tables into benchmarks/results/embedded.json")
+    recording = commands.add_parser("record", help="read the tables into benchmarks/results/embedded_<date>.json")
     recording.add_argument("--tables", type=Path, default=REPO / "results" / "tables")
     recording.add_argument("--minutes", type=float, help="wall time of the all_tables run")
-    commands.add_parser("readme", help="rewrite the README block from benchmarks/results/embedded.json")
+    recording.add_argument("--commit", required=True, help="the commit of the clone whose run made the tables")
+    commands.add_parser("readme", help="rewrite the README and docs/results.md blocks from the newest embedded_<date>.json")
     args = parser.parse_args()
     if args.command == "record":
-        record(args.tables, args.minutes)
+        record(args.tables, args.minutes, args.commit)
     else:
         update_readme()
 

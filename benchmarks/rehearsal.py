@@ -4,7 +4,7 @@ the fetch and prepare rules), then the loader on the full store and a short pape
 
     python benchmarks/rehearsal.py --out /scratch/rehearsal [--dataset ntu60 ntu120 pku1 pku2]
                                    [--fraction 1.0 0.5] [--workers 2] [--pretrain-steps 200]
-    python benchmarks/rehearsal.py --out /scratch/rehearsal --table /scratch/rehearsal/rehearsal.json
+    python benchmarks/rehearsal.py --out /scratch/rehearsal --table /scratch/rehearsal/rehearsal_2026-12-03.json
 
 NTU: one `.skeleton` file per official sample name (../shared/data/ntu_statistics/<ntu60|ntu120>/
 skes_available_name.txt and the official missing list, whose samples hold frames without bodies), a
@@ -28,7 +28,7 @@ steps at batch 16 in bf16 (`--stop-after-steps`). Per stage: wall time (the snak
 from hacm.prepare's own conversion time), peak resident memory of the stage's hacm process and its
 workers (sampled every 0.1 s; snakemake itself not counted), disk used. A dataset's raw files and
 stores are removed after it is measured; the fabricated archives are kept (one folder per fraction)
-and reused by a later run. Writes OUT/rehearsal.json.
+and reused by a later run. Writes OUT/rehearsal_2026-12-03.json.
 """
 
 from __future__ import annotations
@@ -388,7 +388,7 @@ def main() -> int:
     parser.add_argument("--fraction", type=float, nargs="+", default=[1.0, 0.5])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pretrain-steps", type=int, default=200, help="0: no pretraining stage")
-    parser.add_argument("--table", type=Path, help="only print the Markdown table of this rehearsal.json")
+    parser.add_argument("--table", type=Path, help="only print the Markdown table of this rehearsal_2026-12-03.json")
     args = parser.parse_args()
     if args.table:
         print(markdown_table(json.loads(args.table.read_text())))
@@ -404,7 +404,7 @@ def main() -> int:
                "workers": args.workers, "runs": []}
     for index, (dataset, fraction) in enumerate((d, f) for d in args.dataset for f in args.fraction):
         results["runs"].append(rehearse(out, dataset, fraction, args.workers, args.pretrain_steps if index == 0 else 0))
-        (out / "rehearsal.json").write_text(json.dumps(results, indent=1) + "\n")  # what is done so far
+        (out / "rehearsal_2026-12-03.json").write_text(json.dumps(results, indent=1) + "\n")  # what is done so far
     print(markdown_table(results))
     return 0
 

@@ -17,7 +17,7 @@ from hacm.benchmarks import BENCHMARKS
 # copied from a paper: the names of MAMP's data/ntu{,120}/statistics/skes_available_name.txt (maoyunyao/MAMP
 # @ 09e6252; 56,578 = 56,880 - 302 and 113,945 = 114,480 - 535 names, the official lists of
 # shahroudy/NTURGB-D, hacm/fetch/lists/) assigned by hacm.data.splits.assign_split. They equal the counts
-# hacm.prepare wrote in the full-size rehearsal (benchmarks/results/rehearsal.json, rehearsal_ntu.json).
+# hacm.prepare wrote in the full-size rehearsal (benchmarks/results/rehearsal_2026-12-03.json, rehearsal-ntu_2026-12-03.json).
 # PKU-MMD has no entry: its page gives phase I's 21,545 actions in all but no split sizes, and no source
 # with the x-sub / x-view sizes of either phase could be read; its jobs are estimated once its stores exist.
 OFFICIAL_SPLIT_SIZES: dict[str, tuple[int, int]] = {
