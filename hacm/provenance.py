@@ -14,12 +14,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 KEYS = ("command", "commit", "date", "machine", "generator_version", "supersedes")
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 INDEX = "INDEX.md"
+
+
+def cpu_model() -> str:
+    """lscpu's model name: what a results file's `machine` names (every speed figure names its CPU)."""
+    try:
+        output = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return "unknown CPU"
+    for line in output.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 class ProvenanceError(ValueError):

@@ -238,7 +238,7 @@ def test_every_throughput_figure_carries_its_source(tmp_path):
 
 
 def test_a_gpu_check_summary_is_a_device(tmp_path):
-    """What `bash benchmarks/gpu_check.sh` writes (here with this test's own figures) is read as measured."""
+    """What `bash benchmarks/speed/gpu_check.sh` writes (here with this test's own figures) is read as measured."""
     runs = [{"precision": "fp32", "batch_size": 64, "status": "ok", "samples_per_s": 200.0, "frames": 72, "t_patch": 3},
             {"precision": "fp32", "batch_size": 256, "status": "ok", "samples_per_s": 400.0, "frames": 72, "t_patch": 3},
             {"precision": "bf16", "batch_size": 64, "status": "failed", "error": "out of memory"}]

@@ -1,5 +1,5 @@
 """What only a CUDA GPU can show: bf16 autocast steps, the device-resident loader, NCCL. Marked `gpu`:
-left out of the default run (which has no GPU) and run by benchmarks/gpu_check.sh (`pytest -m gpu`);
+left out of the default run (which has no GPU) and run by benchmarks/speed/gpu_check.sh (`pytest -m gpu`);
 each test skips with the reason where CUDA is absent."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py, the one-go GPU check: its CPU-safe parts run here, small, so that the day a
+"""benchmarks/speed/gpu_check.py, the one-go GPU check: its CPU-safe parts run here, small, so that the day a
 GPU is lent the script is known to work."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 
 def test_the_gpu_check_runs_its_steps_on_a_cpu_and_prints_one_summary(tmp_path):
-    result = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--device", "cpu", "--quick", "--out",
+    result = subprocess.run([sys.executable, "benchmarks/speed/gpu_check.py", "--device", "cpu", "--quick", "--out",
                              str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])

@@ -4,7 +4,7 @@ protocol, and fine-tuning is at least as good as the linear probe.
 
 Measured on the 2-core AMD EPYC machine, one thread (ntu60-xsub, linear top-1 of the last epoch; generator
 version 4 or 5, whose NTU files are the same; the converging probe, pretraining lr 0.05 per 256;
-`benchmarks/bench_embedded_seeds.py`, docs/results.md "The embedded protocol over three seeds"): pretrained 69.4 / 66.2 / 77.3 % for seeds 0 / 1 / 2, random
+`benchmarks/experiments/bench_embedded_seeds.py`, docs/results.md "The embedded protocol over three seeds"): pretrained 69.4 / 66.2 / 77.3 % for seeds 0 / 1 / 2, random
 encoders 43.1 / 39.4 / 42.6 %.
 At this tiny budget (12 epochs, ~130 steps) pretraining is chaotic: a different rounding anywhere changes the outcome (before the
 release's masking criteria and initialisation, the same command gave 56.1 % on an AMD EPYC and 33.2 % on

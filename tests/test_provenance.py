@@ -28,3 +28,14 @@ def test_a_file_without_provenance_is_named(tmp_path):
     (tmp_path / "x_2026-01-01.json").write_text(json.dumps({"provenance": {key: None for key in KEYS[:-1]}}))
     with pytest.raises(ProvenanceError, match="x_2026-01-01.json: provenance lacks supersedes"):
         render_index(tmp_path)
+
+
+def test_tests_run_benchmark_scripts_as_commands_and_never_import_them():
+    """Issue 28: what the tests and the scripts share lives in the package (hacm.pages, hacm.compare,
+    hacm.provenance); a benchmark script is tested as the command it is."""
+    tests = RESULTS.parents[1] / "tests"
+    for path in tests.glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*(from|import) benchmarks\b", text, re.M), path.name
+    folders = {p.name for p in (RESULTS.parent).iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    assert {"speed", "experiments", "drills", "results"} <= folders

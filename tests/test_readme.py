@@ -26,14 +26,14 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_embedded_figures_are_the_recorded_tables():
-    """The embedded figures are rendered from the newest benchmarks/results/embedded_<date>.json, which `benchmarks/embedded_figures.py
+    """The embedded figures are rendered from the newest benchmarks/results/embedded_<date>.json, which `benchmarks/experiments/embedded_figures.py
     record` reads from the tables of the README's first command: the README shows the linear table, docs/results.md
     every table."""
     import json
 
-    from benchmarks.embedded_figures import HEADLINE, latest_record, readme_block, render
+    from hacm.pages import HEADLINE, latest, readme_block, render
 
-    recorded = json.loads(latest_record().read_text())
+    recorded = json.loads(latest("embedded").read_text())
     assert recorded["command"] == readme_commands()[0]
     assert readme_block((REPO / "README.md").read_text()) == render(recorded, HEADLINE)
     assert readme_block((REPO / "docs" / "results.md").read_text()) == render(recorded)
@@ -41,14 +41,14 @@ def test_readme_embedded_figures_are_the_recorded_tables():
 
 def test_the_seed_tables_are_the_recorded_benchmark():
     """docs/results.md's three-seed tables are those of benchmarks/results/embedded-seeds_2026-12-06.json (the summary.json
-    that `benchmarks/bench_embedded_seeds.py` wrote), rendered by the benchmark's own code."""
+    that `benchmarks/experiments/bench_embedded_seeds.py` wrote), rendered by the benchmark's own code."""
     import json
 
-    from benchmarks.bench_embedded_seeds import render
+    from hacm.pages import latest, render_seeds
 
-    summary = json.loads((REPO / "benchmarks" / "results" / "embedded-seeds_2026-12-06.json").read_text())
+    summary = json.loads(latest("embedded-seeds").read_text())
     text = (REPO / "docs" / "results.md").read_text()
-    assert render(summary) in text
+    assert render_seeds(summary) in text
     assert f"{summary['met']} of {summary['checks']} goal checks met" in text
 
 

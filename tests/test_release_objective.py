@@ -284,7 +284,8 @@ def skeletons(seed: int, samples: int = 4, frames: int = 72) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def release_and_config(tmp_path_factory):
-    from benchmarks.bench_release import MASK_COMMIT, model_sizes, release_model
+    from hacm.compare import model_sizes
+    from hacm.release.checkout import MASK_COMMIT, release_model
     from hacm.release.keymap import map_state
 
     torch.manual_seed(0)
@@ -305,7 +306,7 @@ def hacm_twin(weights: dict, sizes: dict, *, release_objective: bool) -> HACMPre
 
 
 def both_losses(theirs, ours, x, seed, monkeypatch):
-    from benchmarks.bench_release import RELEASE_FORWARD
+    from hacm.release.checkout import RELEASE_FORWARD
 
     sequences = x.shape[0] * x.shape[-1]
     generator = torch.Generator().manual_seed(100 + seed)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.bench_release import COORDS, JOINTS, REPO, BenchError, checkout_at, hacm_model, model_sizes
+from hacm.compare import COORDS, JOINTS, REPO, checkout_at, hacm_model, model_sizes
+from hacm.release.checkout import ReleaseError as BenchError
 
 REFERENCE = "d573e93"  # the last commit before the step's speed work (issue 14)
 LOSS_RTOL = 1e-5

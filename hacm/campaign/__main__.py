@@ -32,7 +32,7 @@ def _estimate_options(command: argparse.ArgumentParser) -> None:
     where.add_argument("--throughput", type=Path, metavar="FILE",
                        help="throughput table to read instead of hacm/campaign/throughput.yaml")
     where.add_argument("--throughput-from", type=Path, metavar="FILE",
-                       help="the JSON summary of `bash benchmarks/gpu_check.sh` (benchmarks/results/<file>.json)")
+                       help="the JSON summary of `bash benchmarks/speed/gpu_check.sh` (benchmarks/results/<file>.json)")
     command.add_argument("--all", action="store_true",
                          help="the whole campaign (Snakemake's --forceall), not only what is still to run")
     command.add_argument("--json", action="store_true", help="print the report, every job with it, as JSON")

@@ -173,7 +173,7 @@ def report_text(plan: Plan, costs: list[JobCost], device: Device | None) -> str:
         lines += [f"  {count} x {reason}" for reason, count in Counter(cost.missing for cost in missing).most_common()]
     if device is None:
         lines += ["", "GPU-hours: no device named. Give --gpu NAME (the throughput table's devices) or "
-                      "--throughput-from benchmarks/results/<file>.json (a `bash benchmarks/gpu_check.sh` summary)."]
+                      "--throughput-from benchmarks/results/<file>.json (a `bash benchmarks/speed/gpu_check.sh` summary)."]
         return "\n".join(lines)
     long = sorted((each for each in submissions(plan, costs) if each.runs_needed > 1), key=lambda each: -each.wall_minutes)
     lines.append("")

@@ -4,7 +4,7 @@ A rate is samples/s of one pretraining step at a stated model, precision and glo
 that model's FLOPs per sample (`hacm.campaign.flops`) and it is the device's achieved FLOP rate, which
 the cost of any other run (another frame count, decoder depth, token set, or an evaluation pass) is
 divided by. The table is `throughput.yaml` beside this module (or `--throughput FILE`); a device entry
-may instead name the JSON summary that `bash benchmarks/gpu_check.sh` writes (`from: FILE`), which is
+may instead name the JSON summary that `bash benchmarks/speed/gpu_check.sh` writes (`from: FILE`), which is
 also what `--throughput-from FILE` reads. Torch-free, except reading a GPU check (hacm.bench's model).
 """
 
@@ -89,15 +89,15 @@ def _rate(entry: object, where: str) -> Rate:
 
 
 def gpu_check_device(path: Path, name: str | None = None) -> Device:
-    """The device a `benchmarks/gpu_check.py` summary measured: its pretrain runs that succeeded."""
+    """The device a `benchmarks/speed/gpu_check.py` summary measured: its pretrain runs that succeeded."""
     try:
         summary = json.loads(Path(path).read_text())
         runs = summary["pretrain"]["runs"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CampaignError(f"{path}: not a GPU check summary (benchmarks/gpu_check.py's JSON): {error}") from None
+        raise CampaignError(f"{path}: not a GPU check summary (benchmarks/speed/gpu_check.py's JSON): {error}") from None
     from hacm.bench import PAPER_MODEL  # the model gpu_check times (imports torch: only when a check is read)
 
-    source = f"{path}: bash benchmarks/gpu_check.sh on {summary.get('gpu') or summary.get('device')}, {summary.get('date')}"
+    source = f"{path}: bash benchmarks/speed/gpu_check.sh on {summary.get('gpu') or summary.get('device')}, {summary.get('date')}"
     rates = tuple(
         Rate(precision=run["precision"], batch_size=int(run["batch_size"]), samples_per_s=float(run["samples_per_s"]),
              model=ModelConfig(frames=int(run["frames"]), t_patch=int(run["t_patch"]), **PAPER_MODEL),
@@ -149,5 +149,5 @@ def choose_device(*, table: Path | None, name: str | None, measured: Path | None
         return None
     if name not in devices:
         raise CampaignError(f"unknown GPU {name!r}; known: {', '.join(devices) or 'none'} "
-                            f"(in {table or default_table()}; or --throughput-from a benchmarks/gpu_check.sh summary)")
+                            f"(in {table or default_table()}; or --throughput-from a benchmarks/speed/gpu_check.sh summary)")
     return devices[name]

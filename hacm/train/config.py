@@ -60,7 +60,7 @@ class OptimConfig:
     precision: str = "fp32"
     # torch.compile the encoder's and decoder's transformer stacks (HACMPretrainer.compile_transformers):
     # the same arithmetic, fused, after ~1 min of compiling. On a 2-core EPYC 1.08x in fp32 and 0.63x in bf16
-    # (docs/performance.md, "Side by side with the authors' release"); meant for GPUs, where benchmarks/gpu_check.py times it
+    # (docs/performance.md, "Side by side with the authors' release"); meant for GPUs, where benchmarks/speed/gpu_check.py times it
     compile: bool = False
 
     def __post_init__(self) -> None:

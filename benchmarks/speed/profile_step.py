@@ -1,8 +1,8 @@
 """Where hacm's pretraining step spends its time, and how fast it could be if only its GEMMs were left.
 
-    python benchmarks/profile_step.py [--precision fp32|bf16] [--size paper|embedded] [--steps 4]
+    python benchmarks/speed/profile_step.py [--precision fp32|bf16] [--size paper|embedded] [--steps 4]
 
-torch.profiler over `--steps` steps after two warm-up steps (the sizes of benchmarks/bench_release.py,
+torch.profiler over `--steps` steps after two warm-up steps (the sizes of benchmarks/speed/bench_release.py,
 random input, AdamW). Prints one JSON line: the step's seconds, the seconds of its GEMMs (mm, addmm, bmm,
 baddbmm: the linear layers, and the blocked attention's products in bf16 on CPUs without AMX), of its
 fused attention and softmax kernels, and the ten costliest operators. GEMMs and attention are the floor
@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_release import COORDS, JOINTS, REPO, hacm_model, model_sizes, step_function  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.speed.bench_release import step_function  # noqa: E402
+from hacm.compare import COORDS, JOINTS, REPO, hacm_model, model_sizes  # noqa: E402
 
 GEMMS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 ATTENTION = ("scaled_dot_product", "aten::_softmax")

@@ -1,7 +1,7 @@
 """hacm's pretraining step against the authors' release, or against an earlier hacm commit, side by side.
 
-    python benchmarks/bench_release.py --release PATH/TO/HA-CM-main [--rounds 6 --steps 3]
-    python benchmarks/bench_release.py --against HEAD~1 [--size embedded]
+    python benchmarks/speed/bench_release.py --release PATH/TO/HA-CM-main [--rounds 6 --steps 3]
+    python benchmarks/speed/bench_release.py --against HEAD~1 [--size embedded]
 
 PATH is a git checkout of https://github.com/YinxPeng/HA-CM-main (the user clones it; hacm ships none
 of its code). Its HEAD `model_hacm/transformer.py` calls a method, `mask_hyper_matrix`, that exists
@@ -28,76 +28,26 @@ frees and reallocates blocks over glibc's mmap threshold pays the kernel for tho
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the benchmarks package (and this checkout's hacm) when run as a script
-from benchmarks.embedded_figures import cpu_model  # noqa: E402
-from hacm.bench import PAPER_MODEL  # noqa: E402
-from hacm.config import load_yaml  # noqa: E402
-from hacm.release.checkout import (  # noqa: E402,F401  (method_source: public here too, for other benchmarks)
-    MASK_COMMIT,
-    RELEASE_FORWARD,
-    RELEASE_MODEL_ARGS,
-    ReleaseError,
-    check_release_checkout,
-    method_source,
-    release_model,
-)
-from hacm.runtime import allocator_in_force, ensure_allocator_settings  # noqa: E402
+from hacm.compare import COORDS, JOINTS, REPO, checkout_at, hacm_model, model_sizes
+from hacm.provenance import cpu_model
+from hacm.release.checkout import MASK_COMMIT, RELEASE_FORWARD, ReleaseError, check_release_checkout, release_model
+from hacm.runtime import allocator_in_force, ensure_allocator_settings
 
 # betas and weight decay as the release's main_pretrain.py; the lr does not change the time of a step
 ADAMW = dict(lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
-JOINTS, COORDS = 25, 3
-PAPER_BATCH = 16
-EMBEDDED_CONFIG = REPO / "config" / "config.yaml"
 BenchError = ReleaseError  # a one-line reason the comparison cannot run (hacm.release.checkout's errors too)
-
-
-def model_sizes(size: str) -> tuple[dict, int]:
-    """hacm's ModelConfig arguments and the batch of a size: the release's paper size, or the embedded
-    default's model and batch (only hacm runs at that size: the release hard-codes D = 256)."""
-    hacm = dict(PAPER_MODEL, frames=RELEASE_MODEL_ARGS["num_frames"], t_patch=RELEASE_MODEL_ARGS["t_patch_size"])
-    if size == "paper":
-        return hacm, PAPER_BATCH
-    pretrain = load_yaml(EMBEDDED_CONFIG)["pretrain"]
-    return {**hacm, **pretrain["model"]}, pretrain["data"]["batch_size"]
-
-
-def _hacm_modules() -> dict:
-    return {name: module for name, module in sys.modules.items() if name == "hacm" or name.startswith("hacm.")}
-
-
-def hacm_model(source: Path, sizes: dict) -> torch.nn.Module:
-    """hacm's pretrainer of ModelConfig(**sizes), built by the hacm/ of the checkout `source` (whatever is installed)."""
-    saved = _hacm_modules()  # import that tree's hacm under the same name, then put the installed one back
-    for name in saved:
-        del sys.modules[name]
-    sys.path.insert(0, str(source))
-    try:
-        config_module = importlib.import_module("hacm.model.config")
-        pretrainer = importlib.import_module("hacm.model.pretrainer")
-        if not Path(pretrainer.__file__).resolve().is_relative_to(source.resolve()):
-            raise BenchError(f"imported {pretrainer.__file__}, not the hacm of {source}")
-        return pretrainer.HACMPretrainer(config_module.ModelConfig(**sizes))
-    finally:
-        sys.path.remove(str(source))
-        for name in _hacm_modules():
-            del sys.modules[name]
-        sys.modules.update(saved)
 
 
 def step_function(model: torch.nn.Module, x: torch.Tensor, *, release: bool, bf16: bool) -> Callable[[], None]:
@@ -141,20 +91,6 @@ def alternate(steps: dict[str, Callable[[], None]], *, rounds: int, per_round: i
                 kernel[name] += after.ru_stime - before.ru_stime
     return {name: StepTiming(seconds=statistics.median(values), page_faults=round(faults[name] / len(values)),
                              kernel_seconds=round(kernel[name] / len(values), 3)) for name, values in times.items()}
-
-
-@contextlib.contextmanager
-def checkout_at(revision: str, workdir: Path) -> Iterator[Path]:
-    """A git worktree of this repository at `revision`, under `workdir`, removed afterwards."""
-    tree = workdir / "against"
-    result = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
-                            capture_output=True, text=True)
-    if result.returncode:
-        raise BenchError(f"git worktree add {revision}: {result.stderr.strip()}")
-    try:
-        yield tree
-    finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
 def other_model(args: argparse.Namespace, workdir: Path, sizes: dict) -> tuple[torch.nn.Module, str, bool]:

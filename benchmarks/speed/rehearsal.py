@@ -2,9 +2,9 @@
 sample counts, fabricated from the synthetic generator, through the workflow's real path (`dataset: real`:
 the fetch and prepare rules), then the loader on the full store and a short paper-size pretraining.
 
-    python benchmarks/rehearsal.py --out /scratch/rehearsal [--dataset ntu60 ntu120 pku1 pku2]
+    python benchmarks/speed/rehearsal.py --out /scratch/rehearsal [--dataset ntu60 ntu120 pku1 pku2]
                                    [--fraction 1.0 0.5] [--workers 2] [--pretrain-steps 200]
-    python benchmarks/rehearsal.py --out /scratch/rehearsal --table /scratch/rehearsal/rehearsal_2026-12-03.json
+    python benchmarks/speed/rehearsal.py --out /scratch/rehearsal --table /scratch/rehearsal/rehearsal.json
 
 NTU: one `.skeleton` file per official sample name (../shared/data/ntu_statistics/<ntu60|ntu120>/
 skes_available_name.txt and the official missing list, whose samples hold frames without bodies), a
@@ -54,7 +54,7 @@ from hacm.data.convert import read_name_list
 from hacm.data.synthetic import NTU60_NUM_CLASSES, NTU_SKELETON_DIR
 from hacm.fetch.manifest import MANIFESTS, NTU60_SKELETONS, NTU120_EXTRA_SKELETONS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STATISTICS = REPO / ".." / "shared" / "data" / "ntu_statistics"
 NTU_ARCHIVES = {NTU60_SKELETONS.name: range(1, 18), NTU120_EXTRA_SKELETONS.name: range(18, 33)}  # their setups
 
@@ -397,7 +397,7 @@ def main() -> int:
         if dataset.startswith("ntu") and not (STATISTICS / dataset / "skes_available_name.txt").is_file():
             raise SystemExit(f"the official {dataset} name list is not in {STATISTICS / dataset} (the shared data folder)")
     sys.path.insert(0, str(REPO))
-    from benchmarks.embedded_figures import cpu_model
+    from hacm.provenance import cpu_model
 
     out = args.out.absolute()
     results = {"date": dt.date.today().isoformat(), "cpu": cpu_model(), "cores": psutil.cpu_count(),

@@ -1,7 +1,7 @@
 """The embedded protocol over several pretraining seeds: mean ± std per cell and the robustness goals.
 
-    python benchmarks/bench_embedded_seeds.py --out benchmarks/out/seeds [--seeds 0 1 2] [--cores 2]
-    python benchmarks/bench_embedded_seeds.py --out benchmarks/out/seeds --report-only
+    python benchmarks/experiments/bench_embedded_seeds.py --out benchmarks/out/seeds [--seeds 0 1 2] [--cores 2]
+    python benchmarks/experiments/bench_embedded_seeds.py --out benchmarks/out/seeds --report-only
 
 Runs the README's main workflow (config/config.yaml, `all_tables`) with `seeds` replaced, in its own
 working directory, then reads every run's metrics.json and checks, seed by seed, the goals of the
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -24,9 +23,10 @@ from pathlib import Path
 
 import yaml
 
+from hacm.pages import render_seeds
 from hacm.runs import Protocol, bench_folder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NTU = ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset")
 PKU = ("pku1-xsub", "pku2-xsub")
 
@@ -95,30 +95,9 @@ def summarise(out: Path, seeds: list[int], seconds: float | None) -> dict:
             "checks": sum(len(verdicts[seed]) for seed in seeds), "workflow_seconds": seconds}
 
 
-def render(summary: dict) -> str:
-    """The Markdown tables of a summary (also read back from summary.json, whose seed keys are strings): the
-    README quotes them verbatim, and tests/test_readme.py holds it to benchmarks/results/embedded-seeds_2026-12-06.json."""
-    seeds = summary["seeds"]
-    # A seed missing from either section is a KeyError, not an empty column.
-    cells_by_seed = {str(seed): values for seed, values in summary["cells"].items()}
-    goals_by_seed = {str(seed): values for seed, values in summary["goals"].items()}
-    per_seed = {seed: cells_by_seed[str(seed)] for seed in seeds}
-    verdicts = {seed: goals_by_seed[str(seed)] for seed in seeds}
-    lines = [f"| cell (last-epoch top-1 %) | mean ± std over seeds {', '.join(map(str, seeds))} | per seed |", "|---|---|---|"]
-    for key in sorted({key for values in per_seed.values() for key in values}):
-        numbers = [per_seed[s][key] for s in seeds if key in per_seed[s]]
-        spread = f" ± {statistics.stdev(numbers):.1f}" if len(numbers) > 1 else ""
-        lines.append(f"| {key} | {statistics.mean(numbers):.1f}{spread} | {' / '.join(f'{n:.1f}' for n in numbers)} |")
-    lines += ["", f"| goal | {' | '.join(f'seed {s}' for s in seeds)} |", "|---|" + "---|" * len(seeds)]
-    for name in verdicts[seeds[0]]:
-        marks = ["met" if verdicts[s][name] else "**missed**" for s in seeds]
-        lines.append(f"| {name} | {' | '.join(marks)} |")
-    return "\n".join(lines)
-
-
 def report(out: Path, seeds: list[int], seconds: float | None) -> dict:
     summary = summarise(out, seeds, seconds)
-    print(render(summary))
+    print(render_seeds(summary))
     minutes = f"; workflow {seconds / 60:.1f} min" if seconds else ""
     print(f"\n{summary['met']} of {summary['checks']} goal checks met{minutes}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,6 +1,6 @@
 """Ctrl-C a multi-worker prepare many times at random moments: does every run stop promptly and cleanly?
 
-    python benchmarks/prepare_interrupts.py --raw RAW --tries 60 [--workers 2] [--out /tmp/interrupts]
+    python benchmarks/drills/prepare_interrupts.py --raw RAW --tries 60 [--workers 2] [--out /tmp/interrupts]
 
 RAW is a synthetic raw folder (`python -m hacm.synthesize --out RAW`). Each try starts
 `python -m hacm.prepare synthetic --raw RAW --out OUT --workers N` in its own process group, sends SIGINT
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

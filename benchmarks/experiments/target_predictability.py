@@ -1,6 +1,6 @@
 """How much of the masked-motion target is there to learn: baselines of the reconstruction loss on a store.
 
-    python benchmarks/target_predictability.py resources/data/synthetic/ntu60-xsub [--frames 48 --t-patch 3]
+    python benchmarks/experiments/target_predictability.py resources/data/synthetic/ntu60-xsub [--frames 48 --t-patch 3]
 
 Draws one augmented training batch (256 samples, seed 0) as pretraining does, builds HA-CM's motion target
 (per-token normalised frame differences of the limb tokens), and prints three reference losses: predicting

@@ -1,6 +1,6 @@
 """The masking diagnostic (docs/method.md §2.10) of every variant the README reports, as one Markdown table.
 
-    python benchmarks/bench_masking.py --data resources/data/synthetic/ntu60-xsub/test \
+    python benchmarks/experiments/bench_masking.py --data resources/data/synthetic/ntu60-xsub/test \
         [--results results] [--draws 1000] [--sequences 40]
 
 Fresh models at the paper size (ModelConfig defaults: D 256, depth 8, T 72, t_patch 3) for full HA-CM,

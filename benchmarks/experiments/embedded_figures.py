@@ -1,8 +1,8 @@
 """The embedded figures of the README (its headline: the linear table) and of docs/results.md (every table),
 read from the tables the README's first command writes.
 
-    python benchmarks/embedded_figures.py record --tables results/tables --minutes 15.2 --commit REV  # after all_tables
-    python benchmarks/embedded_figures.py readme                 # rewrite the blocks of README.md and docs/results.md
+    python benchmarks/experiments/embedded_figures.py record --tables results/tables --minutes 15.2 --commit REV  # after all_tables
+    python benchmarks/experiments/embedded_figures.py readme                 # rewrite the blocks of README.md and docs/results.md
 
 `record` reads our cells from results/tables/*.csv and writes benchmarks/results/embedded_<date>.json with its
 provenance (the command, the commit measured, lscpu's model name, the synthetic generator's version and the
@@ -20,21 +20,11 @@ import json
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-README = REPO / "README.md"
-RESULTS_PAGE = REPO / "docs" / "results.md"
-HEADLINE = ("linear",)  # the README's table; docs/results.md has them all
-START, END = "<!-- embedded-figures:start -->", "<!-- embedded-figures:end -->"
+from hacm.pages import HEADLINE, README, REPO, RESULTS_PAGE, latest, readme_block, render
+from hacm.provenance import RESULTS, cpu_model
+
 COMMAND = "python -m pip install torch==2.13.0 -c envs/constraints.txt -e . && python -m snakemake --cores 2 all_tables"
 TABLES = ("linear", "finetune", "semi", "transfer", "ablations")
-
-
-def cpu_model() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def read_cells(tables: Path) -> dict:
@@ -64,19 +54,14 @@ def read_differences(tables: Path) -> list[dict]:
                  "excludes_zero": row["excludes_zero"] == "true"} for row in csv.DictReader(handle)]
 
 
-def latest_record() -> Path:
-    """The newest embedded_<date>.json (ISO dates sort as text)."""
-    return max(RESULTS.glob("embedded_*.json"))
-
-
 def record(tables: Path, minutes: float | None, commit: str) -> None:
     from hacm.data.synthetic import GENERATOR_VERSION
 
     date = datetime.date.today().isoformat()
     machine = f"{cpu_model()}, {subprocess.check_output(['nproc']).decode().strip()} cores"
-    previous = latest_record()
+    previous = latest("embedded")
     path = RESULTS / f"embedded_{date}.json"
-    document = {"provenance": {"command": f"{COMMAND}; python benchmarks/embedded_figures.py record", "commit": commit,
+    document = {"provenance": {"command": f"{COMMAND}; python benchmarks/experiments/embedded_figures.py record", "commit": commit,
                                "date": date, "machine": machine, "generator_version": GENERATOR_VERSION,
                                "supersedes": previous.name if previous != path else None},
                 "command": COMMAND, "machine": machine, "date": date, "workflow_minutes": minutes,
@@ -87,59 +72,8 @@ def record(tables: Path, minutes: float | None, commit: str) -> None:
     print(f"wrote {path}")
 
 
-def _cell_text(cell: dict) -> str:
-    text = f"{cell['best']:.1f}"
-    if cell["last"] != cell["best"]:
-        text += f" (last {cell['last']:.1f})"
-    if "interval" in cell:
-        text += f" [{cell['interval'][0]:.1f}, {cell['interval'][1]:.1f}]"
-    return text
-
-
-def render(document: dict, tables: tuple[str, ...] | None = None) -> str:
-    """The block of docs/results.md: one Markdown table per paper table, our cells only; `tables` (the README's
-    headline: the linear table) keeps those and leaves out the paired differences."""
-    minutes = document.get("workflow_minutes")
-    lines = [START,
-             f"Recorded {document['date']} on {document['machine']}"
-             + (f", `all_tables` took {minutes:.1f} min" if minutes else "")
-             + f" (`{document['command']}`; `benchmarks/results/embedded_{document['date']}.json`, written by "
-               "`python benchmarks/embedded_figures.py record`). Top-1 %, best epoch (last epoch when different) "
-               "[95 % bootstrap interval over test samples of the last epoch]:", ""]
-    for name, rows in document["cells"].items():
-        if tables is not None and name not in tables:
-            continue
-        columns = list(dict.fromkeys(column for row in rows.values() for column in row))  # table order
-        labels = {column: cell["column_label"] for row in rows.values() for column, cell in row.items()}
-        agreement = name == "ablations"
-        header = ["", *(labels[c] for c in columns)] + (["masking agreement (temporal / spatial / single)"] if agreement else [])
-        lines += [f"**{name}**", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-        for row in rows.values():
-            first = next(iter(row.values()))
-            values = [_cell_text(row[c]) if c in row else "—" for c in columns]
-            if agreement:
-                values.append(" / ".join("—" if a is None else f"{a:.2f}" for a in first.get("agreement", [None] * 3)))
-            lines.append("| " + " | ".join([first["label"], *values]) + " |")
-        lines.append("")
-    if tables is not None:
-        return "\n".join([*lines, END])
-    lines.append("Linear, HA-CM minus another row (paired bootstrap over test samples, last epoch, 95 % interval):")
-    lines.append("")
-    for entry in document["linear_differences"]:
-        verdict = "excludes 0" if entry["excludes_zero"] else "includes 0"
-        lines.append(f"- {entry['column_label']}, versus {entry['versus']}: {entry['diff']:+.1f} points "
-                     f"[{entry['interval'][0]:+.1f}, {entry['interval'][1]:+.1f}], {verdict}")
-    lines += ["", END]
-    return "\n".join(lines)
-
-
-def readme_block(text: str) -> str:
-    start, end = text.index(START), text.index(END) + len(END)
-    return text[start:end]
-
-
 def update_readme() -> None:
-    document = json.loads(latest_record().read_text())
+    document = json.loads(latest("embedded").read_text())
     for page, tables in ((README, HEADLINE), (RESULTS_PAGE, None)):
         text = page.read_text()
         page.write_text(text.replace(readme_block(text), render(document, tables)))

@@ -1,6 +1,6 @@
 """Data-layer benchmarks: conversion speed per core, store iteration memory, loader throughput.
 
-    python benchmarks/bench_data.py [--files 600] [--store-gb 0.5 1.5 3.0] [--out benchmarks/out]
+    python benchmarks/speed/bench_data.py [--files 600] [--store-gb 0.5 1.5 3.0] [--out benchmarks/out]
 
 Prints one JSON line per measurement and writes them to OUT/data.jsonl. Raw files are copies of the
 real NTU samples in ../shared/data when present (they are typical in size), else synthetic ones.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from hacm.data.convert import ConversionReport, convert_ntu  # noqa: E402

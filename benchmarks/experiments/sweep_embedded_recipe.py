@@ -1,8 +1,8 @@
 """Sweep of the embedded small-model recipe over several seeds: which setting is stable, not lucky.
 
-    python benchmarks/sweep_embedded_recipe.py --data resources/data/synthetic --out benchmarks/out/sweep \
+    python benchmarks/experiments/sweep_embedded_recipe.py --data resources/data/synthetic --out benchmarks/out/sweep \
         --benchmarks ntu60-xsub pku2-xsub --seeds 0 1 2 --grid optim.lr=0.03,0.1 optim.epochs=12,20
-    python benchmarks/sweep_embedded_recipe.py --out benchmarks/out/sweep --report-only
+    python benchmarks/experiments/sweep_embedded_recipe.py --out benchmarks/out/sweep --report-only
 
 Each grid point (one combination of the --grid values, applied over config/config.yaml's `pretrain`
 section) pretrains every --methods method on every benchmark for every seed and probes the encoder with
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_grid(items: list[str]) -> list[dict[str, object]]:

@@ -1,7 +1,7 @@
 """The GPU check, in one go (under ten minutes on one GPU), for the day a GPU machine is lent.
 
-    bash benchmarks/gpu_check.sh                       # on the GPU machine, from the repository root
-    python benchmarks/gpu_check.py --device cpu --quick  # its CPU-safe parts, small (the tests run this)
+    bash benchmarks/speed/gpu_check.sh                       # on the GPU machine, from the repository root
+    python benchmarks/speed/gpu_check.py --device cpu --quick  # its CPU-safe parts, small (the tests run this)
 
 Steps, each with its own time limit; a failed step is recorded and the others still run:
 1. tests: `pytest -m gpu` (tests/test_gpu.py: bf16 autocast steps on CUDA, the device-resident loader,
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_step(command: list[str], *, timeout: int) -> tuple[str, str]:
@@ -71,7 +71,7 @@ def pretrain_step(device: str, quick: bool, timeout: int) -> dict:
 
 def loader_step(device: str, quick: bool) -> dict:
     sys.path.insert(0, str(REPO))
-    from benchmarks.bench_data import device_batches_rate, write_big_store
+    from benchmarks.speed.bench_data import device_batches_rate, write_big_store
 
     with tempfile.TemporaryDirectory() as folder:
         store = write_big_store(Path(folder) / "store", 0.01 if quick else 0.4)
@@ -83,7 +83,7 @@ def loader_step(device: str, quick: bool) -> dict:
 
 def machine(device: str) -> dict:
     sys.path.insert(0, str(REPO))
-    from benchmarks.embedded_figures import cpu_model
+    from hacm.provenance import cpu_model
 
     gpu = None
     if device.startswith("cuda"):
@@ -100,8 +100,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
     args = parser.parse_args()
     started = time.perf_counter()
-    summary = {"command": "bash benchmarks/gpu_check.sh" if not args.quick else
-               f"python benchmarks/gpu_check.py --device {args.device} --quick", "device": args.device,
+    summary = {"command": "bash benchmarks/speed/gpu_check.sh" if not args.quick else
+               f"python benchmarks/speed/gpu_check.py --device {args.device} --quick", "device": args.device,
                **machine(args.device)}
     summary["tests"] = tests_step(args.device, timeout=240)
     summary["pretrain"] = pretrain_step(args.device, args.quick, timeout=120)
