@@ -13,7 +13,7 @@ from pathlib import Path
 from hacm.fetch.manifest import Archive, ArchiveInvalid, FetchError
 
 # Skeleton and label text compresses 2.3-2.9x with Deflate and 3-4x with LZMA (measured on the real NTU and
-# PKU-MMD files in shared/data), so 100x is some 30 times what the official archives need; a bomb of zeros
+# PKU-MMD recordings of the project's test data), so 100x is some 30 times what the official archives need; a bomb of zeros
 # inflates 1000x.
 MAX_RATIO = 100
 # A whole archive averages over its members, so its bound can be tighter: 20x is still five times what real

@@ -120,7 +120,7 @@ def nested_paths(path: str) -> tuple[str, ...]:
 
 
 # EXPANDED SIZES. No official figure is published, so each is an estimate, rounded up, from counts the
-# dataset pages give and the sizes of real files: the 12 real NTU .skeleton files in shared/data average
+# dataset pages give and the sizes of real files: the 12 real NTU .skeleton files of the project's test data average
 # 285 kB (137-400 kB), so 300 kB a file; the real PKU-MMD skeleton file there (phase II, 1040 frames)
 # holds 1.39 kB a frame, so 1.5 kB a frame; a label line ("41,140,269,1") stays under 20 bytes.
 NTU_SKELETON_FILE_BYTES = 300_000
