@@ -204,3 +204,28 @@ def test_run_yaml_records_the_resolved_learning_rates(tmp_path):
     from hacm.train.config import load_pretrain_config
 
     assert load_pretrain_config(out).optim.scaled_lr(64) == pytest.approx((1e-3, 5e-4))
+
+
+def test_the_workflow_resolves_every_run_through_hacm_recipes(paper_runs):
+    """Issue 29: one resolver. Every document the workflow's dry run hands `hacm.configure` is the one
+    hacm.recipes gives for that run, so the tests, the sweeps and `python -m hacm.recipes` see the same."""
+    from hacm.recipes import Recipes, load_workflow_config
+
+    recipes = Recipes(load_workflow_config(REPO / "config" / "paper.yaml"))
+    for path, (kind, document) in paper_runs.items():
+        _, bench, method, folder, seed, _ = path.split("/")
+        benchmark, seed = benchmark_of_folder(bench), int(seed.removeprefix("seed"))
+        resolved = (recipes.pretrain_document(benchmark, method, seed) if kind == "pretrain"
+                    else recipes.evaluate_document(benchmark, method, folder, seed))
+        assert resolved == document, path
+
+
+def test_a_runs_document_is_one_command_away():
+    result = subprocess.run([sys.executable, "-m", "hacm.recipes", "--configfile", "config/paper.yaml", "pretrain",
+                             "ntu120-xsub", "hacm", "--seed", "2"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["seed"] == 2 and document["data"]["input"] == "velocity" and document["model"]["contrast_group"] == 128
+    bad = subprocess.run([sys.executable, "-m", "hacm.recipes", "--configfile", "config/paper.yaml", "pretrain",
+                          "ntu60-xsub", "hacm-nope"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "unknown ablation 'nope'" in bad.stderr

@@ -8,7 +8,6 @@ directory (`--directory` moves them); threads and resources are the rules' defau
 (slurm/config.yaml) or --set-threads / --set-resources override.
 """
 
-import copy
 import json
 import shutil
 import sys
@@ -45,9 +44,8 @@ onstart:
 # paper's tables.
 sys.path.insert(0, str(Path(workflow.basedir)))
 from hacm.benchmarks import BENCHMARKS, DATASETS  # noqa: E402
-from hacm.config import ConfigError  # noqa: E402
-from hacm.eval.config import PROTOCOL_SECTIONS, EvalConfig  # noqa: E402
-from hacm.release.kinds import KIND_METHODS, published_name  # noqa: E402
+from hacm.recipes import RecipeError, Recipes  # noqa: E402
+from hacm.release.kinds import published_name  # noqa: E402
 from hacm.runs import (  # noqa: E402
     BENCH_PATTERN,
     METHOD_PATTERN,
@@ -55,13 +53,10 @@ from hacm.runs import (  # noqa: E402
     RANDOM,
     Protocol,
     ablation_method,
-    ablation_name,
     bench_folder,
-    base_method,
     benchmark_of_folder,
 )
 from hacm.tables.plan import build_plan, plan_inputs, pretraining_runs  # noqa: E402
-from hacm.train.config import PretrainConfig  # noqa: E402
 
 # Jobs run `python -m hacm.<stage>` from this checkout in whatever environment the rule gets (a conda
 # env holds only the dependencies) and whatever the working directory. `job_log LOG` appends a stage's
@@ -132,96 +127,34 @@ def staging_option():
 # --- run configurations -----------------------------------------------------------------------------
 
 
-def merged(base, override):
-    """`override` laid over `base`, nested dicts key by key."""
-    result = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
+# Every run's document comes from hacm.recipes (one resolver: the tests, the sweeps and
+# `python -m hacm.recipes` resolve the same way); its errors are the workflow's.
+RECIPES = Recipes(config)
 
 
-def method_overrides(method):
-    name = ablation_name(method)
-    if name is None:
-        return {}
-    if name not in ABLATIONS:
-        raise WorkflowError(f"unknown ablation {name!r} in {method!r}; known: {', '.join(ABLATIONS)}")
-    return ABLATIONS[name]["pretrain"]
+def _resolved(resolve, *arguments):
+    try:
+        return resolve(*arguments)
+    except RecipeError as error:
+        raise WorkflowError(str(error)) from None
 
 
 def published_encoder(method):
-    """The `published_encoders` entry a run folder published.<name> evaluates, or None for any other folder."""
-    name = published_name(method)
-    if name is None:
-        return None
-    if name not in PUBLISHED_ENCODERS:
-        raise WorkflowError(f"{method!r}: no published encoder {name!r} in the config's published_encoders "
-                            f"(it has: {', '.join(PUBLISHED_ENCODERS) or 'none'})")
-    return PUBLISHED_ENCODERS[name]
-
-
-def recipe_method(method):
-    """The method whose recipes a run folder follows: its preset (an ablation counts as hacm), and for the
-    authors' published weights the method of their kind (mamp weights are evaluated with MAMP's recipe)."""
-    published = published_encoder(method)
-    return KIND_METHODS[published["kind"]] if published is not None else base_method(method)
-
-
-def recipe_overrides(stage, benchmark, method):
-    """The `stage` keys of every `overrides` entry that applies to (benchmark, method), laid over each
-    other in order. An entry without `benchmarks` / `methods` applies to all; an ablation counts as hacm,
-    published weights as their kind's method."""
-    result, recipe = {}, recipe_method(method)
-    for entry in config["overrides"]:
-        if benchmark in entry.get("benchmarks", [benchmark]) and recipe in entry.get("methods", [recipe]):
-            result = merged(result, entry.get(stage))
-    return result
+    return _resolved(RECIPES.published_encoder, method)
 
 
 def pretrain_document(benchmark, method, seed):
-    """Shared keys < the benchmark's / method's recipe overrides < the ablation's keys."""
-    document = merged(merged(config["pretrain"], recipe_overrides("pretrain", benchmark, method)),
-                      method_overrides(method))
-    return {**document, "method": base_method(method), "seed": int(seed)}
+    return _resolved(RECIPES.pretrain_document, benchmark, method, seed)
 
 
 def evaluate_document(benchmark, method, protocol, seed):
-    parsed = Protocol.parse(protocol)
-    read = PROTOCOL_SECTIONS[parsed.kind]  # a run's document holds only the sections its protocol reads
-    sections = merged(config["evaluate"], recipe_overrides("evaluate", benchmark, method))
-    document = {key: value for key, value in sections.items() if key in read}
-    document["seed"] = int(seed)
-    # The random-encoder rows use HA-CM's pretraining architecture on this benchmark (HA-CM's tokens).
-    document["method"] = "hacm" if method == RANDOM else recipe_method(method)
-    document["model"] = pretrain_document(benchmark, "hacm", 0).get("model", {})
-    if method != RANDOM and published_encoder(method) is None:
-        # An encoder reads the input it was pretrained on (coordinates, or velocity as the release's NTU-120
-        # x-sub and PKU-MMD II): a transfer run's is its source benchmark's, not its target's.
-        pretrained = pretrain_document(parsed.source or benchmark, method, 0).get("data") or {}
-        document["data"] = {**(document.get("data") or {}), "input": pretrained.get("input", "coordinates")}
-    if parsed.kind == "semi":
-        document["semi"] = {"fraction": parsed.fraction, "draw": parsed.draw}
-    return document
+    return _resolved(RECIPES.evaluate_document, benchmark, method, protocol, seed)
 
 
 def _check_stage_configs():
     """Every run's configuration checked by hacm's own config classes while the DAG is built, so a bad
     key fails at once with its name (the rules check again when they write the files)."""
-    for benchmark, method in PRETRAINING_RUNS:
-        try:
-            PretrainConfig.from_dict(pretrain_document(benchmark, method, 0))
-        except (ConfigError, ValueError, TypeError) as error:
-            raise WorkflowError(f"config: pretrain ({benchmark}, {method}): {error}") from None
-    for benchmark in BENCHMARKS:
-        for protocol in ("linear", "finetune"):
-            try:
-                EvalConfig.from_dict(evaluate_document(benchmark, RANDOM, protocol, 0))
-            except (ConfigError, ValueError, TypeError) as error:
-                raise WorkflowError(f"config: evaluate ({benchmark}, {protocol}): {error}") from None
-
+    _resolved(RECIPES.check, PRETRAINING_RUNS, BENCHMARKS)
 
 
 def as_json(document):
