@@ -28,6 +28,8 @@ from pathlib import Path
 
 import yaml
 
+from hacm.recipes import Recipes, load_workflow_config
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -85,11 +87,12 @@ def pretrain_and_probe(data: Path, pretrain_doc: dict, linear_doc: dict, out: Pa
     linear(data, str(out / "pretrain" / "encoder.pt"), linear_doc, out / "linear")
 
 
-def documents(config: dict, point: dict, method: str, seed: int) -> tuple[dict, dict]:
-    pretrain = with_overrides({"seed": seed, "method": method, **config["pretrain"]}, point)
-    evaluate = {key: value for key, value in config["evaluate"].items() if key in ("data", "linear", "monitor")}
-    probe = {**evaluate, "seed": seed, "method": "hacm", "model": pretrain["model"]}
-    return pretrain, probe
+def documents(recipes: Recipes, benchmark: str, point: dict, method: str, seed: int) -> tuple[dict, dict]:
+    """The workflow's own documents of the run (hacm.recipes: the config's overrides included, e.g. PKU-MMD's
+    30 epochs) with the grid point laid over the pretraining; the probe reads that pretraining's model."""
+    pretrain = with_overrides(recipes.pretrain_document(benchmark, method, seed), point)
+    probe = recipes.evaluate_document(benchmark, method, "linear", seed)
+    return pretrain, {**probe, "model": pretrain["model"]}
 
 
 def model_key(point: dict) -> str:
@@ -97,16 +100,16 @@ def model_key(point: dict) -> str:
 
 
 def sweep(args: argparse.Namespace) -> None:
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    recipes = Recipes(load_workflow_config(REPO / "config" / "config.yaml"))
     tasks = []
     for point in parse_grid(args.grid):
         for benchmark, seed in itertools.product(args.benchmarks, args.seeds):
             data = args.data / benchmark
             for method in args.methods:
-                pretrain_doc, probe_doc = documents(config, point, method, seed)
+                pretrain_doc, probe_doc = documents(recipes, benchmark, point, method, seed)
                 out = args.out / point_name(point) / benchmark / method / f"seed{seed}"
                 tasks.append((pretrain_and_probe, data, pretrain_doc, probe_doc, out))
-            _, probe_doc = documents(config, point, "hacm", seed)
+            _, probe_doc = documents(recipes, benchmark, point, "hacm", seed)
             out = args.out / "random" / model_key(point) / benchmark / f"seed{seed}"
             tasks.append((linear, data, "none", probe_doc, out))
     unique = list({str(task[-1]): task for task in tasks}.values())
