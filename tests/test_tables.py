@@ -21,7 +21,9 @@ from hacm.tables import ReportError
 from hacm.tables.figures import read_epoch_losses
 from hacm.tables.plan import TABLE_COLUMNS, PlanError, load_plan
 from hacm.tables.published import SOURCE_FIELDS, PublishedError, format_published, load_published, validate_published
-from hacm.tables.report import Cell, encoder_mismatch, latex_escape, make_report
+from hacm.tables.cells import Cell
+from hacm.tables.report import encoder_mismatch, make_report
+from hacm.tables.writers import latex_escape
 from tests.conftest import REPO, TINY_ARCHITECTURE
 
 PUBLISHED = REPO / "config" / "published.yaml"
