@@ -8,6 +8,7 @@ its video) is a notice, listed the same way.
 
 from __future__ import annotations
 
+import contextlib
 import collections
 import json
 import multiprocessing
@@ -248,6 +249,17 @@ class StoreSet:
         for writer in self.writers.values():
             writer.abort()
 
+    @contextlib.contextmanager
+    def committed(self, report: ConversionReport):
+        """The one store transaction: write inside the block; when it ends the stores are closed (their sizes
+        into `report`), and when it raises (a bad file, Ctrl-C, an empty split) every store is removed."""
+        try:
+            yield self
+            self.close(report)
+        except BaseException:
+            self.abort()
+            raise
+
 
 def convert_ntu(
     raw: Path,
@@ -286,8 +298,7 @@ def convert_ntu(
             seen.add(name)
             wanted.append(str(path))
     info = {"dataset": dataset_label or dataset, "num_classes": num_classes or DATASETS[dataset].num_classes}
-    stores = StoreSet(out, benchmarks, info)
-    try:
+    with StoreSet(out, benchmarks, info).committed(report) as stores:
         for path, frames, error in parallel_map(
             _convert_ntu_files, wanted, workers=workers, description=f"{dataset} skeletons", batch=NTU_BATCH,
             in_flight=32,  # batches of ~50 KB samples: up to 512 files (~30 MB) ahead per worker
@@ -306,10 +317,6 @@ def convert_ntu(
             for benchmark in benchmarks:
                 stores.add(benchmark, assign_split(name, benchmark), frames, meta)
             report.files_converted += 1
-        stores.close(report)
-    except BaseException:
-        stores.abort()
-        raise
 
 
 def _pku_files(raw: Path, paths: list[Path], folder_word: str) -> dict[str, Path]:
@@ -361,8 +368,7 @@ def convert_pku(
         else:
             report.problems.append(Problem(str(path), "skeleton file without a label file"))
     info = {"dataset": dataset_label or f"pku{phase}", "num_classes": num_classes}
-    stores = StoreSet(out, benchmarks, info)
-    try:
+    with StoreSet(out, benchmarks, info).committed(report) as stores:
         for path, video, error in parallel_map(
             _convert_pku_video, tasks, workers=workers, description=f"pku{phase} videos"
         ):
@@ -382,10 +388,6 @@ def convert_pku(
                         break
                     stores.add(benchmark, split, sample.frames, meta)
             report.files_converted += 1
-        stores.close(report)
-    except BaseException:
-        stores.abort()
-        raise
 
 
 def bad_fraction(report: ConversionReport) -> float:

@@ -141,9 +141,9 @@ def _import_npz(path: Path, out: Path, *, report: ConversionReport, benchmark: s
             raise ConversionError(f"{path}: expected the arrays {', '.join(sorted(expected))}; found "
                                   f"{', '.join(sorted(members)) or 'none'}")
         num_classes = DATASETS[dataset].num_classes
-        stores = StoreSet(out, [benchmark], {"dataset": dataset, "num_classes": num_classes,
-                                              "imported_from": path.name, "format": "npz (MAMP / CTR-GCN)"})
-        try:
+        info = {"dataset": dataset, "num_classes": num_classes, "imported_from": path.name,
+                "format": "npz (MAMP / CTR-GCN)"}
+        with StoreSet(out, [benchmark], info).committed(report) as stores:
             for split in ("train", "test"):
                 labels, bad_labels = _npz_labels(archive, f"y_{split}", path, dataset=dataset)
                 shape, rows = _npy_rows(archive, f"x_{split}.npy", path)
@@ -162,10 +162,6 @@ def _import_npz(path: Path, out: Path, *, report: ConversionReport, benchmark: s
                         continue
                     stores.add(benchmark, split, frames, SampleMeta(name=name, label=int(labels[index])))
                     report.files_converted += 1
-            stores.close(report)
-        except BaseException:
-            stores.abort()
-            raise
 
 
 def _npz_labels(archive: zipfile.ZipFile, name: str, path: Path, *, dataset: str) -> tuple[np.ndarray, dict[int, str]]:
@@ -265,9 +261,8 @@ def _import_pkl(path: Path, out: Path, *, report: ConversionReport, dataset: str
         raise ConversionError(f"{path}: its split lists ({', '.join(map(str, split_lists)) or 'none'}) name no "
                               f"benchmark of {dataset}")
     num_classes = DATASETS[dataset].num_classes
-    stores = StoreSet(out, list(parts), {"dataset": dataset, "num_classes": num_classes, "imported_from": path.name,
-                                          "format": "pkl (pyskl)"})
-    try:
+    info = {"dataset": dataset, "num_classes": num_classes, "imported_from": path.name, "format": "pkl (pyskl)"}
+    with StoreSet(out, list(parts), info).committed(report) as stores:
         annotated = _annotations_by_name(annotations, report=report, path=path)
         report.files_found = len(annotations)
         listed = {name for membership in parts.values() for name in membership}
@@ -288,10 +283,6 @@ def _import_pkl(path: Path, out: Path, *, report: ConversionReport, dataset: str
                 stores.add(benchmark, split, frames, meta)
                 converted.add(name)
         report.files_converted = len(converted)
-        stores.close(report)
-    except BaseException:
-        stores.abort()
-        raise
 
 
 def _read_pkl(path: Path) -> tuple[dict, list]:
