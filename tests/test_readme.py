@@ -40,7 +40,7 @@ def test_readme_embedded_figures_are_the_recorded_tables():
 
 
 def test_the_seed_tables_are_the_recorded_benchmark():
-    """docs/results.md's three-seed tables are those of benchmarks/results/embedded-seeds_2026-12-06.json (the summary.json
+    """docs/results.md's three-seed tables are those of the newest benchmarks/results/embedded-seeds_<date>.json (the summary.json
     that `benchmarks/experiments/bench_embedded_seeds.py` wrote), rendered by the benchmark's own code."""
     import json
 
