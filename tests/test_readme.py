@@ -41,7 +41,7 @@ def test_readme_embedded_figures_are_the_recorded_tables():
 
 def test_the_seed_tables_are_the_recorded_benchmark():
     """docs/results.md's three-seed tables are those of the newest benchmarks/results/embedded-seeds_<date>.json (the summary.json
-    that `benchmarks/experiments/bench_embedded_seeds.py` wrote), rendered by the benchmark's own code."""
+    that `benchmarks/experiments/bench_embedded_seeds.py` wrote), rendered by hacm.pages, as the benchmark prints them."""
     import json
 
     from hacm.pages import latest, render_seeds
