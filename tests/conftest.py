@@ -63,6 +63,20 @@ def tiny_pretraining(synthetic_stores, tmp_path_factory) -> Path:
     return folder / "run"
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A real single-node SLURM cluster (tests/slurm/start_cluster.sh) for one test module, stopped after it;
+    skipped where its prerequisites (root, munge, slurmctld) are missing."""
+    from tests.slurm_cluster import SlurmStartError, local_slurm, require_slurm_prerequisites
+
+    require_slurm_prerequisites()
+    try:
+        with local_slurm(tmp_path_factory.mktemp("cluster")) as started:
+            yield started
+    except SlurmStartError as error:
+        pytest.fail(f"the local SLURM cluster did not start: {error}")
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",

@@ -42,13 +42,7 @@ from hacm.campaign.preflight import (
 from hacm.campaign.profile_fix import fix_arguments, option_lists, plan_fix, profile_entries
 from hacm.campaign.sbatch_request import sbatch_request
 from tests.conftest import REPO
-from tests.slurm_cluster import (
-    PARTITION,
-    SlurmStartError,
-    local_slurm,
-    require_slurm_prerequisites,
-    write_test_profile,
-)
+from tests.slurm_cluster import PARTITION, write_test_profile
 
 SNAKEFILE = str(REPO / "Snakefile")
 SMOKE = str(REPO / "config" / "smoke.yaml")
@@ -235,16 +229,6 @@ def test_without_slurm_it_says_so_in_one_line_and_exits_3(tmp_path, monkeypatch,
 
 
 # ------------------------------------------------------------------------------- a real slurmctld
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    require_slurm_prerequisites()
-    try:
-        with local_slurm(tmp_path_factory.mktemp("cluster")) as started:
-            yield started
-    except SlurmStartError as error:
-        pytest.fail(f"the local SLURM cluster did not start: {error}")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.slurm_cluster import SlurmStartError, local_slurm, require_slurm_prerequisites, write_test_profile
+from tests.slurm_cluster import write_test_profile
 
 pytestmark = pytest.mark.slurm
 
@@ -172,16 +172,6 @@ def test_with_a_conda_command_the_check_leaves_conda_to_snakemake(tmp_path):
 
 
 # ------------------------------------------------------------------------------- a real slurmctld
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    require_slurm_prerequisites()
-    try:
-        with local_slurm(tmp_path_factory.mktemp("cluster")) as started:
-            yield started
-    except SlurmStartError as error:
-        pytest.fail(f"the local SLURM cluster did not start: {error}")
 
 
 def wait_for_accounting(cluster, done, *, seconds: float = 15):
