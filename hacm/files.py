@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
@@ -133,3 +134,8 @@ def files_under(root: Path, pattern: str) -> list[Path]:
     """`walk_files(root, pattern).files`: for looking up a named file, where the walk that reads the data
     reports what it skipped."""
     return walk_files(root, pattern).files
+
+
+def is_disk_full(error: OSError) -> bool:
+    """A write refused for lack of space: the disk is full or the user's quota is spent."""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -4,7 +4,6 @@ size its header declares, nothing started without the free space for it, and a f
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from dataclasses import dataclass
@@ -118,10 +117,6 @@ class BoundedWriter:
         if self.written != self.declared:
             raise ArchiveInvalid(f"{self.path}: member {self.name!r} holds {self.written} bytes, its header "
                                  f"declares {self.declared}; the archive is corrupt: delete it and download it again")
-
-
-def is_disk_full(error: OSError) -> bool:
-    return error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def no_space(path: Path, *, writing: str | Path) -> FetchError:

@@ -30,11 +30,11 @@ from hacm.fetch.bounds import (
     ExtractionLimits,
     check_declared_sizes,
     check_expansion,
-    is_disk_full,
     no_space,
 )
 from hacm.fetch.download import CHUNK_BYTES, progress_bar
 from hacm.fetch.manifest import Archive, ArchiveInvalid, FetchError
+from hacm.files import is_disk_full
 
 # ----------------------------------------------------------------------------------------------
 # extraction

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from hacm.files import is_disk_full
 from hacm.locks import OutputLock, OutputLockError
 
 
@@ -93,7 +93,7 @@ def atomic_save(state: dict, path: Path) -> None:
 def write_failure(error: OSError, folder: Path) -> str:
     """An OSError of a write as a few words: its reason, and how much space is left where it wrote."""
     reason = error.strerror or str(error)
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+    if is_disk_full(error):
         try:
             reason += f" ({shutil.disk_usage(folder).free / 2 ** 20:.1f} MiB free on its file system)"
         except OSError:
