@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hacm.benchmarks import BENCHMARKS
+from hacm.recipes import Recipes
 from hacm.release.kinds import published_folder, published_method
 from hacm.runs import PRETRAINED_METHODS, RANDOM, Protocol, ablation_method, bench_folder
 from hacm.tables import ReportError, read_document
@@ -111,24 +112,20 @@ OBJECTIVES = {"corrected": "the corrected HA-CM objective (docs/method.md §2.7)
               "mae": "MAE's objective, as maoyunyao/MAMP", "mamp": "MAMP's objective, as maoyunyao/MAMP"}
 
 
-def pretraining_objective(config: dict, method: str) -> str | None:
-    """What a row's encoders were pretrained to minimise (OBJECTIVES), from the workflow config: an HA-CM
-    row's release_objective as its shared keys, its overrides or its ablation set it; None for the random
-    encoder and the authors' published weights."""
+def pretraining_objective(recipes: Recipes, method: str) -> str | None:
+    """What a row's encoders were pretrained to minimise (OBJECTIVES): an HA-CM row's release_objective as its
+    resolved pretraining document says (hacm.recipes), on the ablations' benchmark for an ablation and on the
+    method's first benchmark otherwise; None for the random encoder and the authors' published weights."""
     if method == RANDOM or method not in PRETRAINED_METHODS and not method.startswith(ablation_method("")):
         return None
     if method in ("mae", "mamp"):
         return OBJECTIVES[method]
-    models = [(config.get("pretrain") or {}).get("model") or {}]
-    models += [((entry.get("pretrain") or {}).get("model") or {}) for entry in config.get("overrides") or []
-               if "hacm" in entry.get("methods", ["hacm"])]
-    if method != "hacm":
-        variant = config["ablations"]["variants"].get(method[len(ablation_method("")):]) or {}
-        models.append((variant.get("pretrain") or {}).get("model") or {})
-    release = False
-    for model in models:
-        release = model.get("release_objective", release)
-    return OBJECTIVES["release" if release else "corrected"]
+    config = recipes.config
+    benchmark = config["ablations"]["benchmark"]
+    if config["methods"].get(method):
+        benchmark = config["methods"][method][0]
+    model = recipes.pretrain_document(benchmark, method, 0).get("model") or {}
+    return OBJECTIVES["release" if model.get("release_objective") else "corrected"]
 
 
 def build_plan(config: dict, *, metrics: str, pretrain_log: str) -> dict:
@@ -138,6 +135,7 @@ def build_plan(config: dict, *, metrics: str, pretrain_log: str) -> dict:
     seeds = config["seeds"]
     trained = config["methods"]
     published_encoders = config.get("published_encoders") or {}
+    recipes = Recipes(config)
 
     def seed_files(benchmark: str, method: str, protocol: str) -> list[str]:
         return [metrics.format(bench=bench_folder(benchmark), method=method, protocol=protocol, seed=seed)
@@ -149,7 +147,7 @@ def build_plan(config: dict, *, metrics: str, pretrain_log: str) -> dict:
     def row(key: str, label: str, cells: dict, method: str | None = None) -> dict:
         entry = {"key": key, "label": label, "method": method or key,
                  "cells": {column: files for column, files in cells.items() if files}}
-        objective = pretraining_objective(config, method or key)
+        objective = pretraining_objective(recipes, method or key)
         return entry | ({"objective": objective} if objective else {})
 
     def has_encoder(method: str, benchmark: str) -> bool:
