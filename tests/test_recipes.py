@@ -209,7 +209,8 @@ def test_run_yaml_records_the_resolved_learning_rates(tmp_path):
 def test_the_workflow_resolves_every_run_through_hacm_recipes(paper_runs):
     """Issue 29: one resolver. Every document the workflow's dry run hands `hacm.configure` is the one
     hacm.recipes gives for that run, so the tests, the sweeps and `python -m hacm.recipes` see the same."""
-    from hacm.recipes import Recipes, load_workflow_config
+    from hacm.recipes import Recipes
+    from hacm.recipes.workflow_config import load_workflow_config
 
     recipes = Recipes(load_workflow_config(REPO / "config" / "paper.yaml"))
     for path, (kind, document) in paper_runs.items():

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from hacm.recipes import Recipes, load_workflow_config
+from hacm.recipes import Recipes
+from hacm.recipes.workflow_config import load_workflow_config
 
 REPO = Path(__file__).resolve().parents[2]
 

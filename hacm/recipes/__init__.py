@@ -14,11 +14,7 @@ through this module; `python -m hacm.recipes` prints a run's resolved document.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import sys
-from pathlib import Path
 
 from hacm.config import ConfigError
 from hacm.eval.config import PROTOCOL_SECTIONS, EvalConfig
@@ -122,42 +118,3 @@ class Recipes:
                     EvalConfig.from_dict(self.evaluate_document(benchmark, RANDOM, protocol, 0))
                 except (ConfigError, ValueError, TypeError) as error:
                     raise RecipeError(f"config: evaluate ({benchmark}, {protocol}): {error}") from None
-
-
-def load_workflow_config(path: Path) -> dict:
-    """A workflow config as the workflow sees it: validated against its schema, defaults filled in."""
-    import yaml
-    from snakemake.utils import validate
-
-    config = yaml.safe_load(Path(path).read_text()) or {}
-    validate(config, str(Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"),
-             set_default=True)
-    return config
-
-
-def main(argv: list[str] | None = None) -> int:
-    from hacm.cli import OneLineParser
-
-    parser = OneLineParser(prog="hacm.recipes", description="Print a run's resolved configuration document (JSON).")
-    parser.add_argument("--configfile", type=Path, default=Path("config/config.yaml"), help="a workflow config")
-    parser.add_argument("stage", choices=("pretrain", "evaluate"))
-    parser.add_argument("benchmark")
-    parser.add_argument("method", help="the run folder's method: hacm, mae, mamp, random, hacm-<ablation>, published.<name>")
-    parser.add_argument("protocol", nargs="?", help="evaluate only: linear, finetune, semi<pct>-draw<k>, transfer-from-<bench>")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if (args.stage == "evaluate") != (args.protocol is not None):
-        parser.error("evaluate takes a protocol; pretrain does not")
-    try:
-        recipes = Recipes(load_workflow_config(args.configfile))
-        document = (recipes.pretrain_document(args.benchmark, args.method, args.seed) if args.stage == "pretrain"
-                    else recipes.evaluate_document(args.benchmark, args.method, args.protocol, args.seed))
-    except Exception as error:  # a bad config (Snakemake's schema check), an unknown run: one line
-        print(f"hacm.recipes: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
-    print(json.dumps(document, indent=1, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
