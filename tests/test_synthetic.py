@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from hacm.data import synthetic
+from hacm.data.kinect import R_ELBOW, R_SHOULDER
 from hacm.data.synthetic import (
     CLASS_NAMES,
     NTU60_NUM_CLASSES,
@@ -181,7 +182,7 @@ def test_camera_views_share_one_performance():
         name = f"S001C{camera:03d}P001R001A004"
         frames = [bodies for bodies in synthesize_ntu_bodies(name, ntu_performance_rng(SEED, name)) if bodies]
         views.append(np.stack([bodies[0][1][:, :3] for bodies in frames]))
-    lengths = [np.linalg.norm(v[:, synthetic.R_ELBOW] - v[:, synthetic.R_SHOULDER], axis=-1) for v in views]
+    lengths = [np.linalg.norm(v[:, R_ELBOW] - v[:, R_SHOULDER], axis=-1) for v in views]
     assert len({len(v) for v in views}) == 1
     np.testing.assert_allclose(lengths[0], lengths[1], atol=0.05)
     assert not np.allclose(views[0], views[1], atol=0.05)
