@@ -20,7 +20,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 
 
-from hacm.tables.plan import BENCHMARK_TABLES, PROTOCOL_TABLES, subset_inputs
+from hacm.tables.layout import BENCHMARK_TABLES, PROTOCOL_TABLES, subset_inputs
 
 
 rule all_tables:
@@ -43,7 +43,7 @@ for _name in ABLATIONS:
             linear_files(ABLATION_BENCHMARK, ablation_method(_name)),
 
 
-# A subset's runs are the cells of its tables in the plan (hacm.tables.plan.subset_inputs): one benchmark's
+# A subset's runs are the cells of its tables in the plan (hacm.tables.layout.subset_inputs): one benchmark's
 # linear, fine-tuning and semi-supervised cells with its pretrainings; one protocol's table. The tables
 # themselves need every cell: all_tables builds them, reusing what a subset ran.
 for _key in BENCHMARKS:

@@ -1,7 +1,12 @@
-"""What every `python -m hacm.<stage>` shares: its exit codes and a quiet Ctrl-C while it starts.
+"""What every `python -m hacm.<stage>` shares: its exit codes, a quiet Ctrl-C while it starts, and its shape.
 
 Exit codes: 0 done; 1 the data or the run failed (bad store, checkpoint, non-finite loss); 2 a usage or
 configuration error; 130 interrupted (Ctrl-C), with one line saying what was kept.
+
+The shape of a command (hacm.pretrain, hacm.evaluate, hacm.visualize): parse its arguments, load and check
+its config (`start_run`; a mistake is `usage_error`), then call its stage through `run_stage` (a resumable
+run) or `run_command`, which turn the errors the stage expects into one `<prog>: error: ...` line and an
+exit code.
 """
 
 from __future__ import annotations
@@ -95,6 +100,12 @@ def run_parser(prog: str, description: str, *, config_help: str, set_example: st
     return parser
 
 
+def usage_error(prog: str, message: object) -> int:
+    """A mistake in a command's arguments or config: one `<prog>: error: ...` line; the exit code (2)."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def start_run(prog: str, args: argparse.Namespace, load_config):
     """A run stage's start: Ctrl-C raises again, and its config, `load_config(file, overrides)`; None after
     printing the one-line error of a bad config."""
@@ -104,18 +115,24 @@ def start_run(prog: str, args: argparse.Namespace, load_config):
     try:
         return load_config(args.config, args.overrides)
     except ConfigError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        usage_error(prog, error)
         return None
+
+
+def run_command(prog: str, body, *, errors: tuple[type[BaseException], ...], code: int = EXIT_RUN_ERROR) -> int:
+    """What `body()` returns; an expected error (one of `errors`) is one `<prog>: error: ...` line and `code`."""
+    try:
+        return body()
+    except errors as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return code
 
 
 def run_stage(prog: str, body, *, errors: tuple[type[BaseException], ...], out) -> int:
     """Run a resumable stage's `body()`: an expected error is one line and exit 1; Ctrl-C is one line saying
     how to resume `out`, exit 130; otherwise what body() returns."""
     try:
-        return body()
-    except errors as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return EXIT_RUN_ERROR
+        return run_command(prog, body, errors=errors)
     except OSError as error:  # a full disk, a quota, a file system gone: what and where, then how to go on
         where = error.filename or f"the run folder {out}"
         print(f"{prog}: error: {where}: {error.strerror or error}; once that is fixed, run the same command again "

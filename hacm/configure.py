@@ -42,7 +42,7 @@ def resolve(kind: str, document: dict) -> tuple[dict, dict]:
     # A run's document holds the one protocol section it reads (linear, or finetune for the others).
     section = config.linear if "linear" in document else config.finetune
     # Before the cap at the training samples, which hacm.evaluate applies and records in metrics.json.
-    return config.to_dict(), learning_rates(*protocol_rates(section, default_batch=config.data.batch_size))
+    return config.to_dict(), learning_rates(*protocol_rates(section))
 
 
 def main(argv: list[str] | None = None) -> int:

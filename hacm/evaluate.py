@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hacm.cli import EXIT_USAGE, run_parser, run_stage, start_process, start_run
+from hacm.cli import EXIT_USAGE, run_parser, run_stage, start_process, start_run, usage_error
 
 PROG = "hacm.evaluate"
 if __name__ == "__main__":  # before the heavy imports below: allocator settings, a quiet Ctrl-C while they load
@@ -21,19 +21,21 @@ if __name__ == "__main__":  # before the heavy imports below: allocator settings
 
 import torch  # noqa: E402  (after the start-up guard above)
 
-from hacm.eval.config import PROTOCOLS, load_eval_config  # noqa: E402
+from hacm.eval.config import load_eval_config  # noqa: E402
 from hacm.eval.protocols import Run, evaluate  # noqa: E402
+from hacm.protocols import PROTOCOLS  # noqa: E402
 from hacm.release.kinds import KINDS  # noqa: E402
 from hacm.train.checkpoint import RunFolderLock  # noqa: E402
 from hacm.train.distributed import requested_device  # noqa: E402
 from hacm.train.environment import use_cuda  # noqa: E402
-from hacm.train.pretraining import RUN_ERRORS  # noqa: E402
+from hacm.train.errors import RUN_ERRORS  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = run_parser(PROG, __doc__.splitlines()[0], config_help="evaluation YAML (see config/examples)",
+    parser = run_parser(PROG, __doc__.splitlines()[0],
+                        config_help="evaluation YAML (a run's: python -m hacm.recipes evaluate BENCH METHOD PROTOCOL > FILE)",
                         set_example="linear.epochs=10")
-    parser.add_argument("--protocol", choices=PROTOCOLS, required=True)
+    parser.add_argument("--protocol", choices=tuple(PROTOCOLS), required=True)
     parser.add_argument("--encoder", required=True, help="encoder.pt written by hacm.pretrain, the authors' published "
                         "weights (.pth), or 'none'")
     parser.add_argument("--encoder-kind", choices=KINDS, help="the authors' model a published .pth holds (read from "
@@ -50,14 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     encoder = None if args.encoder.lower() == "none" else Path(args.encoder)
     if encoder is None and args.encoder_kind is not None:
-        print(f"{PROG}: error: --encoder-kind names the model of a published weights file; --encoder is none",
-              file=sys.stderr)
-        return EXIT_USAGE
+        return usage_error(PROG, "--encoder-kind names the model of a published weights file; --encoder is none")
     try:
         asked = requested_device(args.device) if args.device else None
     except ValueError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage_error(PROG, error)
 
     def run_protocol() -> int:
         # DeviceError (a SLURM job's GPUs that PyTorch cannot use) is one of RUN_ERRORS: one line, exit 1

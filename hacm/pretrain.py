@@ -25,7 +25,8 @@ from hacm.data.staging import staged  # noqa: E402  (after the start-up guard ab
 from hacm.train.checkpoint import RunFolderLock  # noqa: E402
 from hacm.train.config import load_pretrain_config  # noqa: E402
 from hacm.train.distributed import setup_distributed, teardown_distributed  # noqa: E402
-from hacm.train.pretraining import RUN_ERRORS, run_pretraining  # noqa: E402
+from hacm.train.errors import RUN_ERRORS  # noqa: E402
+from hacm.train.pretraining import run_pretraining  # noqa: E402
 from hacm.train.stopping import EXIT_CONTINUE, StopRequest, requeue_this_job  # noqa: E402
 
 
@@ -37,7 +38,8 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = run_parser(PROG, __doc__.splitlines()[0], config_help="pretraining YAML (see config/examples)",
+    parser = run_parser(PROG, __doc__.splitlines()[0],
+                        config_help="pretraining YAML (a run's: python -m hacm.recipes pretrain BENCH METHOD > FILE)",
                         set_example="optim.epochs=10")
     parser.add_argument("--stop-after-epochs", type=positive_int, help="stop after this many epochs of this run "
                         "(for time-limited jobs; run again to continue)")

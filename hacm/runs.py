@@ -5,7 +5,8 @@ files; hacm.tables.plan fills their patterns). Torch-free: the workflow imports 
 
 - <bench>: the benchmark key with '_' for '-' (ntu60-xsub -> ntu60_xsub), the folders' spelling since
   the first release of this pipeline (results of earlier runs keep their place).
-- <method>: hacm, mae, mamp, random (the randomly initialised encoder), or hacm-<ablation>.
+- <method>: a method of hacm.methods (hacm, mae, mamp), random (the randomly initialised encoder), or
+  hacm-<ablation>.
 - <protocol>: pretrain, linear, finetune, semi<percent>-draw<k>, transfer-from-<source bench>.
 """
 
@@ -15,9 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
-PRETRAINED_METHODS = ("hacm", "mae", "mamp")
-RANDOM = "random"  # the randomly initialised encoder: the "no pretraining" rows
-ABLATED_METHOD = "hacm"  # every ablation is a variant of HA-CM
+from hacm.methods import ABLATED_METHOD, METHODS, RANDOM
+from hacm.protocols import PLAIN_PROTOCOLS
+
 
 _SEMI = re.compile(r"semi([0-9.]+)-draw([0-9]+)")
 _TRANSFER = "transfer-from-"
@@ -62,7 +63,7 @@ def base_method(method: str) -> str:
 
 def ablation_name(method: str) -> str | None:
     """hacm-euclidean -> euclidean; None for a method that is not an ablation."""
-    if method in PRETRAINED_METHODS or method == RANDOM:
+    if method in METHODS or method == RANDOM:
         return None
     return method.split("-", 1)[1] if "-" in method else None
 
@@ -92,7 +93,8 @@ class Protocol:
             return cls("semi", fraction=float(semi[1]) / 100, draw=int(semi[2]))
         if folder.startswith(_TRANSFER) and re.fullmatch(BENCH_PATTERN, folder[len(_TRANSFER):]):
             return cls("transfer", source=benchmark_of_folder(folder[len(_TRANSFER):]))
-        if folder in ("linear", "finetune"):
+        if folder in PLAIN_PROTOCOLS:
             return cls(folder)
-        raise RunNameError(f"{folder!r} names no evaluation protocol (linear, finetune, semi<percent>-draw<k>, "
+        raise RunNameError(f"{folder!r} names no evaluation protocol ({', '.join(PLAIN_PROTOCOLS)}, "
+                           "semi<percent>-draw<k>, "
                            f"{_TRANSFER}<benchmark folder>)")

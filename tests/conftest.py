@@ -13,6 +13,20 @@ TINY_ARCHITECTURE = {"frames": 24, "t_patch": 3, "dim": 32, "depth": 1, "heads":
                      "decoder_depth": 1, "decoder_heads": 4}
 
 
+def recipe_file(folder: Path, *arguments: str) -> Path:
+    """A run's document written as a user writes it, `python -m hacm.recipes ARGUMENTS > FILE`: the --config of
+    hacm.pretrain / hacm.evaluate (the embedded recipe, config/config.yaml, unless --configfile says otherwise)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "hacm.recipes", *arguments], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    path = folder / ("_".join(arguments).replace("/", "_") + ".yaml")
+    path.write_text(result.stdout)
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from hacm.train.stopping import EXIT_CONTINUE, StopRequest, requeue_this_job, slurm_job_end
+from tests.conftest import recipe_file
 from tests.test_pretrain import TINY, run, weights
 
 
@@ -135,11 +136,10 @@ def test_a_gpu_job_without_a_usable_gpu_stops_at_once(synthetic_stores, config, 
     """Users' review: a job given a GPU whose PyTorch sees none trained on the CPU until its time limit."""
     if torch.cuda.is_available():
         pytest.skip("this machine has a usable GPU")
-    from tests.test_run_errors import EVALUATE
-
     data = synthetic_stores / "ntu60-xsub"
+    linear = recipe_file(tmp_path, "evaluate", "ntu60-xsub", "hacm", "linear")
     for stage, stage_config, extra in (("pretrain", config, []),
-                                       ("evaluate", EVALUATE, ["--protocol", "linear", "--encoder", "none"])):
+                                       ("evaluate", linear, ["--protocol", "linear", "--encoder", "none"])):
         started = time.monotonic()
         result = subprocess.run([sys.executable, "-m", f"hacm.{stage}", "--config", str(stage_config), "--data", str(data),
                                  "--out", str(tmp_path / stage), "--no-progress", *extra],

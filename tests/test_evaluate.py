@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from hacm.eval.config import EvalConfig
+from hacm.eval.config import EvalConfig, FinetuneConfig, LinearConfig
 from hacm.eval.metrics import best_test_epoch
 from hacm.eval.protocols import resolve_optimisation
 from hacm.eval.schema import validate_metrics
@@ -66,10 +66,13 @@ def test_each_protocol_runs_end_to_end(protocol, synthetic_stores, encoder_file,
     if protocol == "semi":
         assert metrics["semi"]["subset_size"] == metrics["num_train"] < 100
         assert metrics["semi"]["classes_covered"] == metrics["num_classes"]
-    # No per-protocol batch given: data.batch_size (capped at the training samples), lr per 256 as before.
-    settings = EVAL["linear" if protocol == "linear" else "finetune"]
-    batch = min(EVAL["data"]["batch_size"], metrics["num_train"])
-    assert metrics["optimisation"]["global_batch"] == batch
+    # No training batch given: the protocol's default (the release's 256 / 48, never data.batch_size, the
+    # inference batch), capped at the training samples, and recorded once: the batch that ran.
+    section = "linear" if protocol == "linear" else "finetune"
+    settings = EVAL[section]
+    default = (LinearConfig if protocol == "linear" else FinetuneConfig)().batch_size
+    batch = min(default, metrics["num_train"])
+    assert metrics["optimisation"]["global_batch"] == batch and metrics["config"][section]["batch_size"] == default
     assert metrics["optimisation"]["lr_absolute"] == pytest.approx(settings.get("lr", 0.1) * batch / 256)
     assert metrics["optimisation"]["lr_per_256"] == pytest.approx(settings.get("lr", 0.1))
     # The test split is scored only at the end (monitor.test_every 0): best = last.
@@ -90,30 +93,42 @@ def test_release_recipes_resolve_to_their_absolute_learning_rates():
     config = EvalConfig.from_dict({"data": {"batch_size": 64},
                                    "linear": {"lr": 0.1, "lr_batch": 256, "batch_size": 256},
                                    "finetune": {"lr": 3.0e-4, "min_lr": 1.0e-5, "lr_batch": 48, "batch_size": 48}})
-    linear = resolve_optimisation(config.linear, default_batch=64, samples=40_000)
+    linear = resolve_optimisation(config.linear, samples=40_000)
     assert (linear.global_batch, linear.lr_absolute, linear.steps_per_epoch) == (256, pytest.approx(0.1), 156)
-    finetune = resolve_optimisation(config.finetune, default_batch=64, samples=40_000)
+    finetune = resolve_optimisation(config.finetune, samples=40_000)
     assert finetune.global_batch == 48 and finetune.lr_absolute == pytest.approx(3.0e-4)
     assert finetune.min_lr_absolute == pytest.approx(1.0e-5)
     assert finetune.record()["lr_per_256"] == pytest.approx(3.0e-4 * 256 / 48)
     # NTU-60 x-sub 1 % (about 400 samples) makes 8 steps an epoch at batch 48; a subset under the batch one.
-    assert resolve_optimisation(config.finetune, default_batch=64, samples=401).steps_per_epoch == 8
-    small = resolve_optimisation(config.finetune, default_batch=64, samples=30)
+    assert resolve_optimisation(config.finetune, samples=401).steps_per_epoch == 8
+    small = resolve_optimisation(config.finetune, samples=30)
     assert (small.global_batch, small.steps_per_epoch) == (30, 1)
     assert small.lr_absolute == pytest.approx(3.0e-4 * 30 / 48)
-    # Neither key given: data.batch_size and lr per 256, as before these keys existed.
-    default = resolve_optimisation(EvalConfig.from_dict({"data": {"batch_size": 64}}).linear, default_batch=64,
-                                   samples=1000)
-    assert (default.global_batch, default.lr_absolute) == (64, pytest.approx(0.1 * 64 / 256))
+    # No batch key given: the release's global batches (linear 256, fine-tune 48) with lr per 256, whatever
+    # data.batch_size (evaluation's inference batch) says.
+    defaults = EvalConfig.from_dict({"data": {"batch_size": 64}})
+    linear = resolve_optimisation(defaults.linear, samples=1000)
+    assert (linear.global_batch, linear.lr_absolute) == (256, pytest.approx(0.1))
+    finetune = resolve_optimisation(defaults.finetune, samples=1000)
+    assert (finetune.global_batch, finetune.lr_absolute) == (48, pytest.approx(5e-4 * 48 / 256))
 
 
 @pytest.mark.parametrize("section, key, value", [("linear", "batch_size", 0), ("finetune", "batch_size", -48),
+                                                 ("linear", "batch_size", None), ("finetune", "batch_size", None),
                                                  ("linear", "lr_batch", 0), ("finetune", "lr_batch", 2.5),
                                                  ("finetune", "lr_batch", None)])
 def test_bad_batch_keys_are_one_line_errors(section, key, value):
     with pytest.raises(ConfigError, match=rf"^{section}\.{key}: ") as error:
         EvalConfig.from_dict({section: {key: value}})
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("section, loop", [("linear", "the linear probe's training"), ("finetune", "fine-tuning")])
+def test_a_null_training_batch_says_what_to_set_and_never_falls_back_to_data(section, loop):
+    with pytest.raises(ConfigError) as error:
+        EvalConfig.from_dict({"data": {"batch_size": 64}, section: {"batch_size": None}})
+    assert str(error.value) == (f"{section}.batch_size: must be set to the global batch of {loop}, a positive integer "
+                                "(data.batch_size is evaluation's inference batch, not a fallback) (got None)")
 
 
 def test_a_subset_smaller_than_the_batch_trains_every_epoch(synthetic_stores, encoder_file, eval_config, tmp_path):

@@ -125,10 +125,10 @@ def test_masks_do_not_depend_on_how_a_global_batch_is_split(name):
 def test_selection_follows_scores_and_the_keep_switch():
     scores = torch.arange(100.0).expand(2000, -1)
     uniforms = torch.rand(2000, 100, generator=torch.Generator().manual_seed(0))
-    high = select_visible(scores, uniforms, 10, temperature=0.1, keep_high=True)
-    low = select_visible(scores, uniforms, 10, temperature=0.1, keep_high=False)
+    high = select_visible(scores, uniforms, 10, divisor=0.1, keep_high=True)
+    low = select_visible(scores, uniforms, 10, divisor=0.1, keep_high=False)
     assert high.float().mean() > 80 and low.float().mean() < 20
-    flat = select_visible(torch.zeros(2000, 100), uniforms, 10, temperature=0.9, keep_high=True)
+    flat = select_visible(torch.zeros(2000, 100), uniforms, 10, divisor=0.9, keep_high=True)
     assert 40 < flat.float().mean() < 60  # equal scores: uniform choice
 
 

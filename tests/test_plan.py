@@ -14,15 +14,8 @@ import yaml
 from snakemake.utils import validate
 
 from hacm.runs import PROTOCOL_PATTERN, Protocol, RunNameError, bench_folder, benchmark_of_folder
-from hacm.tables.plan import (
-    DATASETS,
-    PAPER_BENCHMARKS,
-    PLAN_SCHEMA,
-    TABLE_COLUMNS,
-    build_plan,
-    plan_inputs,
-    pretraining_runs,
-)
+from hacm.tables.layout import PAPER_BENCHMARKS, TABLE_COLUMNS, build_plan, plan_inputs, pretraining_runs
+from hacm.tables.plan import DATASETS, PLAN_SCHEMA
 from hacm.tables.published import load_published
 from hacm.tables.schemas import first_error
 from tests.conftest import REPO

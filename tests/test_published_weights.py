@@ -27,7 +27,8 @@ from snakemake.utils import validate
 from hacm.evaluate import main as evaluate_main
 from hacm.files import file_sha256
 from hacm.release.kinds import published_folder
-from hacm.tables.plan import PLAN_SCHEMA, PlanError, build_plan, plan_inputs
+from hacm.tables.layout import build_plan, plan_inputs
+from hacm.tables.plan import PLAN_SCHEMA, PlanError
 from hacm.tables.report import encoder_mismatch, make_report
 from hacm.tables.schemas import first_error
 from hacm.train.checkpoint import CheckpointError

@@ -17,6 +17,7 @@ import hacm.model.pretrainer as pretrainer_module
 from hacm.config import ConfigError
 from hacm.model import release_objective as release
 from hacm.model.config import ModelConfig, preset
+from hacm.model.criterion_scores import SCORES
 from hacm.model.hyperbolic import BALL_MARGIN, poincare_distance, poincare_pairwise_distance, release_to_ball, to_ball
 from hacm.model.masking import spatial_hierarchy_scores
 from hacm.model.pretrainer import HACMPretrainer, to_sequences
@@ -151,8 +152,8 @@ def test_c_spatial_scores_decide_about_other_tokens_temporal_ones_about_their_ow
     tokens = model.encoder.embed(sequences)
     temporal, spatial = model.group_scores(sequences, tokens)
     patches = torch.arange(4)
-    natural_t = model._criterion_scores("attention", tokens, patches[0::2])
-    natural_s = model._criterion_scores("hierarchy", tokens, patches[1::2])
+    natural_t = SCORES["attention"](model, sequences, tokens, patches[0::2]).reshape(2, -1)
+    natural_s = SCORES["hierarchy"](model, sequences, tokens, patches[1::2]).reshape(2, -1)
     # temporal: scores and tokens both joint-major, each token keeps its own score
     assert temporal.members.tolist() == [natural_of_joint_major(a) for a in range(H)]
     torch.testing.assert_close(temporal.scores, release.joint_major_scores(natural_t, J))

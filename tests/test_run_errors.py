@@ -9,13 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, default_sigint
+from tests.conftest import REPO, default_sigint, recipe_file
 
-PRETRAIN = REPO / "config" / "examples" / "pretrain_synthetic.yaml"
-EVALUATE = REPO / "config" / "examples" / "evaluate_synthetic.yaml"
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory) -> dict[str, Path]:
+    """The embedded recipe's NTU-60 x-sub pretraining and linear probe, as `python -m hacm.recipes` writes them."""
+    folder = tmp_path_factory.mktemp("configs")
+    return {"pretrain": recipe_file(folder, "pretrain", "ntu60-xsub", "hacm"),
+            "linear": recipe_file(folder, "evaluate", "ntu60-xsub", "hacm", "linear")}
 
 
 def stage(name: str, *arguments: str) -> subprocess.CompletedProcess:
@@ -25,15 +31,15 @@ def stage(name: str, *arguments: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("case", ["bad --set", "out is a file", "cuda without cuda", "not a device", "meta device",
                                   "betas", "empty section", "corrupt info.json", "finetune batch of 1"])
-def test_mistakes_are_one_line_errors(case, synthetic_stores, tmp_path):
+def test_mistakes_are_one_line_errors(case, configs, synthetic_stores, tmp_path):
     data = synthetic_stores / "ntu60-xsub"
     if case == "corrupt info.json":  # probe case 25
         shutil.copytree(data, tmp_path / "store")
         data = tmp_path / "store"
         (data / "train" / "info.json").write_text("{not json")
     (tmp_path / "a_file").write_text("")
-    pretrain = ["--config", str(PRETRAIN), "--data", str(data)]
-    linear = ["--protocol", "linear", "--config", str(EVALUATE), "--data", str(data), "--encoder", "none"]
+    pretrain = ["--config", str(configs["pretrain"]), "--data", str(data)]
+    linear = ["--protocol", "linear", "--config", str(configs["linear"]), "--data", str(data), "--encoder", "none"]
     out = ["--out", str(tmp_path / "o")]
     name, arguments, words = {
         "bad --set": ("pretrain", [*pretrain, *out, "--set", "optim.lr=["], "not a YAML value"),
@@ -44,7 +50,7 @@ def test_mistakes_are_one_line_errors(case, synthetic_stores, tmp_path):
         "betas": ("pretrain", [*pretrain, *out, "--set", "optim.betas=0.9"], "optim.betas: must be two numbers"),
         "empty section": ("pretrain", [*pretrain, *out, "--set", "optim=null"], "optim: is empty"),
         "corrupt info.json": ("pretrain", [*pretrain, *out], "is not readable JSON"),
-        "finetune batch of 1": ("evaluate", ["--protocol", "finetune", *linear[2:], *out, "--set", "data.batch_size=1"],
+        "finetune batch of 1": ("evaluate", ["--protocol", "finetune", *linear[2:], *out, "--set", "finetune.batch_size=1"],
                                 "BatchNorm in the head needs at least 2 per batch"),
     }[case]
     if case == "cuda without cuda":
@@ -57,9 +63,9 @@ def test_mistakes_are_one_line_errors(case, synthetic_stores, tmp_path):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_ctrl_c_in_pretraining_is_one_line_and_resumable(synthetic_stores, tmp_path):
+def test_ctrl_c_in_pretraining_is_one_line_and_resumable(configs, synthetic_stores, tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "hacm.pretrain", "--config", str(PRETRAIN), "--data",
+    process = subprocess.Popen([sys.executable, "-m", "hacm.pretrain", "--config", str(configs["pretrain"]), "--data",
                                 str(synthetic_stores / "ntu60-xsub"), "--out", str(out), "--no-progress"], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                                preexec_fn=default_sigint)
@@ -73,7 +79,7 @@ def test_ctrl_c_in_pretraining_is_one_line_and_resumable(synthetic_stores, tmp_p
     assert "Traceback" not in stderr
 
 
-def test_two_runs_cannot_write_one_folder(synthetic_stores, tmp_path):
+def test_two_runs_cannot_write_one_folder(configs, synthetic_stores, tmp_path):
     """Reliability probe: nothing stopped two runs writing one output folder."""
     from hacm.train.checkpoint import CheckpointError, RunFolderLock
 
@@ -81,7 +87,7 @@ def test_two_runs_cannot_write_one_folder(synthetic_stores, tmp_path):
     with RunFolderLock(out):
         with pytest.raises(CheckpointError, match="in use by another run"):
             RunFolderLock(out).__enter__()
-        result = stage("evaluate", "--protocol", "linear", "--config", str(EVALUATE), "--data",
+        result = stage("evaluate", "--protocol", "linear", "--config", str(configs["linear"]), "--data",
                        str(synthetic_stores / "ntu60-xsub"), "--encoder", "none", "--out", str(out))
         assert result.returncode == 1 and "in use by another run (pid" in result.stderr
         assert "Traceback" not in result.stderr
@@ -89,9 +95,9 @@ def test_two_runs_cannot_write_one_folder(synthetic_stores, tmp_path):
         pass
 
 
-def test_ctrl_c_while_a_stage_starts_is_one_line(synthetic_stores, tmp_path):
+def test_ctrl_c_while_a_stage_starts_is_one_line(configs, synthetic_stores, tmp_path):
     """Probe case 44: a Ctrl-C while torch was still importing printed a KeyboardInterrupt traceback."""
-    process = subprocess.Popen([sys.executable, "-m", "hacm.pretrain", "--config", str(PRETRAIN), "--data",
+    process = subprocess.Popen([sys.executable, "-m", "hacm.pretrain", "--config", str(configs["pretrain"]), "--data",
                                 str(synthetic_stores / "ntu60-xsub"), "--out", str(tmp_path / "run"), "--no-progress"],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, preexec_fn=default_sigint)

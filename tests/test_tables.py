@@ -19,7 +19,8 @@ from hacm.eval.schema import validate_metrics
 from hacm.evaluate import main as evaluate_main
 from hacm.tables import ReportError
 from hacm.tables.figures import read_epoch_losses
-from hacm.tables.plan import TABLE_COLUMNS, PlanError, load_plan
+from hacm.tables.layout import TABLE_COLUMNS
+from hacm.tables.plan import PlanError, load_plan
 from hacm.tables.published import SOURCE_FIELDS, PublishedError, format_published, load_published, validate_published
 from hacm.tables.cells import Cell
 from hacm.tables.report import encoder_mismatch, make_report

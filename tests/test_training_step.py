@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from hacm.data.loader import Batch
-from hacm.model.config import PRESETS, ModelConfig
+from hacm.methods import METHODS
+from hacm.model.config import ModelConfig
 from hacm.model.pretrainer import HACMPretrainer
 from hacm.train.engine import EpochProgress, train_one_epoch
 from hacm.train.pretraining import parameter_groups
@@ -53,7 +54,7 @@ def read_backs_by_hacm(run) -> collections.Counter:
 @pytest.mark.parametrize("method", ["hacm", "mae", "mamp"])
 def test_a_step_reads_nothing_back_between_logged_steps(method):
     steps, log_every = 12, 4
-    model = HACMPretrainer(ModelConfig.from_dict({**PRESETS[method], **SMALL}))
+    model = HACMPretrainer(ModelConfig.from_dict({**METHODS[method].preset, **SMALL}))
     optimizer = torch.optim.AdamW(parameter_groups(model, 0.05), lr=0.0)
     batches = [Batch(torch.randn(4, 3, 12, 25, 2), torch.zeros(4, dtype=torch.long), torch.arange(4))
                for _ in range(steps)]

@@ -16,15 +16,8 @@ from hacm.data.storage import SkeletonStore
 from hacm.model.config import ModelConfig
 from hacm.model.pretrainer import HACMPretrainer
 from hacm.visualize import main
-from hacm.visualize.masks import (
-    CRITERIA,
-    initial_state,
-    plan_criterion_masks,
-    read_checkpoint,
-    read_sample,
-    resize_to_frames,
-    resolve_model_config,
-)
+from hacm.visualize.panels import panel_criteria, plan_criterion_masks
+from hacm.visualize.inputs import initial_state, read_checkpoint, read_sample, resize_to_frames, resolve_model_config
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_NAME = "S017C003P020R002A054"
@@ -93,7 +86,7 @@ def test_figure_from_a_store_sample_at_mamps_frames(synthetic_stores, small_conf
 @pytest.mark.parametrize("mask_ratio", [0.9, 0.8, 0.95])
 def test_each_criterion_keeps_k_tokens_of_the_same_18_limb_joints(synthetic_stores, mask_ratio):
     config, masks = small_masks(f"{synthetic_stores / 'ntu60-xsub' / 'train'}:0", mask_ratio=mask_ratio)
-    assert [mask.criterion for mask in masks] == list(CRITERIA)
+    assert [mask.criterion for mask in masks] == list(panel_criteria()) == ["attention", "hierarchy", "motion", "random"]
     expected = config.visible_per_group(config.tokens)  # K = floor((1 - r) L)
     for mask in masks:
         assert mask.config.token_joint_ids == config.token_joint_ids and len(config.token_joint_ids) == 18
@@ -101,7 +94,7 @@ def test_each_criterion_keeps_k_tokens_of_the_same_18_limb_joints(synthetic_stor
         assert [mask.visible_count(body) for body in (0, 1)] == [expected, expected]
     assert [m.config.masking for m in masks] == ["single", "single", "motion", "random"]
     assert [m.config.single_criterion for m in masks[:2]] == ["attention", "hierarchy"]
-    assert masks[2].config.keep_high_scores is False and masks[2].config.score_temperature == 0.8
+    assert masks[2].config.keep_high_scores is False and masks[2].config.score_max_fraction == 0.8
 
 
 def test_same_seed_same_masks_other_seed_other_masks(raw_sample, in_repo):

@@ -30,6 +30,7 @@ count: 19.10). Torch-free.
 from __future__ import annotations
 
 from hacm.model.config import ModelConfig
+from hacm.model.criteria import CRITERIA
 
 
 def block_flops(tokens: int, width: int, mlp_ratio: float) -> float:
@@ -58,13 +59,12 @@ def encoder_blocks_flops(model: ModelConfig, tokens: int) -> float:
 
 
 def masking_flops(model: ModelConfig) -> float:
-    """The attention criterion's q and k projections of the temporal group (no gradient), one sequence."""
-    uses_attention = (model.masking == "cross" and model.temporal_criterion == "attention") or (
-        model.masking == "single" and model.single_criterion == "attention")
-    if not uses_attention:
-        return 0.0
-    group = (model.patches + 1) // 2 * model.joints_per_patch if model.masking == "cross" else model.tokens
-    return 2 * 2.0 * group * model.dim * model.dim
+    """The q and k projections of the groups whose criterion runs them (hacm.model.criteria: the attention
+    criterion, no gradient), one sequence."""
+    sizes = {"temporal": (model.patches + 1) // 2 * model.joints_per_patch,
+             "spatial": model.patches // 2 * model.joints_per_patch, "all": model.tokens}
+    return sum((2 * 2.0 * sizes[group] * model.dim * model.dim
+                for group, criterion in model.masking_groups if CRITERIA[criterion].projections), 0.0)
 
 
 def pretrain_step_flops(model: ModelConfig) -> float:

@@ -34,6 +34,7 @@ from hacm.campaign.split_sizes import SplitSizes, benchmark_of_data_dir, split_s
 from hacm.config import ConfigError
 from hacm.eval.config import EvalConfig
 from hacm.model.config import ModelConfig
+from hacm.protocols import PROTOCOLS
 from hacm.runs import benchmark_of_folder
 from hacm.train.config import PretrainConfig
 
@@ -162,24 +163,24 @@ def evaluate_work(job: PlannedJob, documents: RunDocuments) -> JobWork:
     if sizes is None:
         return JobWork(missing=_no_sizes(job, benchmark))
     protocol, test = job.argument("--protocol"), sizes.test or 0
-    forward, default_batch = encoder_forward_flops(model), config.data.batch_size
-    if protocol == "linear":  # no autocast in the linear probe: float32 forward passes
+    forward, inference_batch = encoder_forward_flops(model), config.data.batch_size
+    if PROTOCOLS[protocol].loop == "linear":  # no autocast in the linear probe: float32 forward passes
         settings = config.linear
-        batch = min(settings.batch_size or default_batch, sizes.train)
-        passes = [Pass("test split", test, forward, "fp32", default_batch)]
+        batch = min(settings.batch_size, sizes.train)
+        passes = [Pass("test split", test, forward, "fp32", inference_batch)]
         if settings.augment:
             passes.append(Pass("augmented train split", settings.epochs * (sizes.train // batch) * batch, forward,
                                "fp32", batch))
         else:
-            passes.append(Pass("train split (cached)", sizes.train, forward, "fp32", default_batch))
+            passes.append(Pass("train split (cached)", sizes.train, forward, "fp32", inference_batch))
         return JobWork(passes=tuple(passes), sizes=sizes.source)
     settings = config.finetune
     members = semi_members(sizes, config.semi.fraction, benchmark) if protocol == "semi" else sizes.train
-    batch = min(settings.batch_size or default_batch, members)
+    batch = min(settings.batch_size, members)
     passes = (Pass("fine-tuning step", settings.epochs * (members // batch) * batch, finetune_step_flops(model),
                    settings.precision, batch),
               Pass("test split", _count_tests(settings.epochs, config.monitor.test_every) * test, forward,
-                   settings.precision, default_batch))
+                   settings.precision, inference_batch))
     return JobWork(passes=passes, sizes=sizes.source)
 
 

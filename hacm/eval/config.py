@@ -8,26 +8,24 @@ from hacm.config import adam_betas, apply_overrides, load_yaml, require, require
 from hacm.model.config import ModelConfig
 from hacm.train.config import PRECISIONS, DataConfig, scaled_to_batch, stage_config_from_dict
 
-# The sections of this config each protocol reads (semi-supervised and transfer runs fine-tune). The
-# workflow gives a run only these, so that changing, say, the linear epochs reruns the linear runs only.
-PROTOCOL_SECTIONS = {"linear": ("data", "linear", "monitor"), "finetune": ("data", "finetune", "monitor"),
-                     "semi": ("data", "finetune", "monitor"), "transfer": ("data", "finetune", "monitor")}
-PROTOCOLS = tuple(PROTOCOL_SECTIONS)
-
 
 def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def require_batch_keys(section: str, batch_size: int | None, lr_batch: int) -> None:
-    require(batch_size is None or _positive_int(batch_size), f"{section}.batch_size",
-            "must be a positive integer (or null: data.batch_size)")
+def require_batch_keys(section: str, batch_size: int, lr_batch: int, *, loop: str) -> None:
+    require(_positive_int(batch_size), f"{section}.batch_size",
+            f"must be set to the global batch of {loop}, a positive integer (data.batch_size is evaluation's "
+            "inference batch, not a fallback)", got=batch_size)
     require(_positive_int(lr_batch), f"{section}.lr_batch", "must be a positive integer")
 
 
-# `lr` (and `min_lr`) are stated at a global batch of `lr_batch` samples and scaled linearly to the batch
-# that runs, so a recipe can be copied as published: the release's linear probe is lr 0.1 at batch 256,
-# its fine-tuning lr 3e-4 (min 1e-5) at batch 48.
+# One batch key per loop: data.batch_size is evaluation's inference batch (feature extraction, test
+# scoring), linear.batch_size the linear probe's training batch, finetune.batch_size fine-tuning's; none
+# falls back to another. The defaults are the release's global batches (config/paper.yaml: linprobe.yaml
+# 128 per GPU x 2 GPUs; finetune.yaml 24 per GPU x 2 GPUs). `lr` (and `min_lr`) are stated at a global
+# batch of `lr_batch` samples and scaled linearly to the batch that runs, so a recipe can be copied as
+# published: the release's linear probe is lr 0.1 at batch 256, its fine-tuning lr 3e-4 (min 1e-5) at 48.
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class LinearConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     augment: bool = False  # False: features extracted once and cached (test-time crop, no rotation)
-    batch_size: int | None = None  # global batch of the classifier's training (None: data.batch_size)
+    batch_size: int = 256  # global batch of the classifier's training (the release's 128 per GPU x 2 GPUs)
     lr_batch: int = 256
 
     def __post_init__(self) -> None:
@@ -45,7 +43,7 @@ class LinearConfig:
         require_rates("linear", self.lr, 0.0)  # its cosine ends at 0
         require(0 <= self.momentum < 1, "linear.momentum", "must lie in [0, 1)")
         require(self.weight_decay >= 0, "linear.weight_decay", "must be non-negative")
-        require_batch_keys("linear", self.batch_size, self.lr_batch)
+        require_batch_keys("linear", self.batch_size, self.lr_batch, loop="the linear probe's training")
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class FinetuneConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     clip_grad: float | None = None
     precision: str = "fp32"
-    batch_size: int | None = None  # global batch of fine-tuning (None: data.batch_size)
+    batch_size: int = 48  # global batch of fine-tuning (the release's 24 per GPU x 2 GPUs)
     lr_batch: int = 256
 
     def __post_init__(self) -> None:
@@ -77,15 +75,13 @@ class FinetuneConfig:
         require(0 <= self.drop_path < 1 and 0 <= self.dropout < 1, "finetune.drop_path", "rates must lie in [0, 1)")
         require(0 <= self.label_smoothing < 1, "finetune.label_smoothing", "must lie in [0, 1)")
         require(self.precision in PRECISIONS, "finetune.precision", f"must be one of {PRECISIONS}")
-        require_batch_keys("finetune", self.batch_size, self.lr_batch)
+        require_batch_keys("finetune", self.batch_size, self.lr_batch, loop="fine-tuning")
 
 
-def protocol_rates(settings: LinearConfig | FinetuneConfig, *, default_batch: int,
-                   samples: int | None = None) -> tuple[int, float, float]:
-    """(global batch, lr, min_lr) a protocol trains with: its own batch_size (else `default_batch`), at
-    most `samples` when given, and lr / min_lr scaled to it from settings.lr_batch. The linear probe's
-    cosine ends at 0."""
-    batch = settings.batch_size or default_batch
+def protocol_rates(settings: LinearConfig | FinetuneConfig, *, samples: int | None = None) -> tuple[int, float, float]:
+    """(global batch, lr, min_lr) a protocol trains with: its batch_size, at most `samples` when given, and
+    lr / min_lr scaled to it from settings.lr_batch. The linear probe's cosine ends at 0."""
+    batch = settings.batch_size
     if samples is not None:
         batch = min(batch, samples)
     lr, min_lr = scaled_to_batch(settings.lr, getattr(settings, "min_lr", 0.0), batch=batch,
@@ -117,6 +113,7 @@ class EvalConfig:
     seed: int = 0
     method: str = "hacm"  # architecture preset for --encoder none
     model: ModelConfig = field(default_factory=ModelConfig)  # architecture for --encoder none
+    # data.batch_size: the inference batch (feature extraction, test scoring); training batches are the protocols'.
     data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=256))
     linear: LinearConfig = field(default_factory=LinearConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)

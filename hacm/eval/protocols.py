@@ -38,6 +38,7 @@ from hacm.eval.schema import validate_metrics
 from hacm.eval.subsets import per_class_subset, subset_digest, subset_seed
 from hacm.model.heads import FinetuneHead, LinearHead, pooled, pooled_features
 from hacm.model.pretrainer import SkeletonEncoder
+from hacm.protocols import PROTOCOLS
 from hacm.release.kinds import PUBLISHED_SUFFIX
 from hacm.train.checkpoint import (
     atomic_save,
@@ -55,7 +56,7 @@ from hacm.train.environment import describe
 from hacm.train.monitor import MetricsLog
 from hacm.train.progress import ProgressLines
 from hacm.train.encoder_file import LoadedEncoder, load_encoder, random_encoder
-from hacm.train.pretraining import RunError
+from hacm.train.errors import RunError
 from hacm.train.schedules import warmup_cosine
 
 PROG = "hacm.evaluate"
@@ -117,12 +118,12 @@ class Optimisation:
                 "steps_per_epoch": self.steps_per_epoch}
 
 
-def resolve_optimisation(settings: LinearConfig | FinetuneConfig, *, default_batch: int, samples: int) -> Optimisation:
+def resolve_optimisation(settings: LinearConfig | FinetuneConfig, *, samples: int) -> Optimisation:
     """The protocol's global batch and its lr / min_lr scaled from `settings.lr_batch` to that batch.
 
     The batch never exceeds the training samples: the last partial batch is dropped (as the release's
     loaders do), so a semi-supervised subset smaller than the batch still makes one step per epoch."""
-    batch, lr, min_lr = protocol_rates(settings, default_batch=default_batch, samples=samples)
+    batch, lr, min_lr = protocol_rates(settings, samples=samples)
     return Optimisation(global_batch=batch, lr_absolute=lr, min_lr_absolute=min_lr, steps_per_epoch=samples // batch)
 
 
@@ -219,7 +220,7 @@ def run_linear(run: Run, loaded: LoadedEncoder, resolved: dict) -> tuple[torch.T
     frames = loaded.config.frames
     head = LinearHead(loaded.config.dim, run.classes).to(device)
     # Cosine to 0, as the release's linear probe.
-    optimisation = resolve_optimisation(settings, default_batch=run.config.data.batch_size, samples=len(run.train_store))
+    optimisation = resolve_optimisation(settings, samples=len(run.train_store))
     batch_size, steps_per_epoch = optimisation.global_batch, optimisation.steps_per_epoch
     optimizer = torch.optim.SGD(head.parameters(), lr=optimisation.lr_absolute, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
@@ -291,13 +292,13 @@ def run_finetune(run: Run, loaded: LoadedEncoder, resolved: dict,
                         hidden=settings.hidden, dropout=settings.dropout).to(device)
     frames = loaded.config.frames
     members = np.arange(len(run.train_store)) if subset is None else subset
-    optimisation = resolve_optimisation(settings, default_batch=run.config.data.batch_size, samples=len(members))
+    optimisation = resolve_optimisation(settings, samples=len(members))
     batch_size, steps_per_epoch = optimisation.global_batch, optimisation.steps_per_epoch
     if len(members) < 2:
         raise RunError(f"fine-tuning needs at least two training samples (BatchNorm in the head); it has {len(members)}")
     if batch_size < 2:
         raise RunError(f"fine-tuning batches of {batch_size} sample: BatchNorm in the head needs at least 2 per batch "
-                       "(set finetune.batch_size or data.batch_size to 2 or more)")
+                       "(set finetune.batch_size to 2 or more)")
     schedule = warmup_cosine(base=optimisation.lr_absolute, final=optimisation.min_lr_absolute, epochs=settings.epochs,
                              steps_per_epoch=steps_per_epoch, warmup_epochs=settings.warmup_epochs)
     optimizer = torch.optim.AdamW(finetune_parameter_groups(encoder, head, weight_decay=settings.weight_decay,
@@ -347,7 +348,8 @@ def evaluate(run: Run) -> dict:
     started = time.perf_counter()
     config = run.config
     run.out_dir.mkdir(parents=True, exist_ok=True)
-    drop_path = config.finetune.drop_path if run.protocol != "linear" else 0.0
+    loop = PROTOCOLS[run.protocol].loop  # linear probe or fine-tuning (hacm.protocols)
+    drop_path = config.finetune.drop_path if loop == "finetune" else 0.0
     # Heads are initialised from the global generator: seed it so a run does not depend on what the
     # process did before (tests run several evaluations in one process).
     torch.manual_seed(config.seed)
@@ -367,7 +369,7 @@ def evaluate(run: Run) -> dict:
         semi = {"fraction": config.semi.fraction, "draw": config.semi.draw, "subset_seed": seed,
                 "subset_size": int(len(subset)), "subset_digest": subset_digest(subset),
                 "classes_covered": int(len(np.unique(run.train_store.labels[subset])))}
-    if run.protocol == "linear":
+    if loop == "linear":
         logits, facts, optimisation = run_linear(run, loaded, resolved)
         last_epoch = config.linear.epochs
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hacm.protocols import PROTOCOLS
+
 _FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
 _EPOCH = {"type": "integer", "minimum": 1}
 _REQUIRED_SINCE_THE_START = ["protocol", "top1", "top5", "per_class_accuracy", "num_train", "num_test", "num_classes",
@@ -13,7 +15,7 @@ METRICS_SCHEMA = {
     "type": "object",
     "required": _REQUIRED_SINCE_THE_START + BEST_EPOCH_KEYS,
     "properties": {
-        "protocol": {"enum": ["linear", "finetune", "semi", "transfer"]},
+        "protocol": {"enum": list(PROTOCOLS)},
         "top1": _FRACTION,  # the last epoch's
         "top5": _FRACTION,
         "best_top1": _FRACTION,  # best over the epochs the test split was scored at (monitor.test_every, the last)

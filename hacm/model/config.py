@@ -2,7 +2,7 @@
 
 Nothing inside the model is hard-coded: frames, patch length, joints and their hierarchy, widths,
 depths and the masking / target / loss switches all come from here. MAE and MAMP are presets of the
-same fields, not separate models.
+same fields, not separate models (hacm.methods); the masking criteria are hacm.model.criteria's.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 from hacm.config import ConfigError, require, section_from_dict, to_plain_dict
 from hacm.data.kinect import NUM_JOINTS, TRUNK_JOINTS
+from hacm.methods import METHODS
+from hacm.model.criteria import CRITERIA, MASKINGS, criteria_for
 
-MASKINGS = ("cross", "single", "motion", "random")
-TEMPORAL_CRITERIA = ("attention", "random")
-SPATIAL_CRITERIA = ("hierarchy", "random")
 TARGETS = ("motion", "coordinates")
 TOKEN_JOINTS = ("limbs", "all")
 SCORE_SCALINGS = ("max", "minmax")
@@ -41,14 +40,19 @@ class ModelConfig:
     decoder_heads: int = 8
     drop_path: float = 0.0
     # Masking
-    masking: str = "cross"  # cross grouping | single criterion on all tokens | MAMP motion | MAE random
+    # hacm.model.criteria: cross grouping | one criterion on all tokens | MAMP motion | MAE random
+    masking: str = "cross"
     temporal_criterion: str = "attention"
     spatial_criterion: str = "hierarchy"
     single_criterion: str = "attention"  # the criterion of masking="single"
     mask_ratio: float = 0.9
     keep_high_scores: bool = True  # high-score tokens are more likely to stay visible (authors' code)
-    score_scaling: str = "max"  # max: s / (temperature * max s + eps) (the release); minmax: range to 1/temperature
-    score_temperature: float = 0.9  # the release's 0.9 (mask_hyper_matrix); MAMP's tau; minmax e.g. 0.25
+    # How scores are scaled before the softmax (hacm.model.masking.scaled_scores):
+    # max: s / (score_max_fraction * max s + eps), the release's 0.9 (mask_hyper_matrix) and MAMP's tau;
+    # minmax: the range mapped to [0, 1], over score_temperature (e.g. 0.25), which minmax needs and max refuses.
+    score_scaling: str = "max"
+    score_max_fraction: float = 0.9
+    score_temperature: float | None = None
     parent_weight: float = 0.01  # lambda of the parent distance in the spatial criterion
     # Geometry, target, losses
     hyperbolic: bool = True
@@ -88,10 +92,17 @@ class ModelConfig:
         return self.patches * self.joints_per_patch
 
     @property
-    def needs_spatial_scores(self) -> bool:
+    def masking_groups(self) -> tuple[tuple[str, str], ...]:
+        """(group, criterion) of each masking group: temporal and spatial under cross masking, else all."""
         if self.masking == "cross":
-            return self.spatial_criterion == "hierarchy"
-        return self.masking == "single" and self.single_criterion == "hierarchy"
+            return ("temporal", self.temporal_criterion), ("spatial", self.spatial_criterion)
+        return (("all", self.single_criterion if self.masking == "single" else self.masking),)
+
+    @property
+    def selection(self) -> dict:
+        """The arguments of hacm.model.masking.gumbel_selection_keys besides scores and noise."""
+        divisor = self.score_max_fraction if self.score_scaling == "max" else self.score_temperature
+        return {"scaling": self.score_scaling, "divisor": divisor, "keep_high": self.keep_high_scores}
 
     def visible_per_group(self, group_tokens: int) -> int:
         """K, the tokens of a group of L that stay visible.
@@ -132,14 +143,20 @@ class ModelConfig:
         need(len(set(self.trunk_joints)) == len(self.trunk_joints) > 0, "trunk_joints", "must be distinct, at least one")
         need(self.token_joints in TOKEN_JOINTS, "token_joints", f"must be one of {TOKEN_JOINTS}")
         need(self.masking in MASKINGS, "masking", f"must be one of {MASKINGS}")
-        need(self.temporal_criterion in TEMPORAL_CRITERIA, "temporal_criterion", f"must be one of {TEMPORAL_CRITERIA}")
-        need(self.spatial_criterion in SPATIAL_CRITERIA, "spatial_criterion", f"must be one of {SPATIAL_CRITERIA}")
-        need(self.single_criterion in ("attention", "hierarchy"), "single_criterion", "must be attention or hierarchy")
+        for role in ("temporal", "spatial", "single"):
+            need(getattr(self, f"{role}_criterion") in criteria_for(role), f"{role}_criterion",
+                 f"must be one of {criteria_for(role)}")
         need(self.target in TARGETS, "target", f"must be one of {TARGETS}")
         need(0.0 < self.mask_ratio < 1.0, "mask_ratio", "must lie in (0, 1)")
         need(self.curvature > 0, "curvature", "must be positive")
-        need(self.score_temperature > 0, "score_temperature", "must be positive")
         need(self.score_scaling in SCORE_SCALINGS, "score_scaling", f"must be one of {SCORE_SCALINGS}")
+        need(_positive_number(self.score_max_fraction), "score_max_fraction", "must be a positive number")
+        if self.score_scaling == "minmax":
+            need(_positive_number(self.score_temperature), "score_temperature",
+                 "is the temperature of score_scaling minmax: set it to a positive number (e.g. 0.25)")
+        need(self.score_scaling == "minmax" or self.score_temperature is None, "score_temperature",
+             "is the temperature of score_scaling minmax only; under max scaling the scores are divided by "
+             "score_max_fraction x their max: set score_max_fraction instead")
         need(self.embedding_clip is None or self.embedding_clip > 0, "embedding_clip", "must be positive or null")
         need(self.drop_path >= 0 and self.parent_weight >= 0 and self.contrast_weight >= 0, "contrast_weight",
              "weights and drop_path must be non-negative")
@@ -154,8 +171,9 @@ class ModelConfig:
              "is the release's HA-CM objective: it needs masking=cross")
         need(not (self.release_objective and self.patches % 2), "release_objective",
              f"needs an even number of time patches (two equal groups, as the release's), not {self.patches}")
-        need(not (self.needs_spatial_scores and self.token_joints != "limbs"), "token_joints",
-             "the spatial hierarchy criterion needs token_joints=limbs (the trunk joints are its parents)")
+        for _, criterion in self.masking_groups:
+            need(not (CRITERIA[criterion].limb_tokens and self.token_joints != "limbs"), "token_joints",
+                 f"the {criterion} criterion needs token_joints=limbs (the trunk joints are its parents)")
         smallest_group = (self.patches // 2) * self.joints_per_patch
         if self.masking in ("motion", "random", "single"):
             smallest_group = self.tokens
@@ -168,18 +186,23 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> ModelConfig:
         return section_from_dict(cls, data, "model")
 
+    @classmethod
+    def from_stored(cls, data: dict) -> ModelConfig:
+        """The config a checkpoint or encoder file recorded, written before 2026-12-07 too: then the
+        divisor of max scaling was recorded as score_temperature (now score_max_fraction)."""
+        data = dict(data)
+        if data.get("score_scaling", "max") == "max" and "score_max_fraction" not in data:
+            if "score_temperature" in data:
+                data["score_max_fraction"] = data.pop("score_temperature")
+        return cls.from_dict(data)
 
-# Baselines as presets of the same fields (docs/method.md §2.9).
-PRESETS: dict[str, dict] = {
-    "hacm": {},
-    "mamp": dict(token_joints="all", masking="motion", hyperbolic=False, target="motion", contrast_weight=0.0,
-                 keep_high_scores=False, score_temperature=0.80),
-    "mae": dict(token_joints="all", masking="random", hyperbolic=False, target="coordinates", contrast_weight=0.0),
-}
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def preset(name: str, **overrides) -> ModelConfig:
-    """A method's configuration (hacm, mamp, mae) with overrides."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown method {name!r}; expected one of {', '.join(PRESETS)}")
-    return ModelConfig(**{**PRESETS[name], **overrides})
+    """A method's configuration (hacm.methods) with overrides."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
+    return ModelConfig(**{**METHODS[name].preset, **overrides})

@@ -86,11 +86,9 @@ def diagnose_masking(model: HACMPretrainer, x: torch.Tensor, *, draws: int = 100
         for start in range(0, draws, _DRAWS_PER_CHUNK):
             chunk = min(_DRAWS_PER_CHUNK, draws - start)
             uniforms = torch.rand((chunk, *scores.shape), generator=generator, device=x.device)
-            options = dict(temperature=config.score_temperature, keep_high=config.keep_high_scores,
-                           scaling=config.score_scaling)
-            by_criterion = _kept(gumbel_selection_keys(scores.expand_as(uniforms), uniforms, **options),
+            by_criterion = _kept(gumbel_selection_keys(scores.expand_as(uniforms), uniforms, **config.selection),
                                  group.visible_count)
-            by_random = _kept(gumbel_selection_keys(flat.expand_as(uniforms), uniforms, **options),
+            by_random = _kept(gumbel_selection_keys(flat.expand_as(uniforms), uniforms, **config.selection),
                               group.visible_count)
             agree += float((by_criterion & by_random).sum())
             kept_top += float((by_criterion & top).sum())

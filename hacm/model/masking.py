@@ -61,16 +61,19 @@ def motion_scores(patches: torch.Tensor) -> torch.Tensor:
     return torch.cat([motion[:, :1], motion], dim=1)
 
 
-def scaled_scores(scores: torch.Tensor, *, scaling: str, temperature: float) -> torch.Tensor:
-    """Scores put on the scale the softmax sees (docs/method.md §2.6), per row.
+def scaled_scores(scores: torch.Tensor, *, scaling: str, divisor: float) -> torch.Tensor:
+    """Scores put on the scale the softmax sees (docs/method.md §2.6), per row; either way the scaled
+    scores reach 1 / divisor at most.
 
-    max (the release, MAMP): s / (temperature * max s + eps); for s >= 0 the spread is at most 1/temperature.
-    minmax: (s - min s) / (max s - min s + eps) / temperature; a spread of exactly 1/temperature."""
+    max (the release, MAMP): s / (divisor * max s + eps), divisor = ModelConfig.score_max_fraction (the
+    release's 0.9, MAMP's tau); for s >= 0 the spread is at most 1 / divisor, and less where min s > 0.
+    minmax: (s - min s) / (max s - min s + eps) / divisor, divisor = ModelConfig.score_temperature; a spread
+    of exactly 1 / divisor."""
     scores = scores.float()
     if scaling == "max":
-        return scores / (temperature * scores.max(dim=-1, keepdim=True).values + _EPS)
+        return scores / (divisor * scores.max(dim=-1, keepdim=True).values + _EPS)
     low, high = scores.min(dim=-1, keepdim=True).values, scores.max(dim=-1, keepdim=True).values
-    return (scores - low) / (high - low + _EPS) / temperature
+    return (scores - low) / (high - low + _EPS) / divisor
 
 
 def gumbel_noise(uniforms: torch.Tensor) -> torch.Tensor:
@@ -78,20 +81,20 @@ def gumbel_noise(uniforms: torch.Tensor) -> torch.Tensor:
 
 
 def gumbel_selection_keys(
-    scores: torch.Tensor, uniforms: torch.Tensor, *, temperature: float, keep_high: bool, scaling: str = "max"
+    scores: torch.Tensor, uniforms: torch.Tensor, *, divisor: float, keep_high: bool, scaling: str = "max"
 ) -> torch.Tensor:
     """log softmax(scaled scores) + Gumbel noise; negated when low scores are kept."""
-    scaled = scaled_scores(scores, scaling=scaling, temperature=temperature)
+    scaled = scaled_scores(scores, scaling=scaling, divisor=divisor)
     keys = scaled.log_softmax(dim=-1) + gumbel_noise(uniforms)
     return keys if keep_high else -keys
 
 
 def select_visible(
-    scores: torch.Tensor, uniforms: torch.Tensor, count: int, *, temperature: float, keep_high: bool,
+    scores: torch.Tensor, uniforms: torch.Tensor, count: int, *, divisor: float, keep_high: bool,
     scaling: str = "max",
 ) -> torch.Tensor:
     """Indices (S, count), ascending, of the tokens that stay visible in each row of a group."""
-    keys = gumbel_selection_keys(scores, uniforms, temperature=temperature, keep_high=keep_high, scaling=scaling)
+    keys = gumbel_selection_keys(scores, uniforms, divisor=divisor, keep_high=keep_high, scaling=scaling)
     return largest_keys(keys, count)
 
 

@@ -22,14 +22,9 @@ from hacm.model import release_objective as release
 from hacm.model.config import ModelConfig
 from hacm.model.gather import gather_rows
 from hacm.model.hyperbolic import ball, release_to_ball, to_ball
-from hacm.model.masking import (
-    gumbel_selection_keys,
-    largest_keys,
-    masked_from_kept,
-    motion_scores,
-    spatial_hierarchy_scores,
-    temporal_attention_scores,
-)
+from hacm.model.criterion_scores import SCORES
+from hacm.model.masking import gumbel_selection_keys, largest_keys, masked_from_kept
+from hacm.model.tokens import TokenSet, patchify
 from hacm.model.transformer import Transformer, init_weights
 
 _TARGET_EPS = 1e-6
@@ -39,12 +34,6 @@ def to_sequences(x: torch.Tensor) -> torch.Tensor:
     """(N, C, T, V, M) batch -> (N*M, C, T, V): each body is a sequence (sample-major, body-minor)."""
     n, c, t, v, m = x.shape
     return x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
-
-
-def patchify(sequences: torch.Tensor, t_patch: int) -> torch.Tensor:
-    """(S, C, T, J) -> (S, P, J, t_patch * C), values of a token ordered (frame, coordinate)."""
-    s, c, t, j = sequences.shape
-    return sequences.reshape(s, c, t // t_patch, t_patch, j).permute(0, 2, 4, 3, 1).reshape(s, t // t_patch, j, -1)
 
 
 def gather_tokens(tokens: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
@@ -69,15 +58,6 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, masked: torch.Ten
     """Mean over masked tokens of the per-token mean squared error."""
     per_token = (prediction - target).pow(2).mean(dim=-1)
     return (per_token * masked).sum() / masked.sum().clamp_min(1)
-
-
-@dataclass
-class TokenSet:
-    """The embeddings of a batch of sequences."""
-
-    euclidean: torch.Tensor  # (S, P, J, D) with position embeddings
-    points: torch.Tensor  # (S, P, J, D) what the encoder consumes: in the ball when hyperbolic
-    trunk: torch.Tensor  # (S, P, T, D) trunk-joint embeddings without position embeddings
 
 
 class SkeletonEncoder(nn.Module):
@@ -221,40 +201,19 @@ class HACMPretrainer(nn.Module):
         self.decoder.compile()
 
     # --- masking -----------------------------------------------------------------------------
-    def _criterion_scores(self, criterion: str, tokens: TokenSet, patch_ids: torch.Tensor) -> torch.Tensor:
-        """(S, len(patch_ids) * J) scores of the tokens of the given time patches, natural order."""
-        config = self.config
-        if criterion == "attention":
-            scores = temporal_attention_scores(tokens.euclidean[:, patch_ids], self.w_q, self.w_k, self.b_q, self.b_k)
-        elif criterion == "hierarchy":
-            trunk = tokens.trunk[:, patch_ids]
-            parents = self.encoder.to_points(trunk).float().mean(dim=2)
-            scores = spatial_hierarchy_scores(tokens.points[:, patch_ids], parents, curvature=config.curvature,
-                                              parent_weight=config.parent_weight, hyperbolic=config.hyperbolic,
-                                              release_form=config.release_objective)
-        else:  # random: equal scores, so the Gumbel noise alone decides
-            scores = tokens.euclidean.new_zeros(tokens.euclidean.shape[0], len(patch_ids), config.joints_per_patch)
-        return scores.reshape(scores.shape[0], -1).float()
-
     @torch.no_grad()
     def group_scores(self, sequences: torch.Tensor, tokens: TokenSet) -> list[GroupScores]:
         """Each masking group's members (natural indices), scores (S, L_group) and visible count."""
         config = self.config
         all_patches = torch.arange(config.patches, device=sequences.device)
-        if config.masking == "cross":
-            groups = [("temporal", config.temporal_criterion, self.temporal_group, all_patches[0::2]),
-                      ("spatial", config.spatial_criterion, self.spatial_group, all_patches[1::2])]
-        else:
-            natural = torch.arange(config.tokens, device=sequences.device)
-            criterion = config.single_criterion if config.masking == "single" else config.masking
-            groups = [("all", criterion, natural, all_patches)]
+        layout = {"temporal": (self.temporal_group, all_patches[0::2]),
+                  "spatial": (self.spatial_group, all_patches[1::2]),
+                  "all": (torch.arange(config.tokens, device=sequences.device), all_patches)}
         result = []
-        for name, criterion, members, patch_ids in groups:
-            if criterion == "motion":
-                patches = patchify(sequences[:, :, :, self.encoder.token_joints].float(), config.t_patch)
-                scores = motion_scores(patches).reshape(sequences.shape[0], -1)
-            else:
-                scores = self._criterion_scores(criterion, tokens, patch_ids)
+        for name, criterion in config.masking_groups:
+            members, patch_ids = layout[name]
+            scores = SCORES[criterion](self, sequences, tokens, patch_ids)
+            scores = scores.reshape(scores.shape[0], -1).float()
             # The release: both groups' scores joint-major (model_hacm/transformer.py:465, 474), its temporal
             # tokens joint-major too (l.454), its spatial tokens time-major (l.455).
             if config.release_objective:
@@ -276,13 +235,11 @@ class HACMPretrainer(nn.Module):
         total: int | None = None,
     ) -> MaskPlan:
         config = self.config
-        options = dict(temperature=config.score_temperature, keep_high=config.keep_high_scores,
-                       scaling=config.score_scaling)
         groups, keys = self.group_scores(sequences, tokens), []
         for group in groups:
             uniforms = draw_uniforms(generator, tuple(group.scores.shape), offset=offset, total=total,
                                      device=sequences.device)
-            keys.append(gumbel_selection_keys(group.scores, uniforms, **options))
+            keys.append(gumbel_selection_keys(group.scores, uniforms, **config.selection))
         if config.release_objective:
             return self._release_plan(groups, keys)
         chosen = [group.members[largest_keys(group_keys, group.visible_count)]

@@ -17,9 +17,11 @@ from __future__ import annotations
 import copy
 
 from hacm.config import ConfigError
-from hacm.eval.config import PROTOCOL_SECTIONS, EvalConfig
+from hacm.eval.config import EvalConfig
+from hacm.methods import RANDOM
+from hacm.protocols import PLAIN_PROTOCOLS, PROTOCOLS
 from hacm.release.kinds import KIND_METHODS, published_name
-from hacm.runs import RANDOM, Protocol, ablation_name, base_method
+from hacm.runs import Protocol, ablation_name, base_method
 from hacm.train.config import PretrainConfig
 
 
@@ -88,7 +90,7 @@ class Recipes:
 
     def evaluate_document(self, benchmark: str, method: str, protocol: str, seed: int) -> dict:
         parsed = Protocol.parse(protocol)
-        read = PROTOCOL_SECTIONS[parsed.kind]  # a run's document holds only the sections its protocol reads
+        read = PROTOCOLS[parsed.kind].sections  # a run's document holds only the sections its protocol reads
         sections = merged(self.config["evaluate"], self.overrides("evaluate", benchmark, method))
         document = {key: value for key, value in sections.items() if key in read}
         document["seed"] = int(seed)
@@ -113,7 +115,7 @@ class Recipes:
             except (ConfigError, ValueError, TypeError) as error:
                 raise RecipeError(f"config: pretrain ({benchmark}, {method}): {error}") from None
         for benchmark in benchmarks:
-            for protocol in ("linear", "finetune"):
+            for protocol in PLAIN_PROTOCOLS:  # one per training loop
                 try:
                     EvalConfig.from_dict(self.evaluate_document(benchmark, RANDOM, protocol, 0))
                 except (ConfigError, ValueError, TypeError) as error:

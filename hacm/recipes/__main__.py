@@ -1,10 +1,17 @@
-"""`python -m hacm.recipes`: print a run's resolved configuration document (see hacm.recipes)."""
+"""`python -m hacm.recipes`: print a run's resolved configuration document (see hacm.recipes), as YAML that
+`python -m hacm.pretrain --config` / `python -m hacm.evaluate --config` read as it is:
+
+    python -m hacm.recipes pretrain ntu60-xsub hacm > pretrain.yaml
+    python -m hacm.pretrain --config pretrain.yaml --data resources/data/synthetic/ntu60-xsub --out results/mine
+"""
 
 from __future__ import annotations
 
-import json
+import shlex
 import sys
 from pathlib import Path
+
+import yaml
 
 from hacm.recipes import Recipes
 from hacm.recipes.workflow_config import load_workflow_config
@@ -13,7 +20,8 @@ from hacm.recipes.workflow_config import load_workflow_config
 def main(argv: list[str] | None = None) -> int:
     from hacm.cli import OneLineParser
 
-    parser = OneLineParser(prog="hacm.recipes", description="Print a run's resolved configuration document (JSON).")
+    parser = OneLineParser(prog="hacm.recipes", description="Print a run's resolved configuration document (YAML): "
+                           "the --config of python -m hacm.pretrain / hacm.evaluate.")
     parser.add_argument("--configfile", type=Path, default=Path("config/config.yaml"), help="a workflow config")
     parser.add_argument("stage", choices=("pretrain", "evaluate"))
     parser.add_argument("benchmark")
@@ -30,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bad config (Snakemake's schema check), an unknown run: one line
         print(f"hacm.recipes: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
-    print(json.dumps(document, indent=1, sort_keys=True))
+    # The command that wrote it, so that a saved document says where it came from.
+    print(f"# python -m hacm.recipes {shlex.join(sys.argv[1:] if argv is None else argv)}")
+    print(yaml.safe_dump(document, sort_keys=True), end="")
     return 0
 
 

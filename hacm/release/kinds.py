@@ -7,9 +7,11 @@ mae           maoyunyao/MAMP's model_mae Transformer (the same parameters, rando
 
 from __future__ import annotations
 
-KINDS = ("release-hacm", "mamp", "mae")
-# The hacm preset (hacm.model.config.PRESETS) each kind's encoder is.
-KIND_METHODS = {"release-hacm": "hacm", "mamp": "mamp", "mae": "mae"}
+from hacm.methods import METHODS
+
+# The method (hacm.methods) each kind's encoder is.
+KIND_METHODS = {method.published_kind: key for key, method in METHODS.items()}
+KINDS = tuple(KIND_METHODS)
 PUBLISHED_SUFFIX = " (published weights)"
 # A published encoder's rows live in results/<bench>/published.<name>/...: no '-' (that is an ablation's).
 PUBLISHED_FOLDER_PREFIX = "published."

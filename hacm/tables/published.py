@@ -4,7 +4,7 @@ File layout::
 
     version: 1
     tables:
-      linear:                      # a table of hacm.tables.plan.TABLE_COLUMNS
+      linear:                      # a table of hacm.tables.layout.TABLE_COLUMNS
         title: Linear evaluation (top-1 %)
         not_found: >-              # optional: what was looked for and not found
           ...
@@ -38,7 +38,7 @@ import yaml
 
 from hacm.cli import one_line
 from hacm.tables import ReportError, read_document
-from hacm.tables.plan import TABLE_COLUMNS
+from hacm.tables.layout import TABLE_COLUMNS
 from hacm.tables.schemas import closed, first_error
 
 SOURCE_FIELDS = ("authors", "title", "venue", "year", "id", "table", "read_at", "provenance")
@@ -58,7 +58,7 @@ def _table_schema(name: str) -> dict:
     return closed(["title"], {"title": _WORDS, "not_found": _WORDS, "rows": {"type": ["array", "null"], "items": row}})
 
 
-# The tables the file may hold (hacm.tables.plan.TABLE_COLUMNS) and the column keys each may use.
+# The tables the file may hold (hacm.tables.layout.TABLE_COLUMNS) and the column keys each may use.
 PUBLISHED_SCHEMA = closed(["version", "tables"], {
     "version": {"const": 1},
     "tables": {**closed([], {name: _table_schema(name) for name in TABLE_COLUMNS}, unknown="table"), "minProperties": 1},

@@ -1,8 +1,8 @@
 """Evaluation results (metrics.json files named by a plan) -> tables beside the published numbers.
 
-The plan (its format, how the workflow builds it, how it is checked): hacm.tables.plan. Every
-metrics.json must match hacm.eval.schema.METRICS_SCHEMA. Its values are fractions 0..1, shown as
-percents: the plan's `statistic` "best" (the default) shows `best_<metric>`, the best over the epochs a
+The plan (its format and how it is checked): hacm.tables.plan; how the workflow builds it:
+hacm.tables.layout. Every metrics.json must match hacm.eval.schema.METRICS_SCHEMA. Its values are
+fractions 0..1, shown as percents: the plan's `statistic` "best" (the default) shows `best_<metric>`, the best over the epochs a
 run scored the test split at, which is what the published rows report (the release and MAMP keep the
 maximum over epochs); "last" shows `<metric>`, the last epoch's. The CSV gives both.
 
@@ -63,7 +63,8 @@ import numpy as np
 
 from hacm.cli import one_line
 from hacm.files import file_sha256
-from hacm.runs import RANDOM, base_method, encoder_run_method
+from hacm.methods import RANDOM
+from hacm.runs import base_method, encoder_run_method
 from hacm.tables import ReportError
 from hacm.tables.bootstrap import Interval, percentile_interval, resampled_means
 from hacm.tables.cells import (

@@ -21,7 +21,8 @@ from hacm.config import (
     section_from_dict,
     to_plain_dict,
 )
-from hacm.model.config import PRESETS, ModelConfig
+from hacm.methods import METHODS
+from hacm.model.config import ModelConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 LOADERS = ("auto", "device", "workers")
@@ -140,11 +141,12 @@ def top_level_fields(cls, data: dict | None) -> tuple[dict, str, int, ModelConfi
     for key, value in data.items():  # `optim:` with nothing under it would silently mean the paper's defaults
         require(value is not None, key, "is empty (null): give its keys, or leave it out for the defaults")
     method = data.get("method", "hacm")
-    if method not in PRESETS:
-        raise ConfigError(f"method: must be one of {', '.join(PRESETS)} (got {method!r})")
+    if method not in METHODS:
+        raise ConfigError(f"method: must be one of {', '.join(METHODS)} (got {method!r})")
     seed = data.get("seed", 0)
     require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", "must be a non-negative integer")
-    return data, method, seed, ModelConfig.from_dict({**PRESETS[method], **require_mapping(data.get("model"), "model")})
+    model = ModelConfig.from_dict({**METHODS[method].preset, **require_mapping(data.get("model"), "model")})
+    return data, method, seed, model
 
 
 def stage_config_from_dict(cls, data: dict | None):

@@ -5,6 +5,8 @@ weights) by `hacm.evaluate`. It holds the encoder's weights, its model configura
 epoch, the whole pretraining configuration, the identity of the stores it was trained on and the git commit; it loads with `weights_only=True`.
 `load_encoder` also reads the authors' published pretrained weights (hacm.release.weights), which carry
 none of this: their configuration comes from their shapes and their method is "<method> (published weights)".
+`read_pretrained_model` reads the whole pretrainer (encoder, decoder, mask token) from a pretraining run's
+checkpoint, for the readers that need more than the encoder (the mask figures of hacm.visualize).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from hacm.config import ConfigError
 from hacm.model.config import ModelConfig
 from hacm.model.pretrainer import SkeletonEncoder
 from hacm.files import file_sha256
@@ -21,6 +24,7 @@ from hacm.train.checkpoint import CheckpointError, atomic_save, git_commit, load
 
 ENCODER = "encoder.pt"
 ENCODER_KIND = "hacm-encoder"
+MODEL_KEY = "model"  # a pretraining checkpoint's entry of the whole pretrainer's weights (encoder, decoder, mask token)
 
 
 @dataclass
@@ -47,6 +51,20 @@ def read_encoder_file(path: Path) -> dict:
     return state
 
 
+def read_pretrained_model(path: Path) -> tuple[ModelConfig, dict]:
+    """The model config and the whole pretrainer's weights of a pretraining run's checkpoint (the encoder
+    file holds the encoder only); CheckpointError when the file is not one."""
+    state = load_state(path)  # torch.load(weights_only=True): tensors and plain values only
+    weights, config = state.get(MODEL_KEY), state.get("config")
+    if not (isinstance(weights, dict) and isinstance(config, dict) and isinstance(config.get("model"), dict)):
+        raise CheckpointError(f"{path}: not a pretraining checkpoint (expected a {MODEL_KEY!r} state_dict and a "
+                              "'config' with a 'model' entry)")
+    try:
+        return ModelConfig.from_stored(config["model"]), weights
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: its model config is invalid ({error})") from None
+
+
 def load_encoder(path: Path, *, drop_path: float = 0.0, kind: str | None = None) -> LoadedEncoder:
     """The encoder an encoder file describes, with its weights (`drop_path` for fine-tuning); or the encoder
     of the authors' published weights, `kind` (release-hacm, mamp, mae) naming their model where the file
@@ -63,7 +81,7 @@ def load_encoder(path: Path, *, drop_path: float = 0.0, kind: str | None = None)
         raise CheckpointError(f"{path} is not an encoder file written by hacm.pretrain, nor the authors' published "
                               "weights (a state dict of their model, or a checkpoint with it under 'model')")
     try:
-        config = replace(ModelConfig.from_dict(state["model"]), drop_path=drop_path)
+        config = replace(ModelConfig.from_stored(state["model"]), drop_path=drop_path)
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: its model configuration is invalid ({error})") from None
     encoder = SkeletonEncoder(config)

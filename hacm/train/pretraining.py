@@ -15,31 +15,32 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from hacm.config import ConfigError, write_run_config
+from hacm.config import write_run_config
 from hacm.data.loader import Feeder, epoch_batches, make_feeder
-from hacm.data.storage import SkeletonStore, StoreError
+from hacm.data.storage import SkeletonStore
 from hacm.model.heads import pooled_features
-from hacm.model.config import ModelConfig
 from hacm.model.mask_diagnostic import diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer
-from hacm.train.checkpoint import CheckpointError, load_resumable, load_state, restore_run_state, save_run_state
+from hacm.train.checkpoint import load_resumable, restore_run_state, save_run_state
 from hacm.train.config import PretrainConfig
 from hacm.train.distributed import Distributed
-from hacm.train.encoder_file import ENCODER, save_encoder
-from hacm.train.engine import AUTOCAST_DTYPES, EpochProgress, NonFiniteLoss, check_finite, train_one_epoch
-from hacm.train.environment import DeviceError, describe
+from hacm.train.encoder_file import ENCODER, MODEL_KEY, save_encoder
+from hacm.train.engine import AUTOCAST_DTYPES, EpochProgress, check_finite, train_one_epoch
+from hacm.train.environment import describe
+from hacm.train.errors import RunError
 from hacm.train.monitor import MetricsLog, knn_accuracy, plot_loss_curve
 from hacm.train.progress import ProgressLines
 from hacm.train.schedules import warmup_cosine
 from hacm.train.stopping import StopRequest
 
 CHECKPOINT = "checkpoint.pt"
-MODEL_KEY = "model"  # the checkpoint entry of the whole pretrainer's weights (encoder, decoder, mask token)
 METRICS = "metrics.jsonl"  # the workflow's output, exported from HISTORY
 HISTORY = "history.jsonl"  # the log kept beside the checkpoint across continuations
 LOSS_CURVE = "loss_curve.png"
@@ -53,14 +54,6 @@ MONITOR_SEQUENCES = 40
 MONITOR_DRAWS = 50
 
 
-class RunError(RuntimeError):
-    """A run that cannot start or continue; the message says why and what to do."""
-
-
-# What a pretraining or evaluation run reports as one line (exit 1) rather than a traceback.
-RUN_ERRORS = (StoreError, CheckpointError, RunError, NonFiniteLoss, ConfigError, DeviceError)
-
-
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on every tensor of more than one dimension, none on biases and norms: the release's
     timm `optim_factory.add_weight_decay` (main_pretrain.py), which decays the learned position
@@ -70,25 +63,6 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
         if parameter.requires_grad:
             (no_decay if parameter.ndim <= 1 else decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def read_pretrained_model(path: Path) -> tuple[ModelConfig, dict]:
-    """The model config and the whole pretrainer's weights of a pretraining run's checkpoint (the encoder
-    file holds the encoder only); CheckpointError when the file is not one."""
-    state = load_state(path)  # torch.load(weights_only=True): tensors and plain values only
-    weights, config = state.get(MODEL_KEY), state.get("config")
-    if not (isinstance(weights, dict) and isinstance(config, dict) and isinstance(config.get("model"), dict)):
-        raise CheckpointError(f"{path}: not a pretraining checkpoint (expected a {MODEL_KEY!r} state_dict and a "
-                              "'config' with a 'model' entry)")
-    try:
-        return ModelConfig.from_dict(config["model"]), weights
-    except ConfigError as error:
-        raise CheckpointError(f"{path}: its model config is invalid ({error})") from None
-
-
-def write_encoder(path: Path, model: HACMPretrainer, config: PretrainConfig, epoch: int, data: dict) -> None:
-    save_encoder(path, model.encoder, method=config.method, epoch=epoch, pretrain_config=config.to_dict(), data=data)
-
 
 
 def _knn_monitor(model: HACMPretrainer, train_feeder: Feeder, test_feeder: Feeder, config: PretrainConfig,
@@ -104,6 +78,36 @@ def _knn_monitor(model: HACMPretrainer, train_feeder: Feeder, test_feeder: Feede
     train_features, train_labels = features(train_feeder)
     test_features, test_labels = features(test_feeder)
     return knn_accuracy(train_features, train_labels, test_features, test_labels, k=config.monitor.knn_k)
+
+
+@dataclass
+class EpochLoop:
+    """What the epochs of one PretrainingRun.train call share, and what they count."""
+
+    feeder: Feeder
+    network: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    lines: ProgressLines
+    monitor_feeders: tuple[Feeder, Feeder] | None  # kNN monitor (train, test); None: no monitors
+    monitor_bodies: torch.Tensor | None  # the masking monitor's body sequences
+    stop: StopRequest | None
+    stop_after_epochs: int | None
+    stop_after_steps: int | None
+    boundary: float  # time.monotonic() of the last stop check: the stop request's estimate of a step's time
+    curve_drawn: float  # time.monotonic() of the last loss-curve drawing
+    epochs: int = 0  # whole epochs trained in this call
+    steps: int = 0  # steps trained in this call
+
+
+@dataclass(frozen=True)
+class EpochSteps:
+    """What one call trained of one epoch."""
+
+    progress: EpochProgress  # the epoch's steps done and loss sums, this call's and any before
+    in_epoch: int  # the epoch's steps
+    trained: int  # steps trained in this call
+    whole: bool  # False: asked to stop after a step
+    seconds: float
+    samples_per_s: float
 
 
 class PretrainingRun:
@@ -198,21 +202,31 @@ class PretrainingRun:
         if curve:
             plot_loss_curve(self.log.records(), self.out_dir / LOSS_CURVE, title=self.curve_title)
 
-    # --- training -------------------------------------------------------------------------------------
+    def write_encoder(self, *, epoch: int) -> None:
+        """OUT/encoder.pt: the encoder after `epoch` epochs, with what it was pretrained with and on."""
+        save_encoder(self.out_dir / ENCODER, self.model.encoder, method=self.config.method, epoch=epoch,
+                     pretrain_config=self.config.to_dict(), data=self.data_identity)
 
-    def _agreed(self, asked: bool) -> bool:
-        """Whether any process was asked (every process stops at the same step)."""
-        if not self.context.enabled:
-            return asked
-        flag = torch.tensor([float(asked)], device=self.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
+    # --- training: set-up, epochs, finish ---------------------------------------------------------------
 
     def train(self, *, stop_after_epochs: int | None = None, stop_after_steps: int | None = None,
               stop: StopRequest | None = None) -> dict:
         """Train the remaining epochs; the last record (kind epoch, partial_epoch or stopped)."""
+        loop = self.start_epochs(stop=stop, stop_after_epochs=stop_after_epochs, stop_after_steps=stop_after_steps)
+        record: dict = {}
+        for epoch in range(self.start_epoch, self.config.optim.epochs + 1):
+            record, go_on = self.run_epoch(epoch, loop)
+            if not go_on:
+                return record
+        if self.start_epoch > self.config.optim.epochs and self.context.is_main:
+            self.rebuild_finished_outputs()
+        return record
+
+    def start_epochs(self, *, stop: StopRequest | None, stop_after_epochs: int | None,
+                     stop_after_steps: int | None) -> EpochLoop:
+        """What this call's epochs share: the feeders, the monitors' data, the (data-parallel) network and the
+        progress lines; the environment record and the start line when epochs remain."""
         config, context, device, main = self.config, self.context, self.device, self.context.is_main
-        spe, log = self.steps_per_epoch, self.log
         feed = dict(frames=config.model.frames, seed=config.seed, device=device, loader=config.data.loader,
                     workers=config.data.workers, rotation=config.data.rotation, input=config.data.input)
         train_feeder = make_feeder(self.train_store, train=True, **feed)
@@ -224,119 +238,157 @@ class PretrainingRun:
         network = self.model
         if context.enabled:
             network = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
-        local_batch = self.batch_size // context.world_size
         lines = ProgressLines("hacm.pretrain", environment=self.environment, device=device,
-                              total_epochs=config.optim.epochs, steps_per_epoch=spe, samples_per_step=self.batch_size,
-                              first_step=self.next_step, enabled=main, within_epochs=not self.show_progress)
+                              total_epochs=config.optim.epochs, steps_per_epoch=self.steps_per_epoch,
+                              samples_per_step=self.batch_size, first_step=self.next_step, enabled=main,
+                              within_epochs=not self.show_progress)
         if self.start_epoch <= config.optim.epochs:
-            log.write({"kind": "environment", "epoch": self.start_epoch, "step": self.next_step - 1,
-                       **self.environment})
+            self.log.write({"kind": "environment", "epoch": self.start_epoch, "step": self.next_step - 1,
+                            **self.environment})
             lines.start(self.start_epoch, resumed=self.next_step > 0)
+        now = time.monotonic()
+        return EpochLoop(feeder=train_feeder, network=network, lines=lines, monitor_feeders=monitor_feeders,
+                         monitor_bodies=monitor_bodies, stop=stop, stop_after_epochs=stop_after_epochs,
+                         stop_after_steps=stop_after_steps, boundary=now, curve_drawn=now)
 
-        def sequence_slice(local_sequences: int) -> tuple[int, int]:
-            # This process's sequences within the global batch, for data-parallel-invariant masks.
-            return context.rank * local_sequences, context.world_size * local_sequences
+    def run_epoch(self, epoch: int, loop: EpochLoop) -> tuple[dict, bool]:
+        """Train (the rest of) `epoch`; its record, and whether this call goes on to the next epoch."""
+        steps = self.train_steps(epoch, loop)
+        step_done = (epoch - 1) * self.steps_per_epoch + steps.progress.steps_done
+        if not steps.whole:  # asked to stop after a step: saved there
+            return self.stop_within_epoch(epoch, step_done, steps, loop), False
+        if steps.progress.steps_done < steps.in_epoch:  # --stop-after-steps: measured and logged, not saved
+            return self.end_partial_epoch(epoch, step_done, steps, loop), False
+        return self.end_epoch(epoch, step_done, steps, loop)
 
-        boundary = time.monotonic()
+    def train_steps(self, epoch: int, loop: EpochLoop) -> EpochSteps:
+        """The steps of `epoch` this call trains: from where an unfinished epoch stopped, up to the end, the
+        --stop-after-steps budget or a stop request."""
+        config, context, main = self.config, self.context, self.context.is_main
+        progress = self.unfinished if self.unfinished is not None else EpochProgress(epoch)
+        self.unfinished = None
+        done_before, started = progress.steps_done, time.perf_counter()
+        batches = epoch_batches(len(self.train_store), batch_size=self.batch_size, seed=config.seed, epoch=epoch,
+                                rank=context.rank, world_size=context.world_size)
+        remaining = batches[progress.steps_done:]
+        if loop.stop_after_steps is not None and loop.steps + len(remaining) > loop.stop_after_steps:
+            remaining = remaining[: loop.stop_after_steps - loop.steps]
+        with torch.random.fork_rng(devices=[]):  # a loader drawing its seed must not move the global stream
+            source = loop.feeder.iterate(remaining, epoch)
+        whole = train_one_epoch(
+            loop.network, source, progress=progress, optimizer=self.optimizer, lr_schedule=self.schedule,
+            first_step=(epoch - 1) * self.steps_per_epoch, device=self.device, precision=config.optim.precision,
+            scaler=self.scaler, clip_grad=config.optim.clip_grad, generator=self.mask_generator,
+            sequence_slice=self.sequence_slice, on_step=partial(self.log_step, loop) if main else lambda record: None,
+            log_every=config.monitor.log_every, steps=len(batches), should_stop=partial(self.should_stop, loop),
+            show_progress=self.show_progress and main)
+        trained = progress.steps_done - done_before
+        loop.steps += trained
+        seconds = time.perf_counter() - started
+        local_batch = self.batch_size // context.world_size
+        speed = round(trained * local_batch * context.world_size / max(seconds, 1e-9), 2)
+        return EpochSteps(progress=progress, in_epoch=len(batches), trained=trained, whole=whole, seconds=seconds,
+                          samples_per_s=speed)
 
-        def should_stop(step: int, logged: bool) -> bool:
-            # Every step in one process; at logged steps in several, which then agree (one all-reduce).
-            nonlocal boundary
-            if stop is None or (context.enabled and not logged):
-                return False
-            now = time.monotonic()
-            stop.stretch(now - boundary)
-            boundary = now
-            return self._agreed(stop.reason() is not None)
+    def stop_within_epoch(self, epoch: int, step_done: int, steps: EpochSteps, loop: EpochLoop) -> dict:
+        """Asked to stop after step `step_done` - 1: the checkpoint there, with the unfinished epoch's sums."""
+        check_finite(steps.progress.sums, epoch=epoch, step=step_done - 1)  # a step was done: sums exist
+        if self.context.is_main:
+            self.save(epoch=epoch - 1, step=step_done, unfinished=steps.progress, stop=loop.stop)
+        if self.context.enabled:
+            torch.distributed.barrier()
+        return self.stopped(epoch, step_done, loop)
 
-        def on_step(record: dict) -> None:
-            log.write(record)
-            lines.step(record["epoch"], record["step"] + 1, record["loss"])
+    def end_partial_epoch(self, epoch: int, step_done: int, steps: EpochSteps, loop: EpochLoop) -> dict:
+        """--stop-after-steps ended this call within `epoch`: its steps are logged, not saved."""
+        record = {"kind": "partial_epoch", "epoch": epoch, "step": step_done - 1, "steps": steps.trained,
+                  **steps.progress.means(), "seconds": round(steps.seconds, 3), "samples_per_s": steps.samples_per_s,
+                  "knn_top1": None}
+        if self.context.is_main:
+            self.log.write(record)
+            self.publish(curve=False)
+            kept = f"the checkpoint is of epoch {epoch - 1}" if epoch > 1 else "no checkpoint yet"
+            print(f"stopped after {loop.steps} steps, in epoch {epoch} (not saved: {kept}; run again to "
+                  "continue)", file=sys.stderr)
+        return record
 
-        def stopped(epoch: int, steps_done: int) -> dict:
-            reason = (stop.reason() if stop is not None else None) or "another process was asked to stop"
-            record = {"kind": "stopped", "epoch": epoch, "step": steps_done - 1, "reason": reason}
-            if main:
-                log.write(record)
-                self.publish(curve=True)
-                lines.stopped(epoch, steps_done, reason)
-            return record
+    def end_epoch(self, epoch: int, step_done: int, steps: EpochSteps, loop: EpochLoop) -> tuple[dict, bool]:
+        """A whole epoch: its record (with the monitors when due), the checkpoint, metrics.jsonl, the curve when
+        due, the encoder after the last epoch; whether this call goes on to the next epoch."""
+        config, context, spe = self.config, self.context, self.steps_per_epoch
+        means = steps.progress.means()
+        check_finite(torch.tensor(list(means.values())), epoch=epoch, step=step_done - 1)
+        record = {"kind": "epoch", "epoch": epoch, "step": epoch * spe - 1, **means,
+                  "seconds": round(steps.seconds, 3), "samples_per_s": steps.samples_per_s, "knn_top1": None}
+        last = epoch == config.optim.epochs
+        loop.epochs += 1
+        leave = ((loop.stop_after_epochs is not None and loop.epochs >= loop.stop_after_epochs)
+                 or (loop.stop_after_steps is not None and loop.steps >= loop.stop_after_steps))
+        if loop.monitor_feeders and (epoch % config.monitor.knn_every == 0 or last):
+            record["knn_top1"] = _knn_monitor(self.model, *loop.monitor_feeders, config, self.device)
+            record["masking_agreement"] = diagnose_masking(self.model, loop.monitor_bodies, draws=MONITOR_DRAWS,
+                                                           seed=config.seed).agreement_by_group()
+        if context.is_main:
+            self.log.write(record)
+            self.save(epoch=epoch, step=epoch * spe, unfinished=None, stop=loop.stop)
+            draw = last or leave or time.monotonic() - loop.curve_drawn >= CURVE_EVERY_S
+            self.publish(curve=draw)
+            if draw:
+                loop.curve_drawn = time.monotonic()
+            if last:
+                self.write_encoder(epoch=epoch)
+            loop.lines.epoch(record, epoch * spe)
+        if context.enabled:
+            torch.distributed.barrier()
+        if last or leave:
+            return record, False
+        if self.should_stop(loop, epoch * spe - 1, True):  # asked during the epoch's end: its checkpoint is the stop's
+            return self.stopped(epoch + 1, epoch * spe, loop), False
+        return record, True
 
-        record: dict = {}
-        epochs_this_run = steps_this_run = 0
-        curve_drawn = time.monotonic()
-        for epoch in range(self.start_epoch, config.optim.epochs + 1):
-            progress = self.unfinished if self.unfinished is not None else EpochProgress(epoch)
-            self.unfinished = None
-            done_before, started = progress.steps_done, time.perf_counter()
-            batches = epoch_batches(len(self.train_store), batch_size=self.batch_size, seed=config.seed, epoch=epoch,
-                                    rank=context.rank, world_size=context.world_size)
-            remaining = batches[progress.steps_done:]
-            cut = stop_after_steps is not None and steps_this_run + len(remaining) > stop_after_steps
-            if cut:
-                remaining = remaining[: stop_after_steps - steps_this_run]
-            with torch.random.fork_rng(devices=[]):  # a loader drawing its seed must not move the global stream
-                source = train_feeder.iterate(remaining, epoch)
-            whole = train_one_epoch(
-                network, source, progress=progress, optimizer=self.optimizer, lr_schedule=self.schedule,
-                first_step=(epoch - 1) * spe, device=device, precision=config.optim.precision, scaler=self.scaler,
-                clip_grad=config.optim.clip_grad, generator=self.mask_generator, sequence_slice=sequence_slice,
-                on_step=on_step if main else lambda record: None, log_every=config.monitor.log_every,
-                steps=len(batches), should_stop=should_stop, show_progress=self.show_progress and main)
-            trained = progress.steps_done - done_before
-            steps_this_run += trained
-            seconds = time.perf_counter() - started
-            speed = round(trained * local_batch * context.world_size / max(seconds, 1e-9), 2)
-            step_done = (epoch - 1) * spe + progress.steps_done
-            if not whole:  # asked to stop after a step: saved there
-                check_finite(progress.sums, epoch=epoch, step=step_done - 1)  # a step was done: sums exist
-                if main:
-                    self.save(epoch=epoch - 1, step=step_done, unfinished=progress, stop=stop)
-                if context.enabled:
-                    torch.distributed.barrier()
-                return stopped(epoch, step_done)
-            if progress.steps_done < len(batches):  # --stop-after-steps: measured and logged, not saved
-                record = {"kind": "partial_epoch", "epoch": epoch, "step": step_done - 1, "steps": trained,
-                          **progress.means(), "seconds": round(seconds, 3), "samples_per_s": speed, "knn_top1": None}
-                if main:
-                    log.write(record)
-                    self.publish(curve=False)
-                    kept = f"the checkpoint is of epoch {epoch - 1}" if epoch > 1 else "no checkpoint yet"
-                    print(f"stopped after {steps_this_run} steps, in epoch {epoch} (not saved: {kept}; run again to "
-                          "continue)", file=sys.stderr)
-                break
-            means = progress.means()
-            check_finite(torch.tensor(list(means.values())), epoch=epoch, step=step_done - 1)
-            record = {"kind": "epoch", "epoch": epoch, "step": epoch * spe - 1, **means,
-                      "seconds": round(seconds, 3), "samples_per_s": speed, "knn_top1": None}
-            last = epoch == config.optim.epochs
-            epochs_this_run += 1
-            leave = ((stop_after_epochs is not None and epochs_this_run >= stop_after_epochs)
-                     or (stop_after_steps is not None and steps_this_run >= stop_after_steps))
-            if monitor_feeders and (epoch % config.monitor.knn_every == 0 or last):
-                record["knn_top1"] = _knn_monitor(self.model, *monitor_feeders, config, device)
-                record["masking_agreement"] = diagnose_masking(self.model, monitor_bodies, draws=MONITOR_DRAWS,
-                                                               seed=config.seed).agreement_by_group()
-            if main:
-                log.write(record)
-                self.save(epoch=epoch, step=epoch * spe, unfinished=None, stop=stop)
-                draw = last or leave or time.monotonic() - curve_drawn >= CURVE_EVERY_S
-                self.publish(curve=draw)
-                if draw:
-                    curve_drawn = time.monotonic()
-                if last:
-                    write_encoder(self.out_dir / ENCODER, self.model, config, epoch, self.data_identity)
-                lines.epoch(record, epoch * spe)
-            if context.enabled:
-                torch.distributed.barrier()
-            if last or leave:
-                break
-            if should_stop(epoch * spe - 1, True):  # asked during the epoch's end: its checkpoint is the stop's
-                return stopped(epoch + 1, epoch * spe)
-        if self.start_epoch > config.optim.epochs and main:  # finished before: rebuild what a reader needs
-            if not (self.out_dir / ENCODER).exists():
-                write_encoder(self.out_dir / ENCODER, self.model, config, config.optim.epochs, self.data_identity)
-            self.publish(curve=not (self.out_dir / LOSS_CURVE).exists())
+    def rebuild_finished_outputs(self) -> None:
+        """A run that had finished before this call (main process): rebuild what a reader needs."""
+        if not (self.out_dir / ENCODER).exists():
+            self.write_encoder(epoch=self.config.optim.epochs)
+        self.publish(curve=not (self.out_dir / LOSS_CURVE).exists())
+
+    # --- what the epoch loop calls between steps -------------------------------------------------------
+
+    def sequence_slice(self, local_sequences: int) -> tuple[int, int]:
+        """This process's sequences within the global batch, for data-parallel-invariant masks."""
+        return self.context.rank * local_sequences, self.context.world_size * local_sequences
+
+    def log_step(self, loop: EpochLoop, record: dict) -> None:
+        self.log.write(record)
+        loop.lines.step(record["epoch"], record["step"] + 1, record["loss"])
+
+    def should_stop(self, loop: EpochLoop, step: int, logged: bool) -> bool:
+        """Every step in one process; at logged steps in several, which then agree (one all-reduce)."""
+        stop = loop.stop
+        if stop is None or (self.context.enabled and not logged):
+            return False
+        now = time.monotonic()
+        stop.stretch(now - loop.boundary)
+        loop.boundary = now
+        return self._agreed(stop.reason() is not None)
+
+    def _agreed(self, asked: bool) -> bool:
+        """Whether any process was asked (every process stops at the same step)."""
+        if not self.context.enabled:
+            return asked
+        flag = torch.tensor([float(asked)], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def stopped(self, epoch: int, steps_done: int, loop: EpochLoop) -> dict:
+        """The record of a stop in `epoch` after `steps_done` steps in all (the checkpoint is saved)."""
+        stop = loop.stop
+        reason = (stop.reason() if stop is not None else None) or "another process was asked to stop"
+        record = {"kind": "stopped", "epoch": epoch, "step": steps_done - 1, "reason": reason}
+        if self.context.is_main:
+            self.log.write(record)
+            self.publish(curve=True)
+            loop.lines.stopped(epoch, steps_done, reason)
         return record
 
 

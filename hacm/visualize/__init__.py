@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from hacm.cli import OneLineParser
+from hacm.cli import EXIT_USAGE, OneLineParser, run_command
+from hacm.methods import METHODS
 
 PROG = "hacm.visualize"
 
@@ -47,10 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a converted split (e.g. resources/data/synthetic/ntu60-xsub/test)")
     diagnose.add_argument("--checkpoint", type=Path, metavar="FILE",
                           help="pretraining checkpoint.pt (default: a fresh model of --method and --set)")
-    diagnose.add_argument("--method", choices=("hacm", "mamp", "mae"), default="hacm",
+    diagnose.add_argument("--method", choices=tuple(METHODS), default="hacm",
                           help="preset of the fresh model (default hacm; paper size unless --set changes it)")
     diagnose.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                          help="a model field of the fresh model, e.g. --set score_scaling=minmax (repeatable)")
+                          help="a model field of the fresh model, e.g. --set score_scaling=minmax "
+                               "--set score_temperature=0.25 (repeatable)")
     diagnose.add_argument("--sequences", type=int, default=40, help="body sequences (default 40)")
     diagnose.add_argument("--draws", type=int, default=1000, help="Gumbel draws per sequence (default 1000)")
     diagnose.add_argument("--seed", type=int, default=0, help="initialisation and noise seed (default 0)")
@@ -59,17 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def diagnose(args: argparse.Namespace) -> int:
-    from hacm.visualize.masks import VisualizeError, diagnose_command
-
-    try:
-        diagnostic, title = diagnose_command(data=args.data, checkpoint=args.checkpoint, method=args.method,
-                                             overrides=args.overrides, sequences=args.sequences, draws=args.draws,
-                                             seed=args.seed)
-    except VisualizeError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    """The diagnostic's table and JSON line (and --json FILE)."""
     from hacm.model.mask_diagnostic import format_table
+    from hacm.visualize.inputs import VisualizeError
+    from hacm.visualize.masks import diagnose_command
 
+    diagnostic, title = diagnose_command(data=args.data, checkpoint=args.checkpoint, method=args.method,
+                                         overrides=args.overrides, sequences=args.sequences, draws=args.draws,
+                                         seed=args.seed)
     line = json.dumps({"model": title, **diagnostic.as_dict()})
     print(format_table(diagnostic, title=title))
     print(line)
@@ -78,25 +76,18 @@ def diagnose(args: argparse.Namespace) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(line + "\n")
         except OSError as error:
-            print(f"{PROG}: error: --json {args.json}: {error.strerror or error}", file=sys.stderr)
-            return 2
+            raise VisualizeError(f"--json {args.json}: {error.strerror or error}") from None
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "diagnose":
-        return diagnose(args)
-    # Imported here so that `--help` and usage errors do not wait for torch and matplotlib.
-    from hacm.visualize.masks import FIGURE_DRAWS, VisualizeError, render_masks
+def figure(args: argparse.Namespace) -> int:
+    """The mask figure (and GIF), and a line per criterion."""
+    from hacm.visualize.masks import render_masks
+    from hacm.visualize.panels import FIGURE_DRAWS
 
-    try:
-        masks = render_masks(sample=args.sample, out=args.out, gif=args.gif, checkpoint=args.checkpoint,
-                             config_path=args.config, seed=args.seed, frames=args.frames, t_patch=args.t_patch,
-                             mask_ratio=args.mask_ratio, body=args.body)
-    except VisualizeError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    masks = render_masks(sample=args.sample, out=args.out, gif=args.gif, checkpoint=args.checkpoint,
+                         config_path=args.config, seed=args.seed, frames=args.frames, t_patch=args.t_patch,
+                         mask_ratio=args.mask_ratio, body=args.body)
     random = next(mask for mask in masks if mask.criterion == "random")
     for mask in masks:
         line = f"{mask.title}: {mask.visible_count(args.body)} of {mask.config.tokens} tokens visible"
@@ -106,3 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(f"wrote {args.out}" + (f" and {args.gif}" if args.gif else ""))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imported here so that `--help` and usage errors do not wait for torch and matplotlib.
+    from hacm.visualize.inputs import VisualizeError
+
+    command = diagnose if args.command == "diagnose" else figure
+    return run_command(PROG, lambda: command(args), errors=(VisualizeError,), code=EXIT_USAGE)

@@ -1,4 +1,4 @@
-"""`python -m hacm.visualize`: see hacm/visualize/__init__.py (the command) and masks.py (the figures)."""
+"""`python -m hacm.visualize`: see hacm/visualize/__init__.py (the command) and masks.py (what it does)."""
 
 import sys
 

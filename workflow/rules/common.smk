@@ -44,19 +44,19 @@ onstart:
 # paper's tables.
 sys.path.insert(0, str(Path(workflow.basedir)))
 from hacm.benchmarks import BENCHMARKS, DATASETS  # noqa: E402
+from hacm.methods import RANDOM  # noqa: E402
 from hacm.recipes import RecipeError, Recipes  # noqa: E402
 from hacm.release.kinds import published_name  # noqa: E402
 from hacm.runs import (  # noqa: E402
     BENCH_PATTERN,
     METHOD_PATTERN,
     PROTOCOL_PATTERN,
-    RANDOM,
     Protocol,
     ablation_method,
     bench_folder,
     benchmark_of_folder,
 )
-from hacm.tables.plan import build_plan, plan_inputs, pretraining_runs  # noqa: E402
+from hacm.tables.layout import build_plan, plan_inputs, pretraining_runs  # noqa: E402
 
 # Jobs run `python -m hacm.<stage>` from this checkout in whatever environment the rule gets (a conda
 # env holds only the dependencies) and whatever the working directory. `job_log LOG` appends a stage's

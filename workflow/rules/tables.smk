@@ -1,5 +1,5 @@
 # The paper's tables (CSV, Markdown, LaTeX) with the published numbers beside ours, and the figure.
-# Their layout (tables, columns, rows, the run files of each cell) is hacm.tables.plan's.
+# Their layout (tables, columns, rows, the run files of each cell) is hacm.tables.layout's.
 
 
 localrules:
