@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from hacm.bench import PAPER_MODEL
+from hacm.bench.step import PAPER_MODEL
 from hacm.config import load_yaml
 from hacm.release.checkout import RELEASE_MODEL_ARGS, ReleaseError
 

@@ -3,7 +3,7 @@
 `python -m hacm.evaluate --protocol`, the sections of the evaluation config each protocol reads, metrics.json's
 schema, the run folders (hacm.runs.Protocol), the workflow schema's `protocols:` keys (tests/test_registries.py
 keeps them equal) and the tables' titles all read it. A protocol trains with one of two loops
-(hacm.eval.protocols): the linear probe on frozen features, or fine-tuning of the whole encoder.
+(hacm.evaluate.protocols): the linear probe on frozen features, or fine-tuning of the whole encoder.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How the workflow names a run's folder parts (docs/method.md §3): benchmark folder, method, protocol.
 
 A run lives in results/<bench>/<method>/<protocol>/seed<k>/ (the rules in workflow/rules/ spell the
-files; hacm.tables.plan fills their patterns). Torch-free: the workflow imports it while it parses.
+files; hacm.tables.layout fills their patterns). Torch-free: the workflow imports it while it parses.
 
 - <bench>: the benchmark key with '_' for '-' (ntu60-xsub -> ntu60_xsub), the folders' spelling since
   the first release of this pipeline (results of earlier runs keep their place).

@@ -52,7 +52,7 @@ def synthetic_raw(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_stores(synthetic_raw, tmp_path_factory) -> Path:
     """Every benchmark's train/test stores converted from the synthetic raw files."""
-    from hacm.prepare import main as prepare_main
+    from hacm.prepare.__main__ import main as prepare_main
 
     out = tmp_path_factory.mktemp("synthetic_stores")
     assert prepare_main(["synthetic", "--raw", str(synthetic_raw), "--out", str(out), "--workers", "2"]) == 0
@@ -65,7 +65,7 @@ def tiny_pretraining(synthetic_stores, tmp_path_factory) -> Path:
     its run folder, holding encoder.pt and metrics.jsonl."""
     import yaml
 
-    from hacm.pretrain import main as pretrain_main
+    from hacm.pretrain.__main__ import main as pretrain_main
 
     folder = tmp_path_factory.mktemp("tiny_pretraining")
     config = folder / "pretrain.yaml"

@@ -129,7 +129,7 @@ def test_an_evaluation_job_counts_what_its_protocol_computes(tmp_path):
 
 
 def test_a_semi_supervised_draw_keeps_what_the_protocol_keeps(tmp_path):
-    from hacm.eval.subsets import per_class_subset
+    from hacm.evaluate.subsets import per_class_subset
 
     labels = np.repeat(np.arange(3), [10, 25, 3])
     store(tmp_path / "train", len(labels), labels)
@@ -209,7 +209,7 @@ def test_the_flop_count_matches_torch_s_counter_and_the_cited_step():
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from hacm.bench import PAPER_MODEL, REFERENCE_BATCH, REFERENCE_STEP_GFLOP
+    from hacm.bench.step import PAPER_MODEL, REFERENCE_BATCH, REFERENCE_STEP_GFLOP
     from hacm.model.pretrainer import HACMPretrainer
 
     for model in (TINY, preset("mamp", frames=12, t_patch=3, dim=16, depth=2, heads=2, decoder_dim=8, decoder_heads=2)):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hacm.eval.config import EvalConfig
+from hacm.evaluate.config import EvalConfig
 from hacm.config import ConfigError
 from hacm.config import apply_overrides
-from hacm.train.config import PretrainConfig
+from hacm.pretrain.config import PretrainConfig
 
 
 def test_exponent_numbers_read_as_text_become_numbers():

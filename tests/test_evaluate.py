@@ -13,12 +13,12 @@ import pytest
 import torch
 import yaml
 
-from hacm.eval.config import EvalConfig, FinetuneConfig, LinearConfig
-from hacm.eval.metrics import best_test_epoch
-from hacm.eval.protocols import resolve_optimisation
-from hacm.eval.schema import validate_metrics
-from hacm.eval.subsets import per_class_subset, subset_seed
-from hacm.evaluate import main as evaluate_main
+from hacm.evaluate.config import EvalConfig, FinetuneConfig, LinearConfig
+from hacm.evaluate.metrics import best_test_epoch
+from hacm.evaluate.protocols import resolve_optimisation
+from hacm.evaluate.schema import validate_metrics
+from hacm.evaluate.subsets import per_class_subset, subset_seed
+from hacm.evaluate.__main__ import main as evaluate_main
 from hacm.config import ConfigError
 from tests.conftest import TINY_ARCHITECTURE
 

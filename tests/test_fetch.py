@@ -588,7 +588,7 @@ def copy_matching(source: Path, target: Path, keep) -> int:
 
 def prepare_ntu(dataset: str, raw: Path, out: Path, synthetic_raw: Path) -> dict:
     """hacm.prepare on `raw` with the synthetic data's own missing list; the report's only part."""
-    from hacm.prepare import main as prepare_main
+    from hacm.prepare.__main__ import main as prepare_main
 
     missing = synthetic_raw / "ntu" / fetch_manifest.MANIFESTS[dataset].auxiliary[0].name
     assert prepare_main([dataset, "--raw", str(raw), "--out", str(out), "--workers", "1", "--missing", str(missing)]) == 0
@@ -639,7 +639,7 @@ def test_a_zip_and_a_folder_holding_the_same_samples_are_refused(tmp_path, synth
 
 
 def test_pku_phase_i_as_the_official_download_unpacks_and_phase_ii_in_mamps_layout(tmp_path, synthetic_raw):
-    from hacm.prepare import main as prepare_main
+    from hacm.prepare.__main__ import main as prepare_main
 
     data = tmp_path / "data"
     for source, target in [("skeleton", "PKUMMD/Data/PKU_Skeleton_Renew"), ("label", "PKUMMD/Label/Train_Label_PKU_final")]:

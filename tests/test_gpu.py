@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.gpu,
 
 
 def test_bf16_autocast_steps_of_the_paper_size_model_are_finite():
-    from hacm.bench import bench_pretrain
+    from hacm.bench.step import bench_pretrain
 
     record = bench_pretrain(argparse.Namespace(device="cuda", frames=72, t_patch=3, batch_size=8, precision="bf16",
                                                warmup=1, steps=2))
@@ -62,7 +62,7 @@ def test_a_pretraining_step_does_not_wait_for_the_gpu_between_logged_steps():
     from hacm.model.config import ModelConfig
     from hacm.model.pretrainer import HACMPretrainer
     from hacm.train.engine import EpochProgress, train_one_epoch
-    from hacm.train.pretraining import parameter_groups
+    from hacm.pretrain.run import parameter_groups
 
     device = torch.device("cuda")
     model = HACMPretrainer(ModelConfig.from_dict(SMALL)).to(device)
@@ -86,9 +86,9 @@ def test_a_pretraining_step_does_not_wait_for_the_gpu_between_logged_steps():
 
 def test_pretraining_on_cuda_uses_fused_adamw_and_one_copy_of_the_training_split(synthetic_stores):
     from hacm.data.loader import make_feeder, store_bytes
-    from hacm.train.config import PretrainConfig
+    from hacm.pretrain.config import PretrainConfig
     from hacm.train.distributed import Distributed
-    from hacm.train.pretraining import PretrainingRun
+    from hacm.pretrain.run import PretrainingRun
 
     config = PretrainConfig.from_dict({"model": SMALL, "data": {"batch_size": 16}})
     run = PretrainingRun(config, data_dir=synthetic_stores / "ntu60-xsub", out_dir=synthetic_stores.parent / "gpu_run",

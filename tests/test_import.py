@@ -14,7 +14,7 @@ from hacm.data.kinect import CENTRE_JOINT
 from hacm.data.raw import NON_FINITE
 from hacm.data.splits import assign_split
 from hacm.data.storage import SkeletonStore
-from hacm.prepare import main as prepare_main
+from hacm.prepare.__main__ import main as prepare_main
 
 PADDED = 20
 

@@ -45,11 +45,12 @@ def test_locks_can_be_switched_off_where_the_file_system_has_none(tmp_path, monk
 
 
 def test_a_run_stage_says_it_in_one_line(synthetic_stores, tmp_path, monkeypatch, capsys):
-    from hacm.evaluate import main as evaluate_main
-    from tests.test_run_errors import EVALUATE
+    from hacm.evaluate.__main__ import main as evaluate_main
+    from tests.conftest import recipe_file
 
+    linear = recipe_file(tmp_path, "evaluate", "ntu60-xsub", "hacm", "linear")
     monkeypatch.setattr(locks.fcntl, "flock", refuse_with(errno.ENOLCK))
-    code = evaluate_main(["--protocol", "linear", "--config", str(EVALUATE), "--data", str(synthetic_stores / "ntu60-xsub"),
+    code = evaluate_main(["--protocol", "linear", "--config", str(linear), "--data", str(synthetic_stores / "ntu60-xsub"),
                           "--encoder", "none", "--out", str(tmp_path / "run"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1 and "does not support locking" in err and len(err.strip().splitlines()) == 1

@@ -113,14 +113,14 @@ def test_published_numbers_use_the_paper_columns_of_the_plan():
 def test_the_plan_command_writes_a_plan_and_refuses_a_broken_one_in_one_line(tmp_path):
     plan = plan_of(workflow_config())
     out = tmp_path / "tables" / "plan.json"
-    written = subprocess.run([sys.executable, "-m", "hacm.tables.plan", "--json", json.dumps(plan), "--out", str(out)],
+    written = subprocess.run([sys.executable, "-m", "hacm.tables", "plan", "--json", json.dumps(plan), "--out", str(out)],
                              cwd=REPO, capture_output=True, text=True, timeout=120)
     assert written.returncode == 0, written.stderr
     assert json.loads(out.read_text()) == plan
     plan["tables"][0]["rows"][0]["cells"]["ntu60-xsub"] = "results/one.json"  # a file name where a list belongs
     messages = []
     for document in (json.dumps(plan), "[1, 2]", "{not json"):
-        refused = subprocess.run([sys.executable, "-m", "hacm.tables.plan", "--json", document, "--out",
+        refused = subprocess.run([sys.executable, "-m", "hacm.tables", "plan", "--json", document, "--out",
                                   str(tmp_path / "bad.json")], cwd=REPO, capture_output=True, text=True, timeout=120)
         lines = refused.stderr.strip().splitlines()
         assert refused.returncode == 2 and len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr

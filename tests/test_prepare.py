@@ -13,7 +13,7 @@ import pytest
 
 from hacm.data.ntu import load_sample
 from hacm.data.storage import SkeletonStore
-from hacm.prepare import main as prepare_main
+from hacm.prepare.__main__ import main as prepare_main
 
 GOOD = ["S001C001P001R001A001", "S001C001P001R001A050", "S002C001P003R001A003", "S003C001P015R001A034",
         "S017C003P020R002A054", "S017C003P020R002A055", "S001C001P001R001A011"]

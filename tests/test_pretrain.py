@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from hacm.pretrain import main as pretrain_main
+from hacm.pretrain.__main__ import main as pretrain_main
 from hacm.train.encoder_file import read_encoder_file
 
 TINY = {

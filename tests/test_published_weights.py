@@ -24,7 +24,7 @@ import torch
 import yaml
 from snakemake.utils import validate
 
-from hacm.evaluate import main as evaluate_main
+from hacm.evaluate.__main__ import main as evaluate_main
 from hacm.files import file_sha256
 from hacm.release.kinds import published_folder
 from hacm.tables.layout import build_plan, plan_inputs

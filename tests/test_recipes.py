@@ -20,13 +20,14 @@ import pytest
 import yaml
 
 from hacm.benchmarks import BENCHMARKS
-from hacm.configure import check
-from hacm.eval.config import EvalConfig, load_eval_config
+from hacm.configure.__main__ import check
+from hacm.evaluate.config import EvalConfig, load_eval_config
 from hacm.recipes import RecipeError, Recipes
 from hacm.recipes.workflow_config import load_workflow_config
 from hacm.runs import bench_folder, benchmark_of_folder
 from hacm.tables.layout import build_plan, plan_inputs, pretraining_runs
-from hacm.train.config import RECORD_KEY, PretrainConfig, load_pretrain_config
+from hacm.pretrain.config import PretrainConfig, load_pretrain_config
+from hacm.train.stage_config import RECORD_KEY
 from tests.conftest import REPO
 
 # benchmark: (T, t_patch, decoder depth, epochs, global batch), HA-CM-main config/<b>/pretrain_hacm.yaml

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from hacm.config import ConfigError
-from hacm.eval.schema import METRICS_SCHEMA
+from hacm.evaluate.schema import METRICS_SCHEMA
 from hacm.methods import METHODS, RANDOM, Method, method_label
 from hacm.model.config import ModelConfig, preset
 from hacm.model.criteria import CRITERIA, MASKINGS, ROLES, Criterion, criteria_for
@@ -19,7 +19,7 @@ from hacm.model.pretrainer import HACMPretrainer, to_sequences
 from hacm.protocols import PLAIN_PROTOCOLS, PROTOCOLS
 from hacm.release.kinds import KIND_METHODS, KINDS
 from hacm.runs import Protocol
-from hacm.train.config import PretrainConfig
+from hacm.pretrain.config import PretrainConfig
 from tests.conftest import REPO
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from hacm.data.storage import SkeletonStore
-from hacm.evaluate import main as evaluate_main
-from hacm.pretrain import main as pretrain_main
+from hacm.evaluate.__main__ import main as evaluate_main
+from hacm.pretrain.__main__ import main as pretrain_main
 from hacm.train.checkpoint import module_digest
 from tests.conftest import TINY_ARCHITECTURE
 
@@ -88,7 +88,7 @@ def test_linear_feature_cache_made_by_other_code_is_recomputed(synthetic_stores,
         linear(config, data, run)
         return torch.load(run / "features.pt")["features"]
 
-    monkeypatch.setattr("hacm.eval.protocols.source_digest", lambda: "this code")
+    monkeypatch.setattr("hacm.evaluate.protocols.source_digest", lambda: "this code")
     assert torch.equal(rerun_over("other code"), fresh["features"])
     assert not rerun_over("this code").any()  # same key: the cache is used, so the check above can fail
 

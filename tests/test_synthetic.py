@@ -22,7 +22,7 @@ from hacm.data.synthetic import (
     synthesize_ntu_bodies,
     write_synthetic_raw,
 )
-from hacm.synthesize import main as synthesize_main
+from hacm.synthesize.__main__ import main as synthesize_main
 
 SEED = 0
 MAX_DISK_BYTES = 300 * 10**6  # 0.23 GB with NTU-120 setups and 6 PKU subjects per phase

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from hacm.eval.schema import validate_metrics
-from hacm.evaluate import main as evaluate_main
+from hacm.evaluate.schema import validate_metrics
+from hacm.evaluate.__main__ import main as evaluate_main
 from hacm.tables import ReportError
 from hacm.tables.figures import read_epoch_losses
 from hacm.tables.layout import TABLE_COLUMNS
@@ -132,8 +132,9 @@ def handmade(tmp_path) -> dict:
 
 
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hacm.tables", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    """`python -m hacm.tables render ARGS`."""
+    return subprocess.run([sys.executable, "-m", "hacm.tables", "render", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
 
 
 def markdown_cells(path: Path) -> list[list[str]]:

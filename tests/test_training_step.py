@@ -17,7 +17,7 @@ from hacm.methods import METHODS
 from hacm.model.config import ModelConfig
 from hacm.model.pretrainer import HACMPretrainer
 from hacm.train.engine import EpochProgress, train_one_epoch
-from hacm.train.pretraining import parameter_groups
+from hacm.pretrain.run import parameter_groups
 
 HACM_SOURCES = str(Path(__file__).resolve().parents[1] / "hacm")
 READ_BACKS = ("item", "__float__", "__int__", "__bool__", "__index__", "tolist", "cpu", "numpy")
@@ -124,7 +124,7 @@ def test_contrast_on_two_gloo_processes_equals_one_process(tmp_path, group):
 def test_a_global_batch_that_does_not_split_into_groups_is_one_line(synthetic_stores, tmp_path, capsys):
     import yaml
 
-    from hacm.pretrain import main as pretrain_main
+    from hacm.pretrain.__main__ import main as pretrain_main
 
     config = tmp_path / "grouped.yaml"
     config.write_text(yaml.safe_dump({"model": {**SMALL, "frames": 24, "contrast_group": 48},

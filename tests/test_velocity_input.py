@@ -20,7 +20,7 @@ from hacm.data.augment import augment_batch, frame_velocity, sample_uniforms
 from hacm.data.loader import DeviceBatches, SkeletonDataset, epoch_batches, make_feeder
 from hacm.model.config import ModelConfig
 from hacm.model.pretrainer import HACMPretrainer, to_sequences
-from hacm.train.config import PretrainConfig
+from hacm.pretrain.config import PretrainConfig
 from tests.conftest import TINY_ARCHITECTURE
 from tests.test_store_and_loader import write_store
 
@@ -164,7 +164,7 @@ def inputs_seen(monkeypatch) -> list[str]:
 
 
 def pretrain_on_velocity(stores, out, loader: str) -> None:
-    from hacm.pretrain import main as pretrain_main
+    from hacm.pretrain.__main__ import main as pretrain_main
 
     config = out.parent / f"{out.name}.yaml"
     config.write_text(yaml.safe_dump({"model": TINY_ARCHITECTURE,
@@ -203,7 +203,7 @@ def test_pretraining_and_its_monitor_read_velocity_from_a_resident_copy(syntheti
 ])
 def test_every_protocol_reads_velocity(synthetic_stores, velocity_pretraining, tmp_path, inputs_seen, protocol,
                                        linear_augment, loader):
-    from hacm.evaluate import main as evaluate_main
+    from hacm.evaluate.__main__ import main as evaluate_main
 
     config = tmp_path / "eval.yaml"
     config.write_text(yaml.safe_dump({

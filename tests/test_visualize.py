@@ -15,7 +15,7 @@ from PIL import Image
 from hacm.data.storage import SkeletonStore
 from hacm.model.config import ModelConfig
 from hacm.model.pretrainer import HACMPretrainer
-from hacm.visualize import main
+from hacm.visualize.__main__ import main
 from hacm.visualize.panels import panel_criteria, plan_criterion_masks
 from hacm.visualize.inputs import initial_state, read_checkpoint, read_sample, resize_to_frames, resolve_model_config
 

@@ -95,7 +95,7 @@ def gpu_check_device(path: Path, name: str | None = None) -> Device:
         runs = summary["pretrain"]["runs"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CampaignError(f"{path}: not a GPU check summary (benchmarks/speed/gpu_check.py's JSON): {error}") from None
-    from hacm.bench import PAPER_MODEL  # the model gpu_check times (imports torch: only when a check is read)
+    from hacm.bench.step import PAPER_MODEL  # the model gpu_check times (imports torch: only when a check is read)
 
     source = f"{path}: bash benchmarks/speed/gpu_check.sh on {summary.get('gpu') or summary.get('device')}, {summary.get('date')}"
     rates = tuple(

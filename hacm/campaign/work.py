@@ -4,10 +4,10 @@ A job's run document is the `--json` of its `pretrain_config` / `evaluate_config
 planned too, else the run.yaml its `--config` names (already written by an earlier run). Counts follow
 the stages' code:
 
-- pretrain (hacm/train/pretraining.py): epochs x (train // batch) steps x batch samples, forward and
+- pretrain (hacm/pretrain/run.py): epochs x (train // batch) steps x batch samples, forward and
   backward; the kNN monitor (every `monitor.knn_every` epochs and after the last, when the benchmark has a
   test split) encodes the train and test splits, forward only.
-- evaluate (hacm/eval/protocols.py): linear: the test split once (its features are cached for every
+- evaluate (hacm/evaluate/protocols.py): linear: the test split once (its features are cached for every
   later score), then with `linear.augment` the augmented train split every epoch (epochs x
   train // batch x batch), else once (the feature cache). finetune, semi, transfer: epochs x
   members // batch x batch encoder steps, forward and backward, on the training split (semi: its per-class
@@ -32,11 +32,11 @@ from hacm.campaign.flops import encoder_forward_flops, finetune_step_flops, pret
 from hacm.campaign.jobs import PlannedJob
 from hacm.campaign.split_sizes import SplitSizes, benchmark_of_data_dir, split_sizes
 from hacm.config import ConfigError
-from hacm.eval.config import EvalConfig
+from hacm.evaluate.config import EvalConfig
 from hacm.model.config import ModelConfig
 from hacm.protocols import PROTOCOLS
 from hacm.runs import benchmark_of_folder
-from hacm.train.config import PretrainConfig
+from hacm.pretrain.config import PretrainConfig
 
 CONFIG_RULES = ("pretrain_config", "evaluate_config")
 ESTIMATED_RULES = ("pretrain", "evaluate")
@@ -106,7 +106,7 @@ def _knn_checks(epochs: int, every: int) -> int:
 
 
 def semi_members(sizes: SplitSizes, fraction: float, benchmark: str | None) -> int:
-    """How many training samples a semi-supervised draw keeps (hacm.eval.subsets.per_class_subset: round(f x
+    """How many training samples a semi-supervised draw keeps (hacm.evaluate.subsets.per_class_subset: round(f x
     n_c), at least one, per class): from the store's labels, else with the classes assumed balanced."""
     if sizes.train_dir is not None and (sizes.train_dir / "labels.npy").is_file():
         counts = np.unique(np.load(sizes.train_dir / "labels.npy"), return_counts=True)[1]

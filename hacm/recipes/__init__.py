@@ -17,12 +17,12 @@ from __future__ import annotations
 import copy
 
 from hacm.config import ConfigError
-from hacm.eval.config import EvalConfig
+from hacm.evaluate.config import EvalConfig
 from hacm.methods import RANDOM
 from hacm.protocols import PLAIN_PROTOCOLS, PROTOCOLS
 from hacm.release.kinds import KIND_METHODS, published_name
 from hacm.runs import Protocol, ablation_name, base_method
-from hacm.train.config import PretrainConfig
+from hacm.pretrain.config import PretrainConfig
 
 
 class RecipeError(ValueError):

@@ -57,7 +57,7 @@ def baseline_rows(checkout: Path, kind: str, *, size: str, seed: int = 0) -> lis
     theirs_model = mamp_model(checkout, kind, model_args=args).eval()
     perturb_biases_and_norms(theirs_model, seed=weights_seed)
     config = hacm_config(args, kind, mask_ratio=MAMP_FORWARD[kind]["mask_ratio"],
-                         **({"score_temperature": MAMP_FORWARD[kind]["motion_aware_tau"]} if kind == "mamp" else {}))
+                         **({"score_max_fraction": MAMP_FORWARD[kind]["motion_aware_tau"]} if kind == "mamp" else {}))
     model, copy = hacm_pair(theirs_model, config, kind)
     rows = [weights_row(method, copy)]
     if copy.problems:

@@ -1,8 +1,8 @@
 """The paper's tables: evaluation results beside the published numbers, with figures
-(`python -m hacm.tables`, the command in __main__.py).
+(`python -m hacm.tables plan | render`, the command in __main__.py).
 
-plan:      the paper's tables as a plan: layout and column keys, built from the workflow config, checked, loaded
-           (`python -m hacm.tables.plan` writes the workflow's plan file).
+layout:    the paper's tables laid out from the workflow config: tables, columns and their keys, rows, run files.
+plan:      the plan's format, checked and loaded (`python -m hacm.tables plan` writes the workflow's plan file).
 published: the published numbers (config/published.yaml), loaded and validated.
 schemas:   checking a document against its JSON Schema, with one-line errors.
 report:    the table cells (mean ± std over runs), the CSV / Markdown / LaTeX writers.

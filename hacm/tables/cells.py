@@ -43,7 +43,7 @@ def read_metrics_file(path: Path, where: str = "") -> dict:
     """One metrics.json written by hacm.evaluate, checked against its schema."""
     import jsonschema
 
-    from hacm.eval.schema import BEST_EPOCH_KEYS, validate_metrics
+    from hacm.evaluate.schema import BEST_EPOCH_KEYS, validate_metrics
 
     prefix = f"{where}: " if where else ""
     try:

@@ -2,7 +2,7 @@
 
 A plan says which tables there are, their columns, rows and the run files of each cell; the workflow
 builds it from its config while it parses (hacm.tables.layout.build_plan) and writes it with
-`python -m hacm.tables.plan`; `python -m hacm.tables` reads it with `load_plan`. Torch-free.
+`python -m hacm.tables plan`; `python -m hacm.tables render` reads it with `load_plan`. Torch-free.
 
 Plan (JSON)::
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,29 +226,3 @@ def parse_plan(document: object, path: Path | str, published: Published | None =
 def load_plan(path: Path | str, published: Published | None = None) -> Plan:
     document = read_document(path, json.loads, PlanError, "plan JSON", (json.JSONDecodeError,))
     return parse_plan(document, Path(path), published)
-
-
-# ----------------------------------------------------------------------------------------- the command
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m hacm.tables.plan --json TEXT --out FILE`: check a plan's structure and write it (the
-    workflow's tables_plan rule; the files it names are checked by hacm.tables once they exist)."""
-    from hacm.cli import EXIT_USAGE, OneLineParser, json_object_argument
-    from hacm.files import write_text_atomically
-
-    parser = OneLineParser(prog="python -m hacm.tables.plan", description=main.__doc__.splitlines()[0])
-    parser.add_argument("--json", required=True, help="the plan as a JSON object")
-    parser.add_argument("--out", type=Path, required=True, help="plan file to write")
-    args = parser.parse_args(argv)
-    document = json_object_argument(parser, args.json)
-    problem = first_error(document, PLAN_SCHEMA, f"the plan for {args.out}")
-    if problem:
-        print(f"hacm.tables.plan: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    write_text_atomically(args.out, json.dumps(document, indent=2, sort_keys=True) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Per-sample test results of an evaluation run: the predictions.csv hacm.evaluate writes beside metrics.json.
 
-Columns (hacm.eval.metrics.write_predictions): name, label, prediction, top5 (the five best classes,
+Columns (hacm.evaluate.metrics.write_predictions): name, label, prediction, top5 (the five best classes,
 space-separated, best first), correct. The file holds the predictions of the LAST epoch's model (the
 final evaluation), so what is computed from it describes the last-epoch accuracy (metrics.json `top1`,
 `top5`), not the best epoch.

@@ -1,7 +1,7 @@
 """Evaluation results (metrics.json files named by a plan) -> tables beside the published numbers.
 
 The plan (its format and how it is checked): hacm.tables.plan; how the workflow builds it:
-hacm.tables.layout. Every metrics.json must match hacm.eval.schema.METRICS_SCHEMA. Its values are
+hacm.tables.layout. Every metrics.json must match hacm.evaluate.schema.METRICS_SCHEMA. Its values are
 fractions 0..1, shown as percents: the plan's `statistic` "best" (the default) shows `best_<metric>`, the best over the epochs a
 run scored the test split at, which is what the published rows report (the release and MAMP keep the
 maximum over epochs); "last" shows `<metric>`, the last epoch's. The CSV gives both.

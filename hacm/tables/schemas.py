@@ -1,7 +1,7 @@
 """Checking a document against a JSON Schema, with the first problem as one line naming its place.
 
 The tables' inputs each have their schema beside their reader: the plan's in hacm.tables.plan,
-config/published.yaml's in hacm.tables.published (metrics.json's in hacm.eval.schema). A schema checks
+config/published.yaml's in hacm.tables.published (metrics.json's in hacm.evaluate.schema). A schema checks
 the structure (keys, types, ranges, names); what it cannot say (a key given twice, a file that must
 exist, a table another document refers to) is checked by the reader. A closed object may name, under
 "x-unknown", what its properties are ("table", "column key"), so that an unknown one is reported so.

@@ -24,7 +24,7 @@ rule tables_plan:
         mem_mb=500,
         runtime=5,
     shell:
-        "python -m hacm.tables.plan --json {params.document:q} --out {output.plan} > {log} 2>&1"
+        "python -m hacm.tables plan --json {params.document:q} --out {output.plan} > {log} 2>&1"
 
 
 rule tables:
@@ -54,4 +54,4 @@ rule tables:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m hacm.tables --plan {input.plan} --published {input.published} --out {params.out} > {log} 2>&1"
+        "python -m hacm.tables render --plan {input.plan} --published {input.published} --out {params.out} > {log} 2>&1"

@@ -18,10 +18,11 @@ from pathlib import Path
 import yaml
 
 from hacm.cli import EXIT_USAGE, json_object_argument
-from hacm.eval.config import EvalConfig, protocol_rates
+from hacm.evaluate.config import EvalConfig, protocol_rates
 from hacm.config import ConfigError
 from hacm.files import write_text_atomically
-from hacm.train.config import RECORD_KEY, PretrainConfig, learning_rates
+from hacm.pretrain.config import PretrainConfig
+from hacm.train.stage_config import RECORD_KEY, learning_rates
 
 KINDS = ("pretrain", "evaluate")
 

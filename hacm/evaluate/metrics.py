@@ -1,4 +1,4 @@
-"""Evaluation outputs: accuracies, per-class accuracy, predictions table, confusion matrix (schema: hacm.eval.schema)."""
+"""Evaluation outputs: accuracies, per-class accuracy, predictions table, confusion matrix (schema: hacm.evaluate.schema)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from hacm.config import adam_betas, apply_overrides, load_yaml, require, require_rates, to_plain_dict
 from hacm.model.config import ModelConfig
-from hacm.train.config import PRECISIONS, DataConfig, scaled_to_batch, stage_config_from_dict
+from hacm.train.stage_config import PRECISIONS, DataConfig, scaled_to_batch, stage_config_from_dict
 
 
 def _positive_int(value) -> bool:

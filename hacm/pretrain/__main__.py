@@ -23,10 +23,10 @@ if __name__ == "__main__":  # before the heavy imports below: allocator settings
 
 from hacm.data.staging import staged  # noqa: E402  (after the start-up guard above)
 from hacm.train.checkpoint import RunFolderLock  # noqa: E402
-from hacm.train.config import load_pretrain_config  # noqa: E402
+from hacm.pretrain.config import load_pretrain_config  # noqa: E402
 from hacm.train.distributed import setup_distributed, teardown_distributed  # noqa: E402
 from hacm.train.errors import RUN_ERRORS  # noqa: E402
-from hacm.train.pretraining import run_pretraining  # noqa: E402
+from hacm.pretrain.run import run_pretraining  # noqa: E402
 from hacm.train.stopping import EXIT_CONTINUE, StopRequest, requeue_this_job  # noqa: E402
 
 

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from hacm.config import write_run_config
 from hacm.data.loader import Feeder, epoch_batches, make_feeder
 from hacm.data.storage import SkeletonStore
-from hacm.eval.config import EvalConfig, FinetuneConfig, LinearConfig, protocol_rates
-from hacm.eval.metrics import (
+from hacm.evaluate.config import EvalConfig, FinetuneConfig, LinearConfig, protocol_rates
+from hacm.evaluate.metrics import (
     best_test_epoch,
     confusion_matrix,
     per_class_accuracy,
@@ -34,8 +34,8 @@ from hacm.eval.metrics import (
     write_json,
     write_predictions,
 )
-from hacm.eval.schema import validate_metrics
-from hacm.eval.subsets import per_class_subset, subset_digest, subset_seed
+from hacm.evaluate.schema import validate_metrics
+from hacm.evaluate.subsets import per_class_subset, subset_digest, subset_seed
 from hacm.model.heads import FinetuneHead, LinearHead, pooled, pooled_features
 from hacm.model.pretrainer import SkeletonEncoder
 from hacm.protocols import PROTOCOLS
@@ -50,7 +50,7 @@ from hacm.train.checkpoint import (
     save_run_state,
     source_digest,
 )
-from hacm.train.config import learning_rates
+from hacm.train.stage_config import learning_rates
 from hacm.train.engine import AUTOCAST_DTYPES, train_classifier_epoch
 from hacm.train.environment import describe
 from hacm.train.monitor import MetricsLog
@@ -113,7 +113,7 @@ class Optimisation:
     steps_per_epoch: int
 
     def record(self) -> dict:
-        """As the workflow's run.yaml states them (hacm.train.config.learning_rates), with the steps per epoch."""
+        """As the workflow's run.yaml states them (hacm.train.stage_config.learning_rates), with the steps per epoch."""
         return {**learning_rates(self.global_batch, self.lr_absolute, self.min_lr_absolute),
                 "steps_per_epoch": self.steps_per_epoch}
 

@@ -29,7 +29,7 @@ from hacm.model.heads import pooled_features
 from hacm.model.mask_diagnostic import diagnose_masking, present_bodies
 from hacm.model.pretrainer import HACMPretrainer
 from hacm.train.checkpoint import load_resumable, restore_run_state, save_run_state
-from hacm.train.config import PretrainConfig
+from hacm.pretrain.config import PretrainConfig
 from hacm.train.distributed import Distributed
 from hacm.train.encoder_file import ENCODER, MODEL_KEY, save_encoder
 from hacm.train.engine import AUTOCAST_DTYPES, EpochProgress, check_finite, train_one_epoch

@@ -1,4 +1,5 @@
-"""`python -m hacm.bench pretrain ...`: speed of one pretraining step of the paper-size model, as one JSON line.
+"""Speed of one pretraining step of the paper-size model (`python -m hacm.bench pretrain ...` prints it as one
+JSON line).
 
 The figure of merit is `samples_per_s * 305.6 / 16 / matmul_gflops_fp32`: 305.6 GFLOP is one training
 step at batch 16 as counted by torch.utils.flop_counter for the authors' implementation, and the
@@ -8,23 +9,15 @@ step at batch 16 as counted by torch.utils.flop_counter for the authors' impleme
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
-import sys
 import time
 
-from hacm.cli import interrupts_raise, start_process
+import torch
 
-if __name__ == "__main__":  # before torch's import: allocator settings, a quiet Ctrl-C while it loads
-    start_process("hacm.bench")
-
-import torch  # noqa: E402
-
-from hacm.model.config import ModelConfig  # noqa: E402
-from hacm.model.pretrainer import HACMPretrainer  # noqa: E402
-from hacm.train.distributed import requested_device  # noqa: E402
-from hacm.train.engine import AUTOCAST_DTYPES  # noqa: E402
+from hacm.model.config import ModelConfig
+from hacm.model.pretrainer import HACMPretrainer
+from hacm.train.engine import AUTOCAST_DTYPES
 
 REFERENCE_STEP_GFLOP = 305.6  # authors' implementation, batch 16, T=72, t_patch=3
 REFERENCE_BATCH = 16
@@ -97,32 +90,3 @@ def bench_pretrain(args: argparse.Namespace) -> dict:
         "matmul_gflops_fp32": round(gflops, 1),
         "efficiency": round(samples_per_s * REFERENCE_STEP_GFLOP / REFERENCE_BATCH / gflops, 3),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hacm.bench", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    pretrain = commands.add_parser("pretrain", help="one pretraining step of the paper-size model")
-    pretrain.add_argument("--batch-size", type=int, default=16)
-    pretrain.add_argument("--steps", type=int, default=5)
-    pretrain.add_argument("--warmup", type=int, default=2)
-    pretrain.add_argument("--frames", type=int, default=72)
-    pretrain.add_argument("--t-patch", type=int, default=3)
-    pretrain.add_argument("--precision", choices=sorted(AUTOCAST_DTYPES), default="fp32")
-    pretrain.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    pretrain.add_argument("--compile", action="store_true", help="torch.compile the transformer stacks "
-                          "(the warm-up steps then include the compilation)")
-    args = parser.parse_args(argv)
-    interrupts_raise()
-    if args.frames % args.t_patch or min(args.batch_size, args.steps, args.frames) < 1 or args.warmup < 0:
-        parser.error("--frames must be a positive multiple of --t-patch; batch size and steps positive, warmup >= 0")
-    try:
-        requested_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
-    print(json.dumps(bench_pretrain(args)), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,8 +21,8 @@ if __name__ == "__main__":  # before the heavy imports below: allocator settings
 
 import torch  # noqa: E402  (after the start-up guard above)
 
-from hacm.eval.config import load_eval_config  # noqa: E402
-from hacm.eval.protocols import Run, evaluate  # noqa: E402
+from hacm.evaluate.config import load_eval_config  # noqa: E402
+from hacm.evaluate.protocols import Run, evaluate  # noqa: E402
 from hacm.protocols import PROTOCOLS  # noqa: E402
 from hacm.release.kinds import KINDS  # noqa: E402
 from hacm.train.checkpoint import RunFolderLock  # noqa: E402

@@ -12,14 +12,12 @@ two equal and every file complete.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 KEYS = ("command", "commit", "date", "machine", "generator_version", "supersedes")
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 INDEX = "INDEX.md"
 
 
@@ -68,21 +66,3 @@ def render_index(folder: Path = RESULTS) -> str:
                  f"`{record['command']}`"]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hacm.provenance", description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=RESULTS, help="the results folder (default: %(default)s)")
-    args = parser.parse_args(argv)
-    try:
-        text = render_index(args.results)
-    except (ProvenanceError, json.JSONDecodeError) as error:
-        print(f"hacm.provenance: error: {error}", file=sys.stderr)
-        return 1
-    (args.results / INDEX).write_text(text)
-    print(f"wrote {args.results / INDEX}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
