@@ -12,7 +12,7 @@ import yaml
 from hacm.config import ConfigError
 from hacm.evaluate.schema import METRICS_SCHEMA
 from hacm.methods import METHODS, RANDOM, Method, method_label
-from hacm.model.config import ModelConfig, preset
+from hacm.model.config import SELECTION_FIELDS, ModelConfig, preset
 from hacm.model.criteria import CRITERIA, MASKINGS, ROLES, Criterion, criteria_for
 from hacm.model.criterion_scores import SCORES
 from hacm.model.pretrainer import HACMPretrainer, to_sequences
@@ -121,6 +121,9 @@ def test_a_new_method_needs_only_its_entry(monkeypatch):
 def test_score_scalings_name_their_divisor():
     assert ModelConfig().selection == {"scaling": "max", "divisor": 0.9, "keep_high": True}
     assert preset("mamp").selection == {"scaling": "max", "divisor": 0.8, "keep_high": False}
+    # what the mask figure copies from MAMP's preset for its motion panel decides the selection whole
+    copied = ModelConfig(**{key: getattr(preset("mamp"), key) for key in SELECTION_FIELDS})
+    assert copied.selection == preset("mamp").selection
     minmax = ModelConfig(score_scaling="minmax", score_temperature=0.25)
     assert minmax.selection == {"scaling": "minmax", "divisor": 0.25, "keep_high": True}
     with pytest.raises(ConfigError, match="model.score_temperature: is the temperature of score_scaling minmax: set"):

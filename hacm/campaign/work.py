@@ -32,7 +32,7 @@ from hacm.campaign.flops import encoder_forward_flops, finetune_step_flops, pret
 from hacm.campaign.jobs import PlannedJob
 from hacm.campaign.split_sizes import SplitSizes, benchmark_of_data_dir, split_sizes
 from hacm.config import ConfigError
-from hacm.evaluate.config import EvalConfig
+from hacm.evaluate.config import EvalConfig, protocol_rates
 from hacm.model.config import ModelConfig
 from hacm.protocols import PROTOCOLS
 from hacm.runs import benchmark_of_folder
@@ -166,7 +166,7 @@ def evaluate_work(job: PlannedJob, documents: RunDocuments) -> JobWork:
     forward, inference_batch = encoder_forward_flops(model), config.data.batch_size
     if PROTOCOLS[protocol].loop == "linear":  # no autocast in the linear probe: float32 forward passes
         settings = config.linear
-        batch = min(settings.batch_size, sizes.train)
+        batch = protocol_rates(settings, samples=sizes.train)[0]
         passes = [Pass("test split", test, forward, "fp32", inference_batch)]
         if settings.augment:
             passes.append(Pass("augmented train split", settings.epochs * (sizes.train // batch) * batch, forward,
@@ -176,7 +176,7 @@ def evaluate_work(job: PlannedJob, documents: RunDocuments) -> JobWork:
         return JobWork(passes=tuple(passes), sizes=sizes.source)
     settings = config.finetune
     members = semi_members(sizes, config.semi.fraction, benchmark) if protocol == "semi" else sizes.train
-    batch = min(settings.batch_size, members)
+    batch = protocol_rates(settings, samples=members)[0]
     passes = (Pass("fine-tuning step", settings.epochs * (members // batch) * batch, finetune_step_flops(model),
                    settings.precision, batch),
               Pass("test split", _count_tests(settings.epochs, config.monitor.test_every) * test, forward,

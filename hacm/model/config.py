@@ -18,6 +18,8 @@ from hacm.model.criteria import CRITERIA, MASKINGS, criteria_for
 TARGETS = ("motion", "coordinates")
 TOKEN_JOINTS = ("limbs", "all")
 SCORE_SCALINGS = ("max", "minmax")
+# The fields that decide how scores select tokens (ModelConfig.selection).
+SELECTION_FIELDS = ("keep_high_scores", "score_scaling", "score_max_fraction", "score_temperature")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from hacm.methods import METHODS
 from hacm.model.pretrainer import MaskPlan, gather_tokens
 from hacm.release.checkout import MAMP_FORWARD, ReleaseError, mamp_eval_model, mamp_model
 from hacm.release.encoder_rows import features_row, weights_row
@@ -21,7 +22,7 @@ from hacm.release.noise import hacm_generator, hacm_uniforms, served
 from hacm.release.pairs import hacm_config, hacm_pair, mamp_args, perturb_biases_and_norms, synthetic_batch
 from hacm.release.rows import Row, compared, kept_sets
 
-METHODS = {"mae": "MAE", "mamp": "MAMP"}
+BASELINES = ("mae", "mamp")  # the methods these rows compare; each gets its own weights seed
 # The masking method each model's forward_encoder calls, and how the served uniform relates to hacm's.
 _MASKING = {"mamp": "motion_aware_random_masking", "mae": "random_masking"}
 
@@ -51,8 +52,8 @@ def _with_fixed_mask(model: torch.nn.Module, kind: str, x: torch.Tensor, plan: M
 def baseline_rows(checkout: Path, kind: str, *, size: str, seed: int = 0) -> list[Row]:
     """Every row of `kind` (mae, mamp) at `size` (small: D 64, depth 2, decoder depth 1, T 40; paper: MAMP's
     NTU-60 x-sub config, D 256, depth 8, decoder depth 3, T 120)."""
-    method, args = METHODS[kind], mamp_args(size)
-    weights_seed = seed + list(METHODS).index(kind)  # MAE's and MAMP's weights differ, as trained ones would
+    method, args = METHODS[kind].label, mamp_args(size)
+    weights_seed = seed + BASELINES.index(kind)  # MAE's and MAMP's weights differ, as trained ones would
     torch.manual_seed(weights_seed)
     theirs_model = mamp_model(checkout, kind, model_args=args).eval()
     perturb_biases_and_norms(theirs_model, seed=weights_seed)

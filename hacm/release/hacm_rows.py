@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from hacm.methods import METHODS
 from hacm.model.hyperbolic import BALL_MARGIN
 from hacm.model.masking import spatial_hierarchy_scores
 from hacm.model.pretrainer import HACMPretrainer, MaskPlan, gather_tokens, to_sequences
@@ -30,7 +31,7 @@ from hacm.release.noise import hacm_generator, hacm_uniforms, served
 from hacm.release.pairs import hacm_config, hacm_pair, perturb_biases_and_norms, release_args, synthetic_batch
 from hacm.release.rows import Row, compared, kept_sets
 
-METHOD = "HA-CM"
+METHOD = METHODS["hacm"].label
 CORRECTED = ("corrected objective: decoder restore offset (ids_restore_s + 18*12), loss-mask order, "
              "spatial score order, distance factor 4, clip rule")
 CLIP_RULE = "clip rule (the release rescales only norms >= 1, to 1 - 1e-5)"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hacm.cli import one_line
+from hacm.methods import ABLATED_METHOD, METHODS, RANDOM
 from hacm.tables.bootstrap import CONFIDENCE, Interval
 from hacm.tables.logs import MASKING_GROUPS, last_masking_agreement
 from hacm.tables.plan import ColumnSpec, DATASETS, DEFAULT_STATISTIC, PlanError, STATISTICS, TableSpec
@@ -30,8 +31,8 @@ CSV_FIELDS = ("table", "row", "label", "source", "column", "column_label", "stat
 DIFFERENCE_FIELDS = ("table", "column", "column_label", "row_a", "row_b", "diff", "ci_low", "ci_high", "excludes_zero",
                      "test_samples", "resamples")
 # Paired comparisons: HA-CM against each baseline row; in the ablation table against every variant.
-REFERENCE_ROW = "hacm"
-BASELINE_ROWS = ("random", "mae", "mamp")
+REFERENCE_ROW = ABLATED_METHOD
+BASELINE_ROWS = (RANDOM, *(key for key in METHODS if key != REFERENCE_ROW))
 ABLATION_TABLE = "ablations"
 FIGURE_NAME = "pretraining.png"
 

@@ -18,14 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hacm.model.config import ModelConfig, preset
+from hacm.model.config import SELECTION_FIELDS, ModelConfig, preset
 from hacm.model.criteria import CRITERIA
 from hacm.model.mask_diagnostic import diagnose_masking
 from hacm.model.pretrainer import HACMPretrainer, to_sequences
 
 FIGURE_DRAWS = 200  # Gumbel draws behind each panel's agreement figure
-# What a panel with a `panel_method` takes from that method: how its scores select.
-_SELECTION_FIELDS = ("keep_high_scores", "score_scaling", "score_max_fraction", "score_temperature")
 
 
 def panel_criteria() -> tuple[str, ...]:
@@ -40,7 +38,7 @@ def criterion_config(config: ModelConfig, criterion: str) -> ModelConfig:
     fields = entry.panel_fields()
     if entry.panel_method is not None:
         method = preset(entry.panel_method)
-        fields.update({key: getattr(method, key) for key in _SELECTION_FIELDS})
+        fields.update({key: getattr(method, key) for key in SELECTION_FIELDS})
     return dataclasses.replace(config, token_joints="limbs", contrast_weight=0.0, **fields)
 
 
